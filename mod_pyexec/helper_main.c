@@ -1,0 +1,412 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * pyexec-helper: the only program that runs Python.
+ *
+ *   pyexec-helper --zygote --channel FD --sockdir DIR
+ *       Started by the supervisor. Initialises the interpreter once, then
+ *       forks one session helper per SPAWN message it reads on FD. Each
+ *       helper is made a child of the supervisor (CLONE_PARENT), so the
+ *       supervisor reaps it, knows its exit status and can kill it
+ *       without any pid reuse race.
+ *
+ *   pyexec-helper --run [--block a,b,...] [--max-output N]
+ *       Runs standard input as one execution of a fresh session and
+ *       writes its stdout and stderr: for tests and debugging.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "helper_python.h"
+#include "helper_sandbox.h"
+#include "pyexec_defaults.h"
+#include "pyexec_io.h"
+#include "pyexec_protocol.h"
+
+#define SPAWN_MSG_MAX (PYEXEC_FRAME_HDR_LEN + 65536)
+
+static void die(int code, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "pyexec-helper[%d]: ", (int)getpid());
+    fprintf(stderr, fmt, arg);
+    fputc('\n', stderr);
+    _exit(code);
+}
+
+/* --- one execution, answered on conn --------------------------------- */
+
+static void serve_connection(int conn, uint32_t max_code)
+{
+    static const char marker_fmt[] =
+        "\n[output truncated: more than %u bytes]\n";
+    pyexec_frame_hdr_t hdr;
+    unsigned char *code = NULL;
+    unsigned char hbuf[PYEXEC_FRAME_HDR_LEN], fixed[PYEXEC_RESULT_FIXED_LEN];
+    char out_marker[80], err_marker[80];
+    pyexec_py_result_t res;
+    pyexec_result_t wire;
+    struct iovec iov[6];
+    pyexec_io_status_t st;
+    size_t out_mlen = 0, err_mlen = 0;
+
+    /* the worker writes the whole request at once; a stall is a broken
+     * peer and must not wedge the session */
+    st = pyexec_io_recv_frame(conn, max_code, &hdr, &code,
+                              pyexec_now_usec() + 5000000);
+    if (st == PYEXEC_IO_ERROR && errno == ENOMEM) {
+        _exit(PYEXEC_EXIT_MEMORY);
+    }
+    if (st != PYEXEC_IO_OK || hdr.type != PYEXEC_MSG_EXEC) {
+        free(code);
+        return;
+    }
+    if (hdr.flags & PYEXEC_EXEC_WANT_STARTED) {
+        pyexec_io_send_frame(conn, PYEXEC_MSG_STARTED, 0, NULL, 0, 0);
+    }
+    pyexec_py_exec(code ? (const char *)code : "", &res);
+    free(code);
+
+    if (res.out_cut) {
+        out_mlen = (size_t)snprintf(out_marker, sizeof(out_marker),
+                                    marker_fmt, (unsigned)res.out_len);
+    }
+    if (res.err_cut) {
+        err_mlen = (size_t)snprintf(err_marker, sizeof(err_marker),
+                                    marker_fmt, (unsigned)res.err_len);
+    }
+    memset(&wire, 0, sizeof(wire));
+    wire.status = res.memory_exceeded ? PYEXEC_EXEC_MEMORY : PYEXEC_EXEC_OK;
+    wire.flags = (res.out_cut ? PYEXEC_RESULT_STDOUT_CUT : 0)
+                 | (res.err_cut ? PYEXEC_RESULT_STDERR_CUT : 0);
+    wire.stdout_len = (uint32_t)(res.out_len + out_mlen);
+    wire.stderr_len = (uint32_t)(res.err_len + err_mlen);
+    wire.exec_usec = res.exec_usec;
+    pyexec_result_encode(fixed, &wire);
+    pyexec_frame_encode_hdr(hbuf, PYEXEC_MSG_RESULT, 0,
+                            PYEXEC_RESULT_FIXED_LEN + wire.stdout_len
+                            + wire.stderr_len);
+    iov[0].iov_base = hbuf;
+    iov[0].iov_len = sizeof(hbuf);
+    iov[1].iov_base = fixed;
+    iov[1].iov_len = sizeof(fixed);
+    iov[2].iov_base = (void *)res.out;
+    iov[2].iov_len = res.out_len;
+    iov[3].iov_base = out_marker;
+    iov[3].iov_len = out_mlen;
+    iov[4].iov_base = (void *)res.err;
+    iov[4].iov_len = res.err_len;
+    iov[5].iov_base = err_marker;
+    iov[5].iov_len = err_mlen;
+    pyexec_io_writev_full(conn, iov, 6, pyexec_now_usec() + 5000000);
+
+    if (res.memory_exceeded) {
+        _exit(PYEXEC_EXIT_MEMORY);
+    }
+}
+
+/* --- a session helper, freshly forked from the zygote ---------------- */
+
+static int listen_on(const char *path)
+{
+    struct sockaddr_un sa;
+    int fd;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(sa.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    unlink(path);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0
+        || listen(fd, 64) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+static void session_main(int chan, pid_t supervisor, const char *sockdir,
+                         const pyexec_spawn_t *sp, const char *const *blocked,
+                         size_t nblocked)
+{
+    char path[108], err[256], layers[128];
+    int lfd, keep[2];
+    pyexec_sandbox_opts_t opts;
+    pyexec_slot_msg_t ready;
+    unsigned char msg[PYEXEC_FRAME_HDR_LEN + PYEXEC_SLOT_MSG_LEN];
+
+    pyexec_py_after_fork_child();
+    /* die with the supervisor, whatever happens to it */
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != supervisor) {
+        _exit(0);
+    }
+    setsid();
+
+    if (pyexec_helper_sockpath(path, sizeof(path), sockdir, sp->slot,
+                               sp->gen) < 0) {
+        die(PYEXEC_EXIT_SETUP, "socket path too long in %s", sockdir);
+    }
+    lfd = listen_on(path);
+    if (lfd < 0) {
+        die(PYEXEC_EXIT_SETUP, "cannot listen on %s", path);
+    }
+    if (pyexec_py_session_setup(blocked, nblocked, sp->max_output, err,
+                                sizeof(err)) != 0) {
+        die(PYEXEC_EXIT_SETUP, "session setup: %s", err);
+    }
+
+    keep[0] = lfd;
+    keep[1] = chan;
+    memset(&opts, 0, sizeof(opts));
+    opts.memory_limit = sp->memory_limit;
+    opts.cpu_seconds = sp->cpu_seconds;
+    opts.keep_fds = keep;
+    opts.nkeep = 2;
+    if (pyexec_sandbox_apply(&opts, layers, sizeof(layers), err,
+                             sizeof(err)) != 0) {
+        die(PYEXEC_EXIT_SETUP, "sandbox: %s", err);
+    }
+
+    ready.slot = sp->slot;
+    ready.gen = sp->gen;
+    ready.pid = (int32_t)getpid();
+    ready.reason = 0;
+    pyexec_frame_encode_hdr(msg, PYEXEC_MSG_READY, 0, PYEXEC_SLOT_MSG_LEN);
+    pyexec_slot_msg_encode(msg + PYEXEC_FRAME_HDR_LEN, &ready);
+    if (send(chan, msg, sizeof(msg), MSG_NOSIGNAL) != (ssize_t)sizeof(msg)) {
+        _exit(PYEXEC_EXIT_SETUP);
+    }
+    /* from here on the helper talks only to whoever connects to it */
+    close(chan);
+    pyexec_py_arm_memory_guard();
+
+    for (;;) {
+        int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+        if (c < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            _exit(PYEXEC_EXIT_SETUP);
+        }
+        serve_connection(c, sp->max_code);
+        close(c);
+    }
+}
+
+/* --- the zygote ------------------------------------------------------ */
+
+static size_t split_names(char *buf, size_t len, const char **out,
+                          size_t max)
+{
+    size_t n = 0, i = 0;
+
+    while (i < len && n < max) {
+        size_t l = strnlen(buf + i, len - i);
+        if (l == len - i) {
+            break;              /* last name not terminated: ignore */
+        }
+        if (l > 0) {
+            out[n++] = buf + i;
+        }
+        i += l + 1;
+    }
+    return n;
+}
+
+static void send_spawned(int chan, const pyexec_spawn_t *sp, int32_t pid)
+{
+    unsigned char msg[PYEXEC_FRAME_HDR_LEN + PYEXEC_SLOT_MSG_LEN];
+    pyexec_slot_msg_t m;
+
+    m.slot = sp->slot;
+    m.gen = sp->gen;
+    m.pid = pid;
+    m.reason = 0;
+    pyexec_frame_encode_hdr(msg, PYEXEC_MSG_SPAWNED, 0, PYEXEC_SLOT_MSG_LEN);
+    pyexec_slot_msg_encode(msg + PYEXEC_FRAME_HDR_LEN, &m);
+    send(chan, msg, sizeof(msg), MSG_NOSIGNAL);
+}
+
+static int zygote_main(int chan, const char *sockdir)
+{
+    static unsigned char buf[SPAWN_MSG_MAX + 1];
+    static const char *names[1024];
+    char err[256];
+    pid_t supervisor = getppid();
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (supervisor == 1) {
+        return 0;
+    }
+    if (chdir("/") != 0) {
+        return PYEXEC_EXIT_SETUP;
+    }
+    umask(077);
+    if (pyexec_py_init(err, sizeof(err)) != 0) {
+        die(PYEXEC_EXIT_SETUP, "interpreter start-up failed: %s", err);
+    }
+
+    for (;;) {
+        ssize_t n = recv(chan, buf, SPAWN_MSG_MAX, 0);
+        pyexec_frame_hdr_t hdr;
+        pyexec_spawn_t sp;
+        size_t nnames;
+        long pid;
+
+        if (n == 0) {
+            return 0;           /* the supervisor is gone */
+        }
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return PYEXEC_EXIT_SETUP;
+        }
+        if (pyexec_frame_decode_hdr(buf, (size_t)n, SPAWN_MSG_MAX, &hdr)
+            != PYEXEC_FRAME_OK
+            || hdr.type != PYEXEC_MSG_SPAWN
+            || hdr.length != (size_t)n - PYEXEC_FRAME_HDR_LEN
+            || pyexec_spawn_decode(buf + PYEXEC_FRAME_HDR_LEN, hdr.length,
+                                   &sp) != 0) {
+            continue;
+        }
+        nnames = split_names((char *)buf + PYEXEC_FRAME_HDR_LEN
+                             + PYEXEC_SPAWN_FIXED_LEN,
+                             hdr.length - PYEXEC_SPAWN_FIXED_LEN,
+                             names, sizeof(names) / sizeof(names[0]));
+
+        pyexec_py_before_fork();
+        /* fork, but make the child the supervisor's, not ours */
+        pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
+        if (pid == 0) {
+            session_main(chan, supervisor, sockdir, &sp, names, nnames);
+            _exit(PYEXEC_EXIT_SETUP);
+        }
+        pyexec_py_after_fork_parent();
+        send_spawned(chan, &sp, pid > 0 ? (int32_t)pid : -errno);
+    }
+}
+
+/* --- --run ----------------------------------------------------------- */
+
+static int run_stdin(const char *blocklist, size_t max_output)
+{
+    static const char *const defaults[] = { PYEXEC_DEFAULT_BLOCKED_MODULES };
+    const char *names[1024];
+    size_t nnames = 0, len = 0, cap = 65536;
+    char *src = malloc(cap), *list = NULL, err[256];
+    pyexec_py_result_t res;
+    ssize_t n;
+
+    if (!src) {
+        return 1;
+    }
+    while ((n = read(0, src + len, cap - len - 1)) > 0) {
+        len += (size_t)n;
+        if (cap - len < 2) {
+            cap *= 2;
+            src = realloc(src, cap);
+            if (!src) {
+                return 1;
+            }
+        }
+    }
+    src[len] = '\0';
+    if (blocklist) {
+        char *save = NULL, *tok;
+
+        list = strdup(blocklist);
+        for (tok = strtok_r(list, ",", &save); tok && nnames < 1024;
+             tok = strtok_r(NULL, ",", &save)) {
+            names[nnames++] = tok;
+        }
+    }
+    else {
+        for (; nnames < sizeof(defaults) / sizeof(defaults[0]); nnames++) {
+            names[nnames] = defaults[nnames];
+        }
+    }
+    if (chdir("/") != 0 || pyexec_py_init(err, sizeof(err)) != 0
+        || pyexec_py_session_setup(names, nnames, max_output, err,
+                                   sizeof(err)) != 0) {
+        die(PYEXEC_EXIT_SETUP, "%s", err);
+    }
+    pyexec_py_exec(src, &res);
+    if (res.out_len && write(1, res.out, res.out_len) < 0) {
+        return 1;
+    }
+    if (res.err_len && write(2, res.err, res.err_len) < 0) {
+        return 1;
+    }
+    free(src);
+    free(list);
+    return res.memory_exceeded ? PYEXEC_EXIT_MEMORY : 0;
+}
+
+int main(int argc, char **argv)
+{
+    int chan = -1, zygote = 0, run = 0;
+    const char *sockdir = NULL, *block = NULL;
+    size_t max_output = PYEXEC_DEFAULT_MAX_OUTPUT;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--zygote")) {
+            zygote = 1;
+        }
+        else if (!strcmp(argv[i], "--run")) {
+            run = 1;
+        }
+        else if (!strcmp(argv[i], "--channel") && i + 1 < argc) {
+            chan = atoi(argv[++i]);
+        }
+        else if (!strcmp(argv[i], "--sockdir") && i + 1 < argc) {
+            sockdir = argv[++i];
+        }
+        else if (!strcmp(argv[i], "--block") && i + 1 < argc) {
+            block = argv[++i];
+        }
+        else if (!strcmp(argv[i], "--max-output") && i + 1 < argc) {
+            max_output = (size_t)strtoul(argv[++i], NULL, 10);
+        }
+        else if (!strcmp(argv[i], "--version")) {
+            printf("pyexec-helper %s\n", PYEXEC_VERSION);
+            return 0;
+        }
+        else {
+            fprintf(stderr, "usage: pyexec-helper --zygote --channel FD "
+                    "--sockdir DIR | --run [--block a,b] [--max-output N]\n");
+            return 2;
+        }
+    }
+    if (run) {
+        return run_stdin(block, max_output);
+    }
+    if (!zygote || chan < 0 || !sockdir) {
+        fprintf(stderr, "pyexec-helper: started by the supervisor only "
+                "(see --run for manual use)\n");
+        return 2;
+    }
+    return zygote_main(chan, sockdir);
+}

@@ -1,0 +1,48 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * The embedded interpreter of a session helper: start-up in the zygote,
+ * the per-session environment after fork, and one execution.
+ */
+#ifndef HELPER_PYTHON_H
+#define HELPER_PYTHON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pyexec_protocol.h"   /* PYEXEC_EXIT_* */
+
+/* Start the interpreter and import what sessions commonly use, so that
+ * forked helpers inherit it warm. 0 on success. */
+int pyexec_py_init(char *err, size_t err_len);
+
+/* Around fork(): keep the interpreter's locks and at-fork hooks right. */
+void pyexec_py_before_fork(void);
+void pyexec_py_after_fork_parent(void);
+void pyexec_py_after_fork_child(void);
+
+/* Build the session's globals, curated builtins and output capture.
+ * blocked is a list of NUL-terminated module names. */
+int pyexec_py_session_setup(const char *const *blocked, size_t nblocked,
+                            size_t max_output, char *err, size_t err_len);
+
+/* From here on any failed allocation ends the helper with
+ * PYEXEC_EXIT_MEMORY: a MemoryError that user code catches must still
+ * end the session, as the contract says. */
+void pyexec_py_arm_memory_guard(void);
+
+typedef struct {
+    int memory_exceeded;        /* MemoryError escaped the user's code */
+    const char *out;            /* valid until the next execution */
+    size_t out_len;
+    int out_cut;
+    const char *err;
+    size_t err_len;
+    int err_cut;
+    uint64_t exec_usec;
+} pyexec_py_result_t;
+
+/* Run one piece of source (UTF-8, NUL terminated) in the session. */
+void pyexec_py_exec(const char *code, pyexec_py_result_t *res);
+
+#endif /* HELPER_PYTHON_H */

@@ -1,0 +1,40 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * mod_pyexec: run untrusted Python for web users and API clients.
+ *
+ * This file holds only the module record and the hook registrations;
+ * each concern lives in its own file:
+ *   pyexec_config.c      directives
+ *   pyexec_shared.c      shared memory registry and its global mutex
+ *   pyexec_supervisor.c  the process that owns every Python helper
+ *   pyexec_handler.c     POST /execute
+ *   helper_*.c           the pyexec-helper program (embeds CPython)
+ */
+#include <httpd.h>
+#include <http_config.h>
+
+#include "pyexec_private.h"
+#include "pyexec_handler.h"
+#include "pyexec_shared.h"
+
+static void pyexec_register_hooks(apr_pool_t *p)
+{
+    ap_hook_pre_config(pyexec_shared_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(pyexec_shared_post_config, NULL, NULL,
+                        APR_HOOK_MIDDLE);
+    ap_hook_child_init(pyexec_shared_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(pyexec_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+/* not AP_DECLARE_MODULE: pyexec_private.h already declares APLOG_USE_MODULE */
+module AP_MODULE_DECLARE_DATA pyexec_module = {
+    STANDARD20_MODULE_STUFF,
+    NULL,                   /* per-directory config: none */
+    NULL,
+    pyexec_conf_create,     /* per-server config */
+    NULL,                   /* directives are main-server only */
+    pyexec_cmds,
+    pyexec_register_hooks,
+    AP_MODULE_FLAG_NONE
+};

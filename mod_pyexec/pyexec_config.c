@@ -1,0 +1,258 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+#include <apr_strings.h>
+#include <apr_lib.h>
+
+#include "pyexec_private.h"
+#include "pyexec_defaults.h"
+
+static const char *const default_blocked[] = { PYEXEC_DEFAULT_BLOCKED_MODULES };
+
+void *pyexec_conf_create(apr_pool_t *p, server_rec *s)
+{
+    pyexec_conf_t *c = apr_pcalloc(p, sizeof(*c));
+
+    c->timeout = -1;
+    c->idle_timeout = -1;
+    c->memory_limit = -1;
+    c->max_output = -1;
+    c->max_code = -1;
+    c->max_sessions = -1;
+    c->spare_helpers = -1;
+    return c;
+}
+
+static pyexec_conf_t *conf_of(cmd_parms *cmd)
+{
+    return ap_get_module_config(cmd->server->module_config, &pyexec_module);
+}
+
+/* "64K", "100M", "1G" or plain bytes. */
+static const char *parse_size(cmd_parms *cmd, const char *arg,
+                              apr_int64_t min, apr_int64_t *out)
+{
+    char *end;
+    apr_int64_t v;
+
+    if (!apr_isdigit(*arg)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a size (use bytes "
+                            "or a K, M or G suffix)", cmd->cmd->name, arg);
+    }
+    v = apr_strtoi64(arg, &end, 10);
+    switch (apr_toupper(*end)) {
+    case 'K': v *= 1024; end++; break;
+    case 'M': v *= 1024 * 1024; end++; break;
+    case 'G': v *= 1024 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (*end == 'B' || *end == 'b') {
+        end++;
+    }
+    if (*end || v < min || v > ((apr_int64_t)1 << 40)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a size of at least "
+                            "%" APR_INT64_T_FMT " bytes", cmd->cmd->name,
+                            arg, min);
+    }
+    *out = v;
+    return NULL;
+}
+
+static const char *set_size(cmd_parms *cmd, void *dc, const char *arg)
+{
+    pyexec_conf_t *c = conf_of(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_int64_t *field = (apr_int64_t *)((char *)c
+                                         + (size_t)cmd->info);
+
+    if (err) {
+        return err;
+    }
+    return parse_size(cmd, arg, 1024, field);
+}
+
+static const char *set_interval(cmd_parms *cmd, void *dc, const char *arg)
+{
+    pyexec_conf_t *c = conf_of(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_interval_time_t *field = (apr_interval_time_t *)((char *)c
+                                                         + (size_t)cmd->info);
+
+    if (err) {
+        return err;
+    }
+    if (ap_timeout_parameter_parse(arg, field, "s") != APR_SUCCESS
+        || *field <= 0) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a positive duration "
+                            "(seconds, or with an ms suffix)", cmd->cmd->name,
+                            arg);
+    }
+    return NULL;
+}
+
+static const char *set_count(cmd_parms *cmd, void *dc, const char *arg)
+{
+    pyexec_conf_t *c = conf_of(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    int *field = (int *)((char *)c + (size_t)cmd->info);
+    char *end;
+    long v;
+
+    if (err) {
+        return err;
+    }
+    v = strtol(arg, &end, 10);
+    if (*end || v < 0 || v > 100000) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number from 0 to "
+                            "100000", cmd->cmd->name, arg);
+    }
+    if (v == 0 && (size_t)cmd->info == APR_OFFSETOF(pyexec_conf_t,
+                                                     max_sessions)) {
+        return "PyExecMaxSessions must be at least 1";
+    }
+    *field = (int)v;
+    return NULL;
+}
+
+static const char *set_path(cmd_parms *cmd, void *dc, const char *arg)
+{
+    pyexec_conf_t *c = conf_of(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const char **field = (const char **)((char *)c + (size_t)cmd->info);
+
+    if (err) {
+        return err;
+    }
+    *field = ap_server_root_relative(cmd->pool, arg);
+    if (!*field) {
+        return apr_psprintf(cmd->pool, "%s: invalid path '%s'",
+                            cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
+static int module_name_ok(const char *s)
+{
+    int dot_ok = 0;
+
+    if (!*s) {
+        return 0;
+    }
+    for (; *s; s++) {
+        if (*s == '.') {
+            if (!dot_ok) {
+                return 0;
+            }
+            dot_ok = 0;
+        }
+        else if (apr_isalnum(*s) || *s == '_') {
+            dot_ok = 1;
+        }
+        else {
+            return 0;
+        }
+    }
+    return dot_ok;
+}
+
+static const char *add_blocked(cmd_parms *cmd, void *dc, const char *arg)
+{
+    pyexec_conf_t *c = conf_of(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    size_t i;
+
+    if (err) {
+        return err;
+    }
+    if (!c->blocked) {
+        c->blocked = apr_array_make(cmd->pool, 64, sizeof(const char *));
+    }
+    if (!strcasecmp(arg, "none")) {
+        return NULL;
+    }
+    if (!strcasecmp(arg, "default")) {
+        for (i = 0; i < sizeof(default_blocked) / sizeof(default_blocked[0]);
+             i++) {
+            APR_ARRAY_PUSH(c->blocked, const char *) = default_blocked[i];
+        }
+        return NULL;
+    }
+    if (!module_name_ok(arg)) {
+        return apr_psprintf(cmd->pool, "PyExecBlockModules: '%s' is not a "
+                            "module name", arg);
+    }
+    APR_ARRAY_PUSH(c->blocked, const char *) = apr_pstrdup(cmd->pool, arg);
+    return NULL;
+}
+
+#define OFF(f) (void *)APR_OFFSETOF(pyexec_conf_t, f)
+
+const command_rec pyexec_cmds[] = {
+    AP_INIT_TAKE1("PyExecHelper", set_path, OFF(helper_path), RSRC_CONF,
+                  "Path of the pyexec-helper program"),
+    AP_INIT_TAKE1("PyExecSocketDir", set_path, OFF(socket_dir), RSRC_CONF,
+                  "Directory for the supervisor's and helpers' sockets"),
+    AP_INIT_TAKE1("PyExecTimeout", set_interval, OFF(timeout), RSRC_CONF,
+                  "Wall-clock limit of one execution (default 2s)"),
+    AP_INIT_TAKE1("PyExecSessionIdleTimeout", set_interval, OFF(idle_timeout),
+                  RSRC_CONF, "Idle time after which a session ends "
+                  "(default 600s)"),
+    AP_INIT_TAKE1("PyExecMemoryLimit", set_size, OFF(memory_limit), RSRC_CONF,
+                  "Memory a session may use above the interpreter's own "
+                  "(default 100M)"),
+    AP_INIT_TAKE1("PyExecMaxOutput", set_size, OFF(max_output), RSRC_CONF,
+                  "Bytes of stdout and of stderr kept per execution "
+                  "(default 1M)"),
+    AP_INIT_TAKE1("PyExecMaxCodeSize", set_size, OFF(max_code), RSRC_CONF,
+                  "Largest accepted source (default 64K)"),
+    AP_INIT_TAKE1("PyExecMaxSessions", set_count, OFF(max_sessions), RSRC_CONF,
+                  "Sessions alive at once (default 100)"),
+    AP_INIT_TAKE1("PyExecSpareHelpers", set_count, OFF(spare_helpers),
+                  RSRC_CONF, "Warm interpreters kept ready (default 4)"),
+    AP_INIT_ITERATE("PyExecBlockModules", add_blocked, NULL, RSRC_CONF,
+                    "Modules user code may not import; 'default' stands for "
+                    "the built-in list, 'none' for an empty one"),
+    {NULL}
+};
+
+void pyexec_conf_effective(apr_pool_t *p, server_rec *s, pyexec_conf_t *out)
+{
+    const pyexec_conf_t *c = ap_get_module_config(s->module_config,
+                                                  &pyexec_module);
+    size_t i;
+
+    *out = *c;
+    if (!out->helper_path) {
+        out->helper_path = PYEXEC_HELPER_DEFAULT;
+    }
+    if (!out->socket_dir) {
+        out->socket_dir = ap_runtime_dir_relative(p, "pyexec");
+    }
+    if (out->timeout < 0) {
+        out->timeout = apr_time_from_msec(PYEXEC_DEFAULT_TIMEOUT_MS);
+    }
+    if (out->idle_timeout < 0) {
+        out->idle_timeout = apr_time_from_sec(PYEXEC_DEFAULT_IDLE_TIMEOUT_S);
+    }
+    if (out->memory_limit < 0) {
+        out->memory_limit = PYEXEC_DEFAULT_MEMORY_LIMIT;
+    }
+    if (out->max_output < 0) {
+        out->max_output = PYEXEC_DEFAULT_MAX_OUTPUT;
+    }
+    if (out->max_code < 0) {
+        out->max_code = PYEXEC_DEFAULT_MAX_CODE;
+    }
+    if (out->max_sessions < 0) {
+        out->max_sessions = PYEXEC_DEFAULT_MAX_SESSIONS;
+    }
+    if (out->spare_helpers < 0) {
+        out->spare_helpers = PYEXEC_DEFAULT_SPARE_HELPERS;
+    }
+    if (!out->blocked) {
+        out->blocked = apr_array_make(p, 64, sizeof(const char *));
+        for (i = 0; i < sizeof(default_blocked) / sizeof(default_blocked[0]);
+             i++) {
+            APR_ARRAY_PUSH(out->blocked, const char *) = default_blocked[i];
+        }
+    }
+}

@@ -1,0 +1,33 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+#ifndef PYEXEC_CONFIG_H
+#define PYEXEC_CONFIG_H
+
+#include <httpd.h>
+#include <http_config.h>
+#include <apr_tables.h>
+
+/* Server-wide settings: one supervisor serves every virtual host, so
+ * every directive is allowed in the main server config only. Unset
+ * values are -1 / NULL until pyexec_conf_effective() resolves them. */
+typedef struct {
+    const char *helper_path;
+    const char *socket_dir;
+    apr_interval_time_t timeout;        /* per execution */
+    apr_interval_time_t idle_timeout;
+    apr_int64_t memory_limit;           /* bytes */
+    apr_int64_t max_output;             /* bytes per stream */
+    apr_int64_t max_code;               /* bytes of source */
+    int max_sessions;
+    int spare_helpers;
+    apr_array_header_t *blocked;        /* const char * */
+} pyexec_conf_t;
+
+extern const command_rec pyexec_cmds[];
+
+void *pyexec_conf_create(apr_pool_t *p, server_rec *s);
+
+/* The main server's settings with defaults filled in. */
+void pyexec_conf_effective(apr_pool_t *p, server_rec *s, pyexec_conf_t *out);
+
+#endif /* PYEXEC_CONFIG_H */

@@ -1,0 +1,545 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <apr_strings.h>
+#include <http_protocol.h>
+#include <http_request.h>
+
+#include "pyexec_private.h"
+#include "pyexec_handler.h"
+#include "pyexec_io.h"
+#include "pyexec_protocol.h"
+#include "pyexec_request.h"
+#include "pyexec_supervisor.h"
+
+#define MSG_TIMEOUT  "Execution timeout. Session terminated."
+#define MSG_MEMORY   "Memory limit exceeded. Session terminated."
+#define MSG_CRASH    "Interpreter crashed. Session terminated."
+
+/* How long a new session may wait for the supervisor to ready a
+ * helper when every spare is taken. */
+#define SPARE_WAIT_US        (10 * 1000 * 1000)
+/* Sending the request and receiving the answer's bytes, once the
+ * helper has finished, never takes long; this only bounds a broken
+ * peer. */
+#define IO_SLACK_US          (5 * 1000 * 1000)
+/* Time for the supervisor to reap a helper that hung up on us. */
+#define REAP_WAIT_US         (2 * 1000 * 1000)
+
+typedef enum {
+    OUTCOME_OK = 0,
+    OUTCOME_TIMEOUT,
+    OUTCOME_MEMORY,
+    OUTCOME_DIED,
+} outcome_t;
+
+typedef struct {
+    outcome_t outcome;
+    pyexec_end_reason_t died_why;
+    unsigned char *payload;     /* RESULT payload, malloc()ed */
+    pyexec_result_t res;
+    int64_t exec_usec;
+} run_t;
+
+/* --- answers --------------------------------------------------------- */
+
+static int send_json(request_rec *r, int status, const char *id,
+                     const char *out, size_t out_len,
+                     const char *err, size_t err_len, const char *error)
+{
+    char *body = pyexec_response_json(id, out, out_len, err, err_len, error);
+
+    if (!body) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    r->status = status;
+    ap_set_content_type(r, "application/json");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    ap_set_content_length(r, (apr_off_t)strlen(body));
+    ap_rwrite(body, (int)strlen(body), r);
+    free(body);
+    return OK;
+}
+
+static int send_error(request_rec *r, int status, const char *error)
+{
+    apr_table_setn(r->notes, "pyexec-outcome", "rejected");
+    return send_json(r, status, NULL, NULL, 0, NULL, 0, error);
+}
+
+static void set_server_timing(request_rec *r, int64_t usec)
+{
+    apr_table_setn(r->headers_out, "Server-Timing",
+                   apr_psprintf(r->pool, "exec;dur=%.3f", usec / 1000.0));
+    apr_table_setn(r->notes, "pyexec-exec-ms",
+                   apr_psprintf(r->pool, "%.3f", usec / 1000.0));
+}
+
+/* --- the request ----------------------------------------------------- */
+
+static int is_json_type(const char *ct)
+{
+    const char *semi;
+    size_t n;
+
+    if (!ct) {
+        return 0;
+    }
+    while (*ct == ' ' || *ct == '\t') {
+        ct++;
+    }
+    semi = strchr(ct, ';');
+    n = semi ? (size_t)(semi - ct) : strlen(ct);
+    while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) {
+        n--;
+    }
+    if (n == 16 && !strncasecmp(ct, "application/json", 16)) {
+        return 1;
+    }
+    /* application/<something>+json */
+    return n > 17 && !strncasecmp(ct, "application/", 12)
+           && !strncasecmp(ct + n - 5, "+json", 5);
+}
+
+/* Read the whole body, refusing anything above limit. Returns OK or
+ * an HTTP status, with the reason in *why. */
+static int read_body(request_rec *r, apr_size_t limit, char **buf,
+                     apr_size_t *len, const char **why)
+{
+    apr_size_t cap, got = 0;
+    char *b;
+    int rc;
+
+    *why = NULL;
+    rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
+    if (rc != OK) {
+        *why = "Could not read the request body.";
+        return rc;
+    }
+    if (r->remaining > (apr_off_t)limit) {
+        *why = apr_psprintf(r->pool, "Request body is %" APR_OFF_T_FMT
+                            " bytes; the limit is %" APR_SIZE_T_FMT ".",
+                            r->remaining, limit);
+        return HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+    cap = r->remaining > 0 ? (apr_size_t)r->remaining + 1 : 16384;
+    b = apr_palloc(r->pool, cap);
+    if (ap_should_client_block(r)) {
+        for (;;) {
+            long n;
+
+            if (got == cap) {
+                apr_size_t ncap = cap * 2 > limit + 1 ? limit + 1 : cap * 2;
+                char *nb;
+
+                if (ncap <= cap) {
+                    *why = apr_psprintf(r->pool, "Request body is larger "
+                                        "than the limit of %" APR_SIZE_T_FMT
+                                        " bytes.", limit);
+                    return HTTP_REQUEST_ENTITY_TOO_LARGE;
+                }
+                nb = apr_palloc(r->pool, ncap);
+                memcpy(nb, b, got);
+                b = nb;
+                cap = ncap;
+            }
+            n = ap_get_client_block(r, b + got, cap - got);
+            if (n < 0) {
+                *why = "Could not read the request body.";
+                return HTTP_BAD_REQUEST;
+            }
+            if (n == 0) {
+                break;
+            }
+            got += (apr_size_t)n;
+            if (got > limit) {
+                *why = apr_psprintf(r->pool, "Request body is larger than "
+                                    "the limit of %" APR_SIZE_T_FMT " bytes.",
+                                    limit);
+                return HTTP_REQUEST_ENTITY_TOO_LARGE;
+            }
+        }
+    }
+    *buf = b;
+    *len = got;
+    return OK;
+}
+
+/* --- sessions -------------------------------------------------------- */
+
+typedef struct {
+    int32_t idx;
+    uint32_t gen;
+    int queued;                 /* another request is ahead of ours */
+    char id[PYEXEC_ID_STRLEN + 1];
+} session_ref_t;
+
+/* Existing session: count us in, so that idle expiry leaves it alone. */
+static int attach_session(request_rec *r, const pyexec_id_t *id,
+                          session_ref_t *ref)
+{
+    const pyexec_conf_t *c = &pyexec_state.conf;
+    pyexec_slot_t *s;
+
+    if (pyexec_lock() != APR_SUCCESS) {
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    ref->idx = pyexec_reg_lookup(pyexec_state.reg, id);
+    if (ref->idx == PYEXEC_REG_NONE) {
+        pyexec_unlock();
+        return HTTP_NOT_FOUND;
+    }
+    s = pyexec_reg_slot(pyexec_state.reg, ref->idx);
+    ref->gen = s->gen;
+    s->inflight++;
+    ref->queued = s->inflight > 1;
+    /* backstop for the supervisor, should this worker vanish */
+    s->deadline = pyexec_now_usec() + (int64_t)s->inflight * c->timeout;
+    pyexec_unlock();
+    pyexec_id_format(id, ref->id);
+    return OK;
+}
+
+/* New session: bind a spare helper to a fresh random id. */
+static int new_session(request_rec *r, session_ref_t *ref)
+{
+    const pyexec_conf_t *c = &pyexec_state.conf;
+    pyexec_id_t id;
+    int64_t give_up = pyexec_now_usec() + SPARE_WAIT_US;
+    int woke = 0;
+
+    if (pyexec_id_generate(&id) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, errno, r,
+                      PYEXEC_LOGNO(00301) "no randomness for a session id");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    for (;;) {
+        pyexec_claim_t cl;
+        int64_t now = pyexec_now_usec();
+
+        if (pyexec_lock() != APR_SUCCESS) {
+            return HTTP_SERVICE_UNAVAILABLE;
+        }
+        cl = pyexec_reg_claim(pyexec_state.reg, &id,
+                              (uint32_t)c->max_sessions, now,
+                              pyexec_wallclock_usec(), &ref->idx);
+        if (cl == PYEXEC_CLAIM_OK) {
+            pyexec_slot_t *s = pyexec_reg_slot(pyexec_state.reg, ref->idx);
+            ref->gen = s->gen;
+            s->inflight = 1;
+            s->deadline = now + c->timeout;
+        }
+        pyexec_unlock();
+
+        switch (cl) {
+        case PYEXEC_CLAIM_OK:
+            ref->queued = 0;
+            pyexec_id_format(&id, ref->id);
+            /* a spare was used up: have the supervisor replace it now */
+            pyexec_supervisor_wake();
+            return OK;
+        case PYEXEC_CLAIM_FULL:
+            return HTTP_SERVICE_UNAVAILABLE;
+        case PYEXEC_CLAIM_DUPLICATE:
+            pyexec_id_generate(&id);
+            continue;
+        case PYEXEC_CLAIM_NO_SPARE:
+            break;
+        }
+        if (!woke) {
+            pyexec_supervisor_wake();
+            woke = 1;
+        }
+        if (now > give_up) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                          PYEXEC_LOGNO(00302) "no helper became ready in "
+                          "time; is the supervisor running?");
+            return HTTP_GATEWAY_TIME_OUT;
+        }
+        apr_sleep(2000);
+    }
+}
+
+/* The reason the supervisor recorded for a helper that hung up. */
+static pyexec_end_reason_t wait_for_reason(const session_ref_t *ref)
+{
+    int64_t give_up = pyexec_now_usec() + REAP_WAIT_US;
+    pyexec_end_reason_t why = PYEXEC_END_NONE;
+    int32_t pid = 0;
+
+    while (why == PYEXEC_END_NONE) {
+        if (pyexec_lock() != APR_SUCCESS) {
+            return PYEXEC_END_CRASH;
+        }
+        {
+            pyexec_slot_t *s = pyexec_reg_slot(pyexec_state.reg, ref->idx);
+
+            if (s->ended_gen == ref->gen) {
+                why = (pyexec_end_reason_t)s->ended_reason;
+            }
+            else if (s->gen != ref->gen) {
+                /* reaped and reused already: we missed the record */
+                why = PYEXEC_END_CRASH;
+            }
+            else if (pyexec_now_usec() > give_up) {
+                pid = pyexec_reg_end(pyexec_state.reg, ref->idx, ref->gen,
+                                     PYEXEC_END_CRASH);
+                why = PYEXEC_END_CRASH;
+            }
+        }
+        pyexec_unlock();
+        if (why == PYEXEC_END_NONE) {
+            apr_sleep(1000);
+        }
+    }
+    if (pid > 0) {
+        pyexec_supervisor_kill(ref->idx, ref->gen, PYEXEC_END_CRASH);
+    }
+    return why;
+}
+
+static int connect_helper(const session_ref_t *ref)
+{
+    struct sockaddr_un sa;
+    int fd;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (pyexec_helper_sockpath(sa.sun_path, sizeof(sa.sun_path),
+                               pyexec_state.sockdir, (uint32_t)ref->idx,
+                               ref->gen) < 0) {
+        return -1;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Send the code, wait for the answer within the deadline. */
+static void run_code(request_rec *r, const session_ref_t *ref,
+                     const char *code, size_t code_len, run_t *run)
+{
+    const pyexec_conf_t *c = &pyexec_state.conf;
+    uint32_t max_payload = PYEXEC_RESULT_FIXED_LEN
+                           + 2 * ((uint32_t)c->max_output + 256);
+    pyexec_frame_hdr_t hdr;
+    pyexec_io_status_t st;
+    int64_t start, deadline;
+    int fd;
+
+    memset(run, 0, sizeof(*run));
+    start = pyexec_now_usec();
+    fd = connect_helper(ref);
+    if (fd < 0) {
+        run->outcome = OUTCOME_DIED;
+        return;
+    }
+    st = pyexec_io_send_frame(fd, PYEXEC_MSG_EXEC,
+                              ref->queued ? PYEXEC_EXEC_WANT_STARTED : 0,
+                              code, code_len, start + IO_SLACK_US);
+    if (st == PYEXEC_IO_OK && ref->queued) {
+        /* our clock starts when the helper takes our request, not while
+         * it finishes the one ahead (which is itself bounded) */
+        st = pyexec_io_recv_frame(fd, 0, &hdr, &run->payload,
+                                  start + 4 * c->timeout + IO_SLACK_US);
+        if (st == PYEXEC_IO_OK && hdr.type != PYEXEC_MSG_STARTED) {
+            st = PYEXEC_IO_PROTOCOL;
+        }
+        start = pyexec_now_usec();
+    }
+    deadline = start + c->timeout;
+    if (st == PYEXEC_IO_OK) {
+        st = pyexec_io_recv_frame(fd, max_payload, &hdr, &run->payload,
+                                  deadline);
+    }
+    close(fd);
+    run->exec_usec = pyexec_now_usec() - start;
+
+    if (st == PYEXEC_IO_TIMEOUT) {
+        run->outcome = OUTCOME_TIMEOUT;
+        run->exec_usec = c->timeout;
+        return;
+    }
+    if (st != PYEXEC_IO_OK || hdr.type != PYEXEC_MSG_RESULT
+        || pyexec_result_decode(run->payload, hdr.length, &run->res) != 0) {
+        if (st == PYEXEC_IO_PROTOCOL || st == PYEXEC_IO_OK) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          PYEXEC_LOGNO(00303) "helper of slot %d sent a "
+                          "malformed answer", (int)ref->idx);
+        }
+        free(run->payload);
+        run->payload = NULL;
+        run->outcome = OUTCOME_DIED;
+        return;
+    }
+    run->exec_usec = (int64_t)run->res.exec_usec;
+    run->outcome = run->res.status == PYEXEC_EXEC_MEMORY ? OUTCOME_MEMORY
+                                                          : OUTCOME_OK;
+}
+
+/* Count us out; end the session if this run ended it. */
+static void detach_session(const session_ref_t *ref, run_t *run)
+{
+    pyexec_end_reason_t end = PYEXEC_END_NONE;
+    int32_t pid = 0;
+
+    if (run->outcome == OUTCOME_TIMEOUT) {
+        end = PYEXEC_END_TIMEOUT;
+    }
+    else if (run->outcome == OUTCOME_MEMORY) {
+        end = PYEXEC_END_MEMORY;
+    }
+    if (pyexec_lock() == APR_SUCCESS) {
+        pyexec_slot_t *s = pyexec_reg_slot(pyexec_state.reg, ref->idx);
+
+        if (s->gen == ref->gen) {
+            if (s->inflight > 0) {
+                s->inflight--;
+            }
+            if (s->inflight == 0) {
+                s->deadline = 0;
+            }
+            s->last_use = pyexec_now_usec();
+            s->executions++;
+        }
+        pyexec_state.reg->stats.executions++;
+        if (end != PYEXEC_END_NONE) {
+            /* gone from lookups before we answer, so the next request
+             * for this id is told it no longer exists */
+            pid = pyexec_reg_end(pyexec_state.reg, ref->idx, ref->gen, end);
+        }
+        pyexec_unlock();
+    }
+    if (end != PYEXEC_END_NONE && pid > 0) {
+        pyexec_supervisor_kill(ref->idx, ref->gen, end);
+    }
+    if (run->outcome == OUTCOME_DIED) {
+        run->died_why = wait_for_reason(ref);
+    }
+}
+
+static const char *outcome_name(const run_t *run)
+{
+    switch (run->outcome) {
+    case OUTCOME_OK:      return "ok";
+    case OUTCOME_TIMEOUT: return "timeout";
+    case OUTCOME_MEMORY:  return "memory";
+    case OUTCOME_DIED:    return pyexec_end_reason_name(run->died_why);
+    }
+    return "unknown";
+}
+
+int pyexec_handler(request_rec *r)
+{
+    const pyexec_conf_t *c = &pyexec_state.conf;
+    pyexec_request_t req;
+    session_ref_t ref;
+    run_t run;
+    const char *why;
+    char *body = NULL;
+    apr_size_t body_len = 0;
+    int rc;
+
+    if (!r->handler || strcmp(r->handler, PYEXEC_HANDLER)) {
+        return DECLINED;
+    }
+    if (r->method_number != M_POST) {
+        apr_table_setn(r->headers_out, "Allow", "POST");
+        return send_error(r, HTTP_METHOD_NOT_ALLOWED,
+                          "Method not allowed: POST a JSON object such as "
+                          "{\"code\": \"print(1)\"}.");
+    }
+    if (!pyexec_state.reg || pyexec_state.ctl_fd < 0) {
+        apr_table_setn(r->headers_out, "Retry-After", "5");
+        return send_error(r, HTTP_SERVICE_UNAVAILABLE,
+                          "The Python execution service is not running.");
+    }
+    if (!is_json_type(apr_table_get(r->headers_in, "Content-Type"))) {
+        return send_error(r, HTTP_UNSUPPORTED_MEDIA_TYPE,
+                          "Content-Type must be application/json.");
+    }
+    /* JSON escapes may take six bytes per source byte */
+    rc = read_body(r, (apr_size_t)c->max_code * 6 + 4096, &body, &body_len,
+                   &why);
+    if (rc != OK) {
+        if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
+            r->connection->keepalive = AP_CONN_CLOSE;
+        }
+        return why ? send_error(r, rc, why) : rc;
+    }
+    if (pyexec_request_parse(body, body_len, (size_t)c->max_code, &req) != 0) {
+        return send_error(r, req.status, req.error);
+    }
+
+    rc = req.has_id ? attach_session(r, &req.id, &ref)
+                    : new_session(r, &ref);
+    if (rc != OK) {
+        pyexec_request_clear(&req);
+        switch (rc) {
+        case HTTP_NOT_FOUND:
+            return send_error(r, rc, "Unknown session id: the session does "
+                              "not exist, has expired or was terminated. "
+                              "Send no id to start a new one.");
+        case HTTP_SERVICE_UNAVAILABLE:
+            apr_table_setn(r->headers_out, "Retry-After", "5");
+            return send_error(r, rc, apr_psprintf(r->pool,
+                              "Too many sessions: at most %d may be live at "
+                              "once. Try again later.", c->max_sessions));
+        case HTTP_GATEWAY_TIME_OUT:
+            apr_table_setn(r->headers_out, "Retry-After", "5");
+            return send_error(r, HTTP_SERVICE_UNAVAILABLE,
+                              "No Python interpreter became available in "
+                              "time. Try again later.");
+        default:
+            return send_error(r, HTTP_INTERNAL_SERVER_ERROR,
+                              "Internal error; see the server's error log.");
+        }
+    }
+    apr_table_setn(r->notes, "pyexec-session", apr_pstrdup(r->pool, ref.id));
+
+    run_code(r, &ref, req.code, req.code_len, &run);
+    pyexec_request_clear(&req);
+    detach_session(&ref, &run);
+
+    apr_table_setn(r->notes, "pyexec-outcome", outcome_name(&run));
+    set_server_timing(r, run.exec_usec);
+    switch (run.outcome) {
+    case OUTCOME_OK: {
+        const char *out = (const char *)run.payload + PYEXEC_RESULT_FIXED_LEN;
+        rc = send_json(r, HTTP_OK, ref.id, out, run.res.stdout_len,
+                       out + run.res.stdout_len, run.res.stderr_len, NULL);
+        break;
+    }
+    case OUTCOME_TIMEOUT:
+        rc = send_json(r, HTTP_OK, ref.id, NULL, 0, NULL, 0, MSG_TIMEOUT);
+        break;
+    case OUTCOME_MEMORY:
+        rc = send_json(r, HTTP_OK, ref.id, NULL, 0, NULL, 0, MSG_MEMORY);
+        break;
+    case OUTCOME_DIED:
+        rc = send_json(r, HTTP_OK, ref.id, NULL, 0, NULL, 0,
+                       run.died_why == PYEXEC_END_MEMORY ? MSG_MEMORY
+                       : run.died_why == PYEXEC_END_TIMEOUT ? MSG_TIMEOUT
+                       : MSG_CRASH);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      PYEXEC_LOGNO(00304) "session %s ended during an "
+                      "execution: %s", ref.id,
+                      pyexec_end_reason_name(run.died_why));
+        break;
+    }
+    free(run.payload);
+    return rc;
+}

@@ -1,0 +1,102 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "pyexec_id.h"
+
+int pyexec_id_generate(pyexec_id_t *id)
+{
+    size_t got = 0;
+
+    while (got < sizeof(id->b)) {
+        ssize_t n = getrandom(id->b + got, sizeof(id->b) - got, 0);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        got += (size_t)n;
+    }
+    id->b[6] = (uint8_t)((id->b[6] & 0x0f) | 0x40);   /* version 4 */
+    id->b[8] = (uint8_t)((id->b[8] & 0x3f) | 0x80);   /* RFC 4122 variant */
+    return 0;
+}
+
+void pyexec_id_format(const pyexec_id_t *id, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    int i, o = 0;
+
+    for (i = 0; i < PYEXEC_ID_BYTES; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            out[o++] = '-';
+        }
+        out[o++] = hex[id->b[i] >> 4];
+        out[o++] = hex[id->b[i] & 0x0f];
+    }
+    out[o] = '\0';
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+int pyexec_id_parse(const char *s, size_t len, pyexec_id_t *id)
+{
+    size_t i;
+    int o = 0;
+
+    if (!s || len != PYEXEC_ID_STRLEN) {
+        return -1;
+    }
+    for (i = 0; i < len;) {
+        int hi, lo;
+
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-') {
+                return -1;
+            }
+            i++;
+            continue;
+        }
+        hi = hexval(s[i]);
+        lo = hexval(s[i + 1]);
+        if (hi < 0 || lo < 0) {
+            return -1;
+        }
+        id->b[o++] = (uint8_t)((hi << 4) | lo);
+        i += 2;
+    }
+    return 0;
+}
+
+int pyexec_id_equal(const pyexec_id_t *a, const pyexec_id_t *b)
+{
+    return memcmp(a->b, b->b, PYEXEC_ID_BYTES) == 0;
+}
+
+int pyexec_id_is_zero(const pyexec_id_t *id)
+{
+    static const pyexec_id_t zero;
+
+    return pyexec_id_equal(id, &zero);
+}
+
+uint32_t pyexec_id_hash(const pyexec_id_t *id)
+{
+    return (uint32_t)id->b[0] | ((uint32_t)id->b[1] << 8)
+           | ((uint32_t)id->b[2] << 16) | ((uint32_t)id->b[3] << 24);
+}

@@ -1,0 +1,38 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * Session ids. An id is a capability: whoever holds it can run code in
+ * that session, so ids are 122 random bits from the kernel's CSPRNG laid
+ * out as a UUIDv4. No httpd or APR headers here.
+ */
+#ifndef PYEXEC_ID_H
+#define PYEXEC_ID_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PYEXEC_ID_BYTES   16
+#define PYEXEC_ID_STRLEN  36   /* without the NUL */
+
+typedef struct {
+    uint8_t b[PYEXEC_ID_BYTES];
+} pyexec_id_t;
+
+/* Fill id with a fresh random UUIDv4. Returns 0, or -1 if the kernel
+ * would not give randomness (never falls back to a weak source). */
+int pyexec_id_generate(pyexec_id_t *id);
+
+/* Canonical lower-case text form; out must hold PYEXEC_ID_STRLEN + 1. */
+void pyexec_id_format(const pyexec_id_t *id, char *out);
+
+/* Accepts exactly the 8-4-4-4-12 hex layout, either case, with nothing
+ * around it. Returns 0 on success, -1 on anything else. */
+int pyexec_id_parse(const char *s, size_t len, pyexec_id_t *id);
+
+int pyexec_id_equal(const pyexec_id_t *a, const pyexec_id_t *b);
+int pyexec_id_is_zero(const pyexec_id_t *id);
+
+/* Bucket hash; ids are random, so their own bits are a fine hash. */
+uint32_t pyexec_id_hash(const pyexec_id_t *id);
+
+#endif /* PYEXEC_ID_H */

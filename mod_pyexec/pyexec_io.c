@@ -1,0 +1,194 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pyexec_io.h"
+
+int64_t pyexec_now_usec(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t pyexec_wallclock_usec(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Wait until fd is ready for `events` or the deadline passes. */
+static pyexec_io_status_t wait_fd(int fd, short events, int64_t deadline_usec)
+{
+    struct pollfd pfd;
+    int timeout_ms, rc;
+
+    for (;;) {
+        if (deadline_usec) {
+            int64_t left = deadline_usec - pyexec_now_usec();
+            if (left <= 0) {
+                return PYEXEC_IO_TIMEOUT;
+            }
+            /* round up so we never spin on a sub-millisecond remainder */
+            timeout_ms = (int)((left + 999) / 1000);
+        }
+        else {
+            timeout_ms = -1;
+        }
+        pfd.fd = fd;
+        pfd.events = events;
+        pfd.revents = 0;
+        rc = poll(&pfd, 1, timeout_ms);
+        if (rc > 0) {
+            return PYEXEC_IO_OK;
+        }
+        if (rc < 0 && errno != EINTR) {
+            return PYEXEC_IO_ERROR;
+        }
+    }
+}
+
+pyexec_io_status_t pyexec_io_read_full(int fd, void *buf, size_t len,
+                                       int64_t deadline_usec)
+{
+    unsigned char *p = buf;
+    size_t got = 0;
+
+    while (got < len) {
+        ssize_t n = recv(fd, p + got, len - got, MSG_DONTWAIT);
+        if (n > 0) {
+            got += (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            return PYEXEC_IO_EOF;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno == ECONNRESET) {
+            return PYEXEC_IO_EOF;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            return PYEXEC_IO_ERROR;
+        }
+        pyexec_io_status_t st = wait_fd(fd, POLLIN, deadline_usec);
+        if (st != PYEXEC_IO_OK) {
+            return st;
+        }
+    }
+    return PYEXEC_IO_OK;
+}
+
+pyexec_io_status_t pyexec_io_writev_full(int fd, struct iovec *iov, int iovcnt,
+                                         int64_t deadline_usec)
+{
+    while (iovcnt > 0) {
+        struct msghdr msg;
+        ssize_t n;
+
+        if (iov->iov_len == 0) {
+            iov++;
+            iovcnt--;
+            continue;
+        }
+        memset(&msg, 0, sizeof(msg));
+        msg.msg_iov = iov;
+        msg.msg_iovlen = (size_t)iovcnt;
+        n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EPIPE || errno == ECONNRESET) {
+                return PYEXEC_IO_EOF;
+            }
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                return PYEXEC_IO_ERROR;
+            }
+            pyexec_io_status_t st = wait_fd(fd, POLLOUT, deadline_usec);
+            if (st != PYEXEC_IO_OK) {
+                return st;
+            }
+            continue;
+        }
+        /* advance over what was written */
+        while (n > 0 && iovcnt > 0) {
+            if ((size_t)n >= iov->iov_len) {
+                n -= (ssize_t)iov->iov_len;
+                iov++;
+                iovcnt--;
+            }
+            else {
+                iov->iov_base = (char *)iov->iov_base + n;
+                iov->iov_len -= (size_t)n;
+                n = 0;
+            }
+        }
+    }
+    return PYEXEC_IO_OK;
+}
+
+pyexec_io_status_t pyexec_io_send_frame(int fd, uint16_t type, uint32_t flags,
+                                        const void *payload, size_t len,
+                                        int64_t deadline_usec)
+{
+    unsigned char hdr[PYEXEC_FRAME_HDR_LEN];
+    struct iovec iov[2];
+
+    if (len > PYEXEC_FRAME_MAX_PAYLOAD) {
+        return PYEXEC_IO_PROTOCOL;
+    }
+    pyexec_frame_encode_hdr(hdr, type, flags, (uint32_t)len);
+    iov[0].iov_base = hdr;
+    iov[0].iov_len = sizeof(hdr);
+    iov[1].iov_base = (void *)payload;
+    iov[1].iov_len = len;
+    return pyexec_io_writev_full(fd, iov, len ? 2 : 1, deadline_usec);
+}
+
+pyexec_io_status_t pyexec_io_recv_frame(int fd, uint32_t max_payload,
+                                        pyexec_frame_hdr_t *hdr,
+                                        unsigned char **payload,
+                                        int64_t deadline_usec)
+{
+    unsigned char raw[PYEXEC_FRAME_HDR_LEN];
+    pyexec_io_status_t st;
+    unsigned char *buf = NULL;
+
+    *payload = NULL;
+    st = pyexec_io_read_full(fd, raw, sizeof(raw), deadline_usec);
+    if (st != PYEXEC_IO_OK) {
+        return st;
+    }
+    if (pyexec_frame_decode_hdr(raw, sizeof(raw), max_payload, hdr)
+        != PYEXEC_FRAME_OK) {
+        return PYEXEC_IO_PROTOCOL;
+    }
+    if (hdr->length == 0) {
+        return PYEXEC_IO_OK;
+    }
+    /* one spare byte: text payloads come back NUL terminated */
+    buf = malloc((size_t)hdr->length + 1);
+    if (!buf) {
+        errno = ENOMEM;
+        return PYEXEC_IO_ERROR;
+    }
+    st = pyexec_io_read_full(fd, buf, hdr->length, deadline_usec);
+    if (st != PYEXEC_IO_OK) {
+        free(buf);
+        return st;
+    }
+    buf[hdr->length] = '\0';
+    *payload = buf;
+    return PYEXEC_IO_OK;
+}

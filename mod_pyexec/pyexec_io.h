@@ -1,0 +1,52 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * Plain POSIX descriptor helpers shared by the worker side and the helper:
+ * whole-frame reads and writes with an optional monotonic deadline.
+ * No httpd or APR headers here.
+ */
+#ifndef PYEXEC_IO_H
+#define PYEXEC_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "pyexec_protocol.h"
+
+/* Monotonic clock in microseconds. */
+int64_t pyexec_now_usec(void);
+/* Wall clock in microseconds (for timestamps people read). */
+int64_t pyexec_wallclock_usec(void);
+
+typedef enum {
+    PYEXEC_IO_OK = 0,
+    PYEXEC_IO_EOF,        /* peer closed before a whole frame arrived */
+    PYEXEC_IO_TIMEOUT,    /* deadline passed */
+    PYEXEC_IO_ERROR,      /* errno says why */
+    PYEXEC_IO_PROTOCOL,   /* a frame that breaks the protocol */
+} pyexec_io_status_t;
+
+/* Read exactly len bytes. deadline_usec is on pyexec_now_usec()'s clock;
+ * 0 waits forever. */
+pyexec_io_status_t pyexec_io_read_full(int fd, void *buf, size_t len,
+                                       int64_t deadline_usec);
+
+/* Write every byte of the iovecs; never raises SIGPIPE. */
+pyexec_io_status_t pyexec_io_writev_full(int fd, struct iovec *iov, int iovcnt,
+                                         int64_t deadline_usec);
+
+/* Send one frame (header + payload). */
+pyexec_io_status_t pyexec_io_send_frame(int fd, uint16_t type, uint32_t flags,
+                                        const void *payload, size_t len,
+                                        int64_t deadline_usec);
+
+/* Read one frame header, then its payload into a malloc()ed buffer the
+ * caller frees (NULL when length is 0). The buffer has one byte more
+ * than the payload, set to NUL, so text payloads are C strings. */
+pyexec_io_status_t pyexec_io_recv_frame(int fd, uint32_t max_payload,
+                                        pyexec_frame_hdr_t *hdr,
+                                        unsigned char **payload,
+                                        int64_t deadline_usec);
+
+#endif /* PYEXEC_IO_H */

@@ -1,0 +1,185 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+#include <stdio.h>
+#include <string.h>
+
+#include "pyexec_protocol.h"
+
+static void put_u16(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    put_u32(p, (uint32_t)v);
+    put_u32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint16_t get_u16(const unsigned char *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8)
+           | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    return (uint64_t)get_u32(p) | ((uint64_t)get_u32(p + 4) << 32);
+}
+
+void pyexec_frame_encode_hdr(unsigned char out[PYEXEC_FRAME_HDR_LEN],
+                             uint16_t type, uint32_t flags, uint32_t length)
+{
+    put_u32(out, PYEXEC_PROTO_MAGIC);
+    put_u16(out + 4, PYEXEC_PROTO_VERSION);
+    put_u16(out + 6, type);
+    put_u32(out + 8, flags);
+    put_u32(out + 12, length);
+}
+
+pyexec_frame_status_t pyexec_frame_decode_hdr(const unsigned char *in,
+                                              size_t inlen,
+                                              uint32_t max_payload,
+                                              pyexec_frame_hdr_t *hdr)
+{
+    if (inlen < PYEXEC_FRAME_HDR_LEN) {
+        return PYEXEC_FRAME_SHORT;
+    }
+    hdr->magic = get_u32(in);
+    hdr->version = get_u16(in + 4);
+    hdr->type = get_u16(in + 6);
+    hdr->flags = get_u32(in + 8);
+    hdr->length = get_u32(in + 12);
+    if (hdr->magic != PYEXEC_PROTO_MAGIC) {
+        return PYEXEC_FRAME_BAD_MAGIC;
+    }
+    if (hdr->version != PYEXEC_PROTO_VERSION) {
+        return PYEXEC_FRAME_BAD_VERSION;
+    }
+    if (max_payload > PYEXEC_FRAME_MAX_PAYLOAD) {
+        max_payload = PYEXEC_FRAME_MAX_PAYLOAD;
+    }
+    if (hdr->length > max_payload) {
+        return PYEXEC_FRAME_TOO_LARGE;
+    }
+    return PYEXEC_FRAME_OK;
+}
+
+const char *pyexec_frame_status_str(pyexec_frame_status_t st)
+{
+    switch (st) {
+    case PYEXEC_FRAME_OK:          return "ok";
+    case PYEXEC_FRAME_SHORT:       return "short frame header";
+    case PYEXEC_FRAME_BAD_MAGIC:   return "bad frame magic";
+    case PYEXEC_FRAME_BAD_VERSION: return "unsupported protocol version";
+    case PYEXEC_FRAME_TOO_LARGE:   return "frame payload too large";
+    }
+    return "unknown frame status";
+}
+
+void pyexec_result_encode(unsigned char out[PYEXEC_RESULT_FIXED_LEN],
+                          const pyexec_result_t *res)
+{
+    put_u32(out, res->status);
+    put_u32(out + 4, res->flags);
+    put_u32(out + 8, res->stdout_len);
+    put_u32(out + 12, res->stderr_len);
+    put_u64(out + 16, res->exec_usec);
+}
+
+int pyexec_result_decode(const unsigned char *payload, size_t payload_len,
+                         pyexec_result_t *res)
+{
+    uint64_t want;
+
+    if (payload_len < PYEXEC_RESULT_FIXED_LEN) {
+        return -1;
+    }
+    res->status = get_u32(payload);
+    res->flags = get_u32(payload + 4);
+    res->stdout_len = get_u32(payload + 8);
+    res->stderr_len = get_u32(payload + 12);
+    res->exec_usec = get_u64(payload + 16);
+    /* 64 bit sum: two 32 bit lengths cannot wrap it */
+    want = (uint64_t)PYEXEC_RESULT_FIXED_LEN + res->stdout_len
+           + res->stderr_len;
+    if (want != payload_len) {
+        return -1;
+    }
+    return 0;
+}
+
+void pyexec_slot_msg_encode(unsigned char out[PYEXEC_SLOT_MSG_LEN],
+                            const pyexec_slot_msg_t *m)
+{
+    put_u32(out, m->slot);
+    put_u32(out + 4, m->gen);
+    put_u32(out + 8, (uint32_t)m->pid);
+    put_u32(out + 12, m->reason);
+}
+
+int pyexec_slot_msg_decode(const unsigned char *in, size_t len,
+                           pyexec_slot_msg_t *m)
+{
+    if (len != PYEXEC_SLOT_MSG_LEN) {
+        return -1;
+    }
+    m->slot = get_u32(in);
+    m->gen = get_u32(in + 4);
+    m->pid = (int32_t)get_u32(in + 8);
+    m->reason = get_u32(in + 12);
+    return 0;
+}
+
+void pyexec_spawn_encode(unsigned char out[PYEXEC_SPAWN_FIXED_LEN],
+                         const pyexec_spawn_t *sp)
+{
+    put_u32(out, sp->slot);
+    put_u32(out + 4, sp->gen);
+    put_u64(out + 8, sp->memory_limit);
+    put_u32(out + 16, sp->max_output);
+    put_u32(out + 20, sp->cpu_seconds);
+    put_u32(out + 24, sp->max_code);
+    put_u32(out + 28, sp->flags);
+}
+
+int pyexec_spawn_decode(const unsigned char *in, size_t len,
+                        pyexec_spawn_t *sp)
+{
+    if (len < PYEXEC_SPAWN_FIXED_LEN) {
+        return -1;
+    }
+    sp->slot = get_u32(in);
+    sp->gen = get_u32(in + 4);
+    sp->memory_limit = get_u64(in + 8);
+    sp->max_output = get_u32(in + 16);
+    sp->cpu_seconds = get_u32(in + 20);
+    sp->max_code = get_u32(in + 24);
+    sp->flags = get_u32(in + 28);
+    return 0;
+}
+
+int pyexec_helper_sockpath(char *buf, size_t buflen, const char *dir,
+                           uint32_t slot, uint32_t gen)
+{
+    int n = snprintf(buf, buflen, "%s/h%u-%u.sock", dir, slot, gen);
+
+    if (n < 0 || (size_t)n >= buflen) {
+        return -1;
+    }
+    return n;
+}

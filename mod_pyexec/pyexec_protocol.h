@@ -1,0 +1,143 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * The wire format spoken between httpd workers, the supervisor, the
+ * zygote and the session helpers.  Every message is one frame: a fixed
+ * 16 byte header followed by `length` payload bytes.  All integers are
+ * little endian so that a frame means the same thing to every side,
+ * whatever compiler built it.
+ *
+ * This file must not include httpd or APR headers: the helper and the
+ * unit tests link it without them.
+ */
+#ifndef PYEXEC_PROTOCOL_H
+#define PYEXEC_PROTOCOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PYEXEC_PROTO_MAGIC     0x58455950u   /* "PYEX" read as LE */
+#define PYEXEC_PROTO_VERSION   1
+#define PYEXEC_FRAME_HDR_LEN   16
+
+/* No frame on any channel may carry more than this; a larger length is
+ * treated as a protocol violation, never as an allocation request. */
+#define PYEXEC_FRAME_MAX_PAYLOAD (64u * 1024u * 1024u)
+
+typedef enum {
+    /* worker -> helper */
+    PYEXEC_MSG_EXEC     = 1,    /* payload: UTF-8 source */
+    /* helper -> worker */
+    PYEXEC_MSG_STARTED  = 2,    /* no payload: execution has begun */
+    PYEXEC_MSG_RESULT   = 3,    /* payload: pyexec_result_t + stdout + stderr */
+    /* worker -> supervisor (datagrams) */
+    PYEXEC_MSG_WAKE     = 10,   /* spares were taken, refill */
+    PYEXEC_MSG_KILL     = 11,   /* payload: pyexec_slot_msg_t */
+    /* supervisor -> zygote */
+    PYEXEC_MSG_SPAWN    = 20,   /* payload: pyexec_spawn_t + block list */
+    /* zygote -> supervisor */
+    PYEXEC_MSG_SPAWNED  = 21,   /* payload: pyexec_slot_msg_t (pid set) */
+    /* new helper -> supervisor */
+    PYEXEC_MSG_READY    = 22,   /* payload: pyexec_slot_msg_t (pid set) */
+} pyexec_msg_type_t;
+
+/* EXEC flags */
+#define PYEXEC_EXEC_WANT_STARTED 0x1u  /* queued behind another request:
+                                          tell me when mine begins */
+
+typedef struct {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t type;
+    uint32_t flags;
+    uint32_t length;
+} pyexec_frame_hdr_t;
+
+typedef enum {
+    PYEXEC_FRAME_OK = 0,
+    PYEXEC_FRAME_SHORT,       /* fewer than PYEXEC_FRAME_HDR_LEN bytes */
+    PYEXEC_FRAME_BAD_MAGIC,
+    PYEXEC_FRAME_BAD_VERSION,
+    PYEXEC_FRAME_TOO_LARGE,   /* length above the caller's limit */
+} pyexec_frame_status_t;
+
+void pyexec_frame_encode_hdr(unsigned char out[PYEXEC_FRAME_HDR_LEN],
+                             uint16_t type, uint32_t flags, uint32_t length);
+
+pyexec_frame_status_t pyexec_frame_decode_hdr(const unsigned char *in,
+                                              size_t inlen,
+                                              uint32_t max_payload,
+                                              pyexec_frame_hdr_t *hdr);
+
+const char *pyexec_frame_status_str(pyexec_frame_status_t st);
+
+/* Exit status of a helper that ran out of memory, and of one that
+ * could not set itself up: the supervisor tells them from crashes. */
+#define PYEXEC_EXIT_MEMORY   86
+#define PYEXEC_EXIT_SETUP    87
+
+/* How an execution ended, as the helper reports it. */
+typedef enum {
+    PYEXEC_EXEC_OK       = 0,   /* ran; an exception is in stderr */
+    PYEXEC_EXEC_MEMORY   = 1,   /* memory limit hit; helper exits */
+    PYEXEC_EXEC_INTERNAL = 2,   /* the helper itself failed */
+} pyexec_exec_status_t;
+
+#define PYEXEC_RESULT_STDOUT_CUT 0x1u
+#define PYEXEC_RESULT_STDERR_CUT 0x2u
+
+/* Fixed part of a RESULT payload; stdout then stderr bytes follow. */
+typedef struct {
+    uint32_t status;        /* pyexec_exec_status_t */
+    uint32_t flags;         /* PYEXEC_RESULT_* */
+    uint32_t stdout_len;
+    uint32_t stderr_len;
+    uint64_t exec_usec;     /* time spent compiling and running */
+} pyexec_result_t;
+#define PYEXEC_RESULT_FIXED_LEN 24
+
+void pyexec_result_encode(unsigned char out[PYEXEC_RESULT_FIXED_LEN],
+                          const pyexec_result_t *res);
+/* Checks that the lengths add up to payload_len exactly. Returns 0 on
+ * success, -1 on a malformed payload. */
+int pyexec_result_decode(const unsigned char *payload, size_t payload_len,
+                         pyexec_result_t *res);
+
+/* KILL, SPAWNED and READY all name one helper. */
+typedef struct {
+    uint32_t slot;
+    uint32_t gen;
+    int32_t  pid;
+    uint32_t reason;        /* pyexec_end_reason_t, for KILL */
+} pyexec_slot_msg_t;
+#define PYEXEC_SLOT_MSG_LEN 16
+
+void pyexec_slot_msg_encode(unsigned char out[PYEXEC_SLOT_MSG_LEN],
+                            const pyexec_slot_msg_t *m);
+int pyexec_slot_msg_decode(const unsigned char *in, size_t len,
+                           pyexec_slot_msg_t *m);
+
+/* What the zygote needs to shape one new helper. The block list follows
+ * as NUL-separated module names. */
+typedef struct {
+    uint32_t slot;
+    uint32_t gen;
+    uint64_t memory_limit;  /* bytes above the helper's own baseline */
+    uint32_t max_output;    /* bytes per stream */
+    uint32_t cpu_seconds;   /* RLIMIT_CPU backstop */
+    uint32_t max_code;      /* largest EXEC payload accepted */
+    uint32_t flags;         /* PYEXEC_SPAWN_* */
+} pyexec_spawn_t;
+#define PYEXEC_SPAWN_FIXED_LEN 32
+
+void pyexec_spawn_encode(unsigned char out[PYEXEC_SPAWN_FIXED_LEN],
+                         const pyexec_spawn_t *sp);
+int pyexec_spawn_decode(const unsigned char *in, size_t len,
+                        pyexec_spawn_t *sp);
+
+/* Socket path of one helper: "<dir>/h<slot>-<gen>.sock". Returns the
+ * length written, or -1 if it does not fit (sun_path is small). */
+int pyexec_helper_sockpath(char *buf, size_t buflen, const char *dir,
+                           uint32_t slot, uint32_t gen);
+
+#endif /* PYEXEC_PROTOCOL_H */

@@ -1,0 +1,376 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+#include <string.h>
+
+#include "pyexec_registry.h"
+
+#define PYEXEC_REG_MAGIC 0x47455259u  /* "YREG" */
+
+static size_t buckets_for(uint32_t nslots)
+{
+    size_t n = 16;
+
+    /* at most half full, so chains stay short */
+    while (n < (size_t)nslots * 2) {
+        n <<= 1;
+    }
+    return n;
+}
+
+static int32_t *buckets(pyexec_registry_t *reg)
+{
+    return (int32_t *)(reg + 1);
+}
+
+static pyexec_slot_t *slots(pyexec_registry_t *reg)
+{
+    size_t off = sizeof(*reg) + reg->nbuckets * sizeof(int32_t);
+
+    /* keep slots 8-byte aligned */
+    off = (off + 7) & ~(size_t)7;
+    return (pyexec_slot_t *)((char *)reg + off);
+}
+
+size_t pyexec_registry_size(uint32_t nslots)
+{
+    size_t off = sizeof(pyexec_registry_t) + buckets_for(nslots) * sizeof(int32_t);
+
+    off = (off + 7) & ~(size_t)7;
+    return off + (size_t)nslots * sizeof(pyexec_slot_t);
+}
+
+pyexec_slot_t *pyexec_reg_slot(pyexec_registry_t *reg, int32_t idx)
+{
+    if (idx < 0 || (uint32_t)idx >= reg->nslots) {
+        return NULL;
+    }
+    return &slots(reg)[idx];
+}
+
+static void set_state(pyexec_registry_t *reg, pyexec_slot_t *s,
+                      pyexec_slot_state_t st)
+{
+    reg->count[s->state]--;
+    s->state = st;
+    reg->count[st]++;
+}
+
+static void rebuild_lists(pyexec_registry_t *reg)
+{
+    uint32_t i;
+    pyexec_slot_t *sl = slots(reg);
+
+    for (i = 0; i < reg->nbuckets; i++) {
+        buckets(reg)[i] = PYEXEC_REG_NONE;
+    }
+    memset(reg->count, 0, sizeof(reg->count));
+    reg->free_head = PYEXEC_REG_NONE;
+    reg->spare_head = PYEXEC_REG_NONE;
+    /* push in reverse so that low slots are handed out first */
+    for (i = reg->nslots; i-- > 0;) {
+        sl[i].state = PYEXEC_SLOT_FREE;
+        sl[i].pid = 0;
+        sl[i].inflight = 0;
+        sl[i].deadline = 0;
+        sl[i].kill_reason = PYEXEC_END_NONE;
+        sl[i].hnext = PYEXEC_REG_NONE;
+        memset(&sl[i].id, 0, sizeof(sl[i].id));
+        sl[i].next = reg->free_head;
+        reg->free_head = (int32_t)i;
+    }
+    reg->count[PYEXEC_SLOT_FREE] = reg->nslots;
+}
+
+pyexec_registry_t *pyexec_registry_init(void *mem, uint32_t nslots)
+{
+    pyexec_registry_t *reg = mem;
+
+    memset(mem, 0, pyexec_registry_size(nslots));
+    reg->magic = PYEXEC_REG_MAGIC;
+    reg->nslots = nslots;
+    reg->nbuckets = (uint32_t)buckets_for(nslots);
+    rebuild_lists(reg);
+    return reg;
+}
+
+pyexec_registry_t *pyexec_registry_attach(void *mem)
+{
+    pyexec_registry_t *reg = mem;
+
+    if (!reg || reg->magic != PYEXEC_REG_MAGIC) {
+        return NULL;
+    }
+    return reg;
+}
+
+void pyexec_reg_reset(pyexec_registry_t *reg)
+{
+    uint32_t i;
+    pyexec_slot_t *sl = slots(reg);
+
+    for (i = 0; i < reg->nslots; i++) {
+        if (sl[i].state == PYEXEC_SLOT_LIVE) {
+            reg->stats.sessions_ended[PYEXEC_END_EVICTED]++;
+        }
+        if (sl[i].state != PYEXEC_SLOT_FREE) {
+            sl[i].ended_gen = sl[i].gen;
+            sl[i].ended_reason = PYEXEC_END_EVICTED;
+        }
+    }
+    rebuild_lists(reg);
+}
+
+/* --- hash of live sessions ------------------------------------------ */
+
+static int32_t *bucket_of(pyexec_registry_t *reg, const pyexec_id_t *id)
+{
+    return &buckets(reg)[pyexec_id_hash(id) & (reg->nbuckets - 1)];
+}
+
+static void hash_unlink(pyexec_registry_t *reg, int32_t idx)
+{
+    pyexec_slot_t *sl = slots(reg);
+    int32_t *link = bucket_of(reg, &sl[idx].id);
+
+    while (*link != PYEXEC_REG_NONE) {
+        if (*link == idx) {
+            *link = sl[idx].hnext;
+            sl[idx].hnext = PYEXEC_REG_NONE;
+            return;
+        }
+        link = &sl[*link].hnext;
+    }
+}
+
+int32_t pyexec_reg_lookup(pyexec_registry_t *reg, const pyexec_id_t *id)
+{
+    pyexec_slot_t *sl = slots(reg);
+    int32_t idx = *bucket_of(reg, id);
+
+    while (idx != PYEXEC_REG_NONE) {
+        if (sl[idx].state == PYEXEC_SLOT_LIVE
+            && pyexec_id_equal(&sl[idx].id, id)) {
+            return idx;
+        }
+        idx = sl[idx].hnext;
+    }
+    return PYEXEC_REG_NONE;
+}
+
+/* --- singly linked index lists -------------------------------------- */
+
+static int32_t list_pop(pyexec_registry_t *reg, int32_t *head)
+{
+    int32_t idx = *head;
+
+    if (idx != PYEXEC_REG_NONE) {
+        *head = slots(reg)[idx].next;
+        slots(reg)[idx].next = PYEXEC_REG_NONE;
+    }
+    return idx;
+}
+
+static void list_push(pyexec_registry_t *reg, int32_t *head, int32_t idx)
+{
+    slots(reg)[idx].next = *head;
+    *head = idx;
+}
+
+static void list_remove(pyexec_registry_t *reg, int32_t *head, int32_t idx)
+{
+    int32_t *link = head;
+
+    while (*link != PYEXEC_REG_NONE) {
+        if (*link == idx) {
+            *link = slots(reg)[idx].next;
+            slots(reg)[idx].next = PYEXEC_REG_NONE;
+            return;
+        }
+        link = &slots(reg)[*link].next;
+    }
+}
+
+/* --- supervisor side ------------------------------------------------ */
+
+int32_t pyexec_reg_spawn_begin(pyexec_registry_t *reg, int64_t now)
+{
+    int32_t idx = list_pop(reg, &reg->free_head);
+    pyexec_slot_t *s;
+
+    if (idx == PYEXEC_REG_NONE) {
+        return idx;
+    }
+    s = &slots(reg)[idx];
+    s->gen++;
+    s->pid = 0;
+    s->kill_reason = PYEXEC_END_NONE;
+    s->inflight = 0;
+    s->deadline = 0;
+    s->executions = 0;
+    s->spawned_at = now;
+    memset(&s->id, 0, sizeof(s->id));
+    set_state(reg, s, PYEXEC_SLOT_SPAWNING);
+    reg->stats.helpers_spawned++;
+    return idx;
+}
+
+int pyexec_reg_spawn_pid(pyexec_registry_t *reg, int32_t idx, uint32_t gen,
+                         int32_t pid)
+{
+    pyexec_slot_t *s = pyexec_reg_slot(reg, idx);
+
+    if (!s || s->gen != gen || s->state != PYEXEC_SLOT_SPAWNING || pid <= 0) {
+        return -1;
+    }
+    s->pid = pid;
+    return 0;
+}
+
+int pyexec_reg_spawn_ready(pyexec_registry_t *reg, int32_t idx, uint32_t gen,
+                           int32_t pid)
+{
+    pyexec_slot_t *s = pyexec_reg_slot(reg, idx);
+
+    if (!s || s->gen != gen || s->state != PYEXEC_SLOT_SPAWNING || pid <= 0
+        || (s->pid != 0 && s->pid != pid)) {
+        return -1;
+    }
+    s->pid = pid;
+    set_state(reg, s, PYEXEC_SLOT_SPARE);
+    list_push(reg, &reg->spare_head, idx);
+    return 0;
+}
+
+int32_t pyexec_reg_find_pid(pyexec_registry_t *reg, int32_t pid)
+{
+    uint32_t i;
+    pyexec_slot_t *sl = slots(reg);
+
+    if (pid <= 0) {
+        return PYEXEC_REG_NONE;
+    }
+    for (i = 0; i < reg->nslots; i++) {
+        if (sl[i].pid == pid && sl[i].state != PYEXEC_SLOT_FREE) {
+            return (int32_t)i;
+        }
+    }
+    return PYEXEC_REG_NONE;
+}
+
+pyexec_end_reason_t pyexec_reg_reaped(pyexec_registry_t *reg, int32_t idx,
+                                      pyexec_end_reason_t reason)
+{
+    pyexec_slot_t *s = pyexec_reg_slot(reg, idx);
+    pyexec_end_reason_t why;
+
+    if (!s || s->state == PYEXEC_SLOT_FREE) {
+        return PYEXEC_END_NONE;
+    }
+    why = s->kill_reason != PYEXEC_END_NONE
+          ? (pyexec_end_reason_t)s->kill_reason : reason;
+    switch (s->state) {
+    case PYEXEC_SLOT_LIVE:
+        hash_unlink(reg, idx);
+        reg->stats.sessions_ended[why]++;
+        break;
+    case PYEXEC_SLOT_SPARE:
+        list_remove(reg, &reg->spare_head, idx);
+        break;
+    default:
+        break;
+    }
+    s->ended_gen = s->gen;
+    s->ended_reason = why;
+    s->pid = 0;
+    s->inflight = 0;
+    s->deadline = 0;
+    memset(&s->id, 0, sizeof(s->id));
+    set_state(reg, s, PYEXEC_SLOT_FREE);
+    list_push(reg, &reg->free_head, idx);
+    return why;
+}
+
+/* --- worker side ---------------------------------------------------- */
+
+pyexec_claim_t pyexec_reg_claim(pyexec_registry_t *reg, const pyexec_id_t *id,
+                                uint32_t max_live, int64_t now_mono,
+                                int64_t now_wall, int32_t *idx_out)
+{
+    int32_t idx, *bucket;
+    pyexec_slot_t *s;
+
+    if (reg->count[PYEXEC_SLOT_LIVE] >= max_live) {
+        reg->stats.rejected_full++;
+        return PYEXEC_CLAIM_FULL;
+    }
+    if (pyexec_reg_lookup(reg, id) != PYEXEC_REG_NONE) {
+        return PYEXEC_CLAIM_DUPLICATE;
+    }
+    idx = list_pop(reg, &reg->spare_head);
+    if (idx == PYEXEC_REG_NONE) {
+        return PYEXEC_CLAIM_NO_SPARE;
+    }
+    s = &slots(reg)[idx];
+    s->id = *id;
+    s->created = now_wall;
+    s->last_use = now_mono;
+    s->inflight = 0;
+    s->deadline = 0;
+    s->executions = 0;
+    bucket = bucket_of(reg, id);
+    s->hnext = *bucket;
+    *bucket = idx;
+    set_state(reg, s, PYEXEC_SLOT_LIVE);
+    reg->stats.sessions_created++;
+    *idx_out = idx;
+    return PYEXEC_CLAIM_OK;
+}
+
+int32_t pyexec_reg_end(pyexec_registry_t *reg, int32_t idx, uint32_t gen,
+                       pyexec_end_reason_t reason)
+{
+    pyexec_slot_t *s = pyexec_reg_slot(reg, idx);
+
+    if (!s || s->gen != gen) {
+        return 0;
+    }
+    switch (s->state) {
+    case PYEXEC_SLOT_LIVE:
+        hash_unlink(reg, idx);
+        reg->stats.sessions_ended[reason]++;
+        break;
+    case PYEXEC_SLOT_SPARE:
+        list_remove(reg, &reg->spare_head, idx);
+        break;
+    case PYEXEC_SLOT_SPAWNING:
+        break;
+    default:
+        /* already dying or free: the first reason stands */
+        return 0;
+    }
+    if (s->kill_reason == PYEXEC_END_NONE) {
+        s->kill_reason = reason;
+    }
+    memset(&s->id, 0, sizeof(s->id));
+    set_state(reg, s, PYEXEC_SLOT_DYING);
+    return s->pid;
+}
+
+const char *pyexec_slot_state_name(pyexec_slot_state_t st)
+{
+    static const char *const names[] = {
+        "free", "spawning", "spare", "live", "dying"
+    };
+
+    return (unsigned)st < PYEXEC_SLOT_NSTATES ? names[st] : "unknown";
+}
+
+const char *pyexec_end_reason_name(pyexec_end_reason_t r)
+{
+    static const char *const names[] = {
+        "none", "idle", "timeout", "memory", "crash", "deleted", "evicted",
+        "spawn-failed"
+    };
+
+    return (unsigned)r < PYEXEC_END_NREASONS ? names[r] : "unknown";
+}

@@ -1,0 +1,780 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <apr_strings.h>
+#include <ap_listen.h>
+#include <ap_mpm.h>
+#include <mpm_common.h>
+#include <unixd.h>
+
+#include "pyexec_private.h"
+#include "pyexec_supervisor.h"
+#include "pyexec_io.h"
+#include "pyexec_protocol.h"
+
+/* Exit status that tells the parent not to restart us: the
+ * configuration is at fault and a restart would fail the same way. */
+#define SUPERVISOR_STARTUP_ERROR 254
+
+#define SCAN_INTERVAL_MS      200
+/* A worker kills its own overdue execution; this is the backstop for a
+ * worker that is gone. */
+#define DEADLINE_BACKSTOP_US  (500 * 1000)
+#define SPAWN_TIMEOUT_US      (30 * 1000 * 1000)
+#define MAX_CONCURRENT_SPAWNS 8
+
+typedef struct {
+    server_rec *s;
+    apr_pool_t *pool;
+    pyexec_registry_t *reg;
+    int ctl_fd;             /* datagrams from workers */
+    int zfd;                /* our end of the zygote channel */
+    pid_t zpid;
+    int helper_fd;          /* the helper program, opened before setuid */
+    apr_time_t zygote_retry_at;
+    int zygote_failures;
+    unsigned char *spawn_tmpl;  /* SPAWN frame with a blank slot/gen */
+    size_t spawn_len;
+} sup_t;
+
+static volatile sig_atomic_t sup_stop;
+static int sig_pipe[2] = {-1, -1};
+
+/* --- parent side: start, watch, restart ------------------------------ */
+
+static apr_pool_t *sup_parent_pool;
+static server_rec *sup_parent_server;
+
+static void supervisor_main(server_rec *s, apr_pool_t *p)
+    __attribute__((noreturn));
+
+static void maintenance(int reason, void *data, apr_wait_t status)
+{
+    apr_proc_t *proc = data;
+    int mpm_state, stopping, i;
+
+    switch (reason) {
+    case APR_OC_REASON_DEATH:
+    case APR_OC_REASON_LOST:
+        /* already reaped: keep the unregister below from signalling a
+         * pid that may belong to someone else by now */
+        proc->pid = -1;
+        apr_proc_other_child_unregister(data);
+        stopping = 1;
+        if (ap_mpm_query(AP_MPMQ_MPM_STATE, &mpm_state) == APR_SUCCESS
+            && mpm_state != AP_MPMQ_STOPPING) {
+            stopping = 0;
+        }
+        if (reason == APR_OC_REASON_DEATH && WIFEXITED(status)
+            && WEXITSTATUS(status) == SUPERVISOR_STARTUP_ERROR) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, sup_parent_server,
+                         PYEXEC_LOGNO(00201) "supervisor could not start "
+                         "(see above); not restarting it, /execute will "
+                         "answer 503");
+            break;
+        }
+        if (!stopping) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, sup_parent_server,
+                         PYEXEC_LOGNO(00202) "supervisor died (status %d); "
+                         "its sessions are lost, starting a new one",
+                         status);
+            pyexec_supervisor_start(sup_parent_pool, sup_parent_server);
+        }
+        break;
+    case APR_OC_REASON_RESTART:
+        apr_proc_other_child_unregister(data);
+        break;
+    case APR_OC_REASON_UNREGISTER:
+        /* restart or stop of httpd: end the supervisor and wait for it,
+         * so that the next generation starts on a clean socket dir */
+        if (proc->pid > 0) {
+            kill(proc->pid, SIGTERM);
+            for (i = 0; i < 300; i++) {
+                if (waitpid(proc->pid, NULL, WNOHANG) != 0) {
+                    break;
+                }
+                usleep(10000);
+            }
+            if (i == 300) {
+                kill(proc->pid, SIGKILL);
+                waitpid(proc->pid, NULL, 0);
+            }
+            proc->pid = -1;
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+apr_status_t pyexec_supervisor_start(apr_pool_t *pconf, server_rec *s)
+{
+    apr_proc_t *proc = apr_pcalloc(pconf, sizeof(*proc));
+    apr_status_t rv;
+
+    sup_parent_pool = pconf;
+    sup_parent_server = s;
+    rv = apr_proc_fork(proc, pconf);
+    if (rv == APR_INCHILD) {
+        supervisor_main(s, pconf);
+    }
+    if (rv != APR_INPARENT) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     PYEXEC_LOGNO(00203) "cannot fork the supervisor");
+        return rv;
+    }
+    apr_proc_other_child_register(proc, maintenance, proc, NULL, pconf);
+    return APR_SUCCESS;
+}
+
+/* --- worker side: datagrams ------------------------------------------ */
+
+static void send_ctl(uint16_t type, const void *payload, size_t len)
+{
+    unsigned char msg[PYEXEC_FRAME_HDR_LEN + PYEXEC_SLOT_MSG_LEN];
+    struct sockaddr_un sa;
+
+    if (pyexec_state.ctl_fd < 0 || len > PYEXEC_SLOT_MSG_LEN) {
+        return;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    apr_cpystrn(sa.sun_path, pyexec_state.ctl_path, sizeof(sa.sun_path));
+    pyexec_frame_encode_hdr(msg, type, 0, (uint32_t)len);
+    if (len) {
+        memcpy(msg + PYEXEC_FRAME_HDR_LEN, payload, len);
+    }
+    /* non-blocking: a full queue means the supervisor is awake anyway */
+    sendto(pyexec_state.ctl_fd, msg, PYEXEC_FRAME_HDR_LEN + len,
+           MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sa, sizeof(sa));
+}
+
+void pyexec_supervisor_wake(void)
+{
+    send_ctl(PYEXEC_MSG_WAKE, NULL, 0);
+}
+
+void pyexec_supervisor_kill(int32_t slot, uint32_t gen, int reason)
+{
+    unsigned char body[PYEXEC_SLOT_MSG_LEN];
+    pyexec_slot_msg_t m;
+
+    m.slot = (uint32_t)slot;
+    m.gen = gen;
+    m.pid = 0;
+    m.reason = (uint32_t)reason;
+    pyexec_slot_msg_encode(body, &m);
+    send_ctl(PYEXEC_MSG_KILL, body, sizeof(body));
+}
+
+/* --- the supervisor process ------------------------------------------ */
+
+static void on_stop(int sig)
+{
+    int e = errno;
+
+    sup_stop = 1;
+    if (write(sig_pipe[1], "s", 1) < 0) {
+        /* the pipe is full: we will wake up anyway */
+    }
+    errno = e;
+}
+
+static void on_child(int sig)
+{
+    int e = errno;
+
+    if (write(sig_pipe[1], "c", 1) < 0) {
+        /* as above */
+    }
+    errno = e;
+}
+
+static void set_signals(void)
+{
+    struct sigaction sa;
+    sigset_t none;
+
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_child;
+    sa.sa_flags = SA_NOCLDSTOP;
+    sigaction(SIGCHLD, &sa, NULL);
+    sa.sa_flags = 0;
+    sa.sa_handler = SIG_IGN;
+    /* httpd's restart signals are for the parent; it tells us itself */
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(AP_SIG_GRACEFUL_STOP, &sa, NULL);
+    sigaction(SIGPIPE, &sa, NULL);
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static int set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+/* Remove sockets a previous supervisor left behind. */
+static void clear_sockdir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    if (!d) {
+        return;
+    }
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n > 5 && !strcmp(e->d_name + n - 5, ".sock")) {
+            unlinkat(dirfd(d), e->d_name, 0);
+        }
+    }
+    closedir(d);
+}
+
+static int prepare_sockdir(sup_t *sup)
+{
+    const char *dir = pyexec_state.sockdir;
+    struct stat st;
+
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, sup->s,
+                     PYEXEC_LOGNO(00210) "cannot create PyExecSocketDir %s",
+                     dir);
+        return -1;
+    }
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, sup->s,
+                     PYEXEC_LOGNO(00211) "PyExecSocketDir %s is not a "
+                     "directory", dir);
+        return -1;
+    }
+    if (geteuid() == 0) {
+        /* workers and helpers run as User and meet here; nobody else
+         * may even look */
+        if (chown(dir, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0
+            || chmod(dir, 0700) != 0) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, errno, sup->s,
+                         PYEXEC_LOGNO(00212) "cannot hand %s to User", dir);
+            return -1;
+        }
+    }
+    clear_sockdir(dir);
+    return 0;
+}
+
+static int open_ctl(sup_t *sup)
+{
+    struct sockaddr_un sa;
+    int fd;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(pyexec_state.ctl_path) >= sizeof(sa.sun_path)) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, sup->s,
+                     PYEXEC_LOGNO(00213) "socket path %s is too long; set a "
+                     "shorter PyExecSocketDir", pyexec_state.ctl_path);
+        return -1;
+    }
+    strcpy(sa.sun_path, pyexec_state.ctl_path);
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    unlink(sa.sun_path);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, sup->s,
+                     PYEXEC_LOGNO(00214) "cannot bind %s", sa.sun_path);
+        close(fd);
+        return -1;
+    }
+    if (geteuid() == 0
+        && chown(sa.sun_path, ap_unixd_config.user_id,
+                 ap_unixd_config.group_id) != 0) {
+        close(fd);
+        return -1;
+    }
+    chmod(sa.sun_path, 0600);
+    sup->ctl_fd = fd;
+    return 0;
+}
+
+/* The SPAWN frame is the same for every helper but for slot and gen. */
+static void build_spawn_template(sup_t *sup)
+{
+    const pyexec_conf_t *c = &pyexec_state.conf;
+    pyexec_spawn_t sp;
+    size_t names = 0, off;
+    int i;
+
+    for (i = 0; i < c->blocked->nelts; i++) {
+        names += strlen(APR_ARRAY_IDX(c->blocked, i, const char *)) + 1;
+    }
+    sup->spawn_len = PYEXEC_FRAME_HDR_LEN + PYEXEC_SPAWN_FIXED_LEN + names;
+    sup->spawn_tmpl = apr_pcalloc(sup->pool, sup->spawn_len);
+    memset(&sp, 0, sizeof(sp));
+    sp.memory_limit = (uint64_t)c->memory_limit;
+    sp.max_output = (uint32_t)c->max_output;
+    sp.max_code = (uint32_t)c->max_code;
+    /* CPU backstop: far above what the wall clock allows per run, yet
+     * bounded for a session that is busy on every request */
+    sp.cpu_seconds = 600;
+    pyexec_frame_encode_hdr(sup->spawn_tmpl, PYEXEC_MSG_SPAWN, 0,
+                            (uint32_t)(sup->spawn_len - PYEXEC_FRAME_HDR_LEN));
+    pyexec_spawn_encode(sup->spawn_tmpl + PYEXEC_FRAME_HDR_LEN, &sp);
+    off = PYEXEC_FRAME_HDR_LEN + PYEXEC_SPAWN_FIXED_LEN;
+    for (i = 0; i < c->blocked->nelts; i++) {
+        const char *n = APR_ARRAY_IDX(c->blocked, i, const char *);
+        size_t l = strlen(n) + 1;
+        memcpy(sup->spawn_tmpl + off, n, l);
+        off += l;
+    }
+}
+
+static void zygote_start(sup_t *sup)
+{
+    int sv[2];
+    pid_t pid;
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, sup->s,
+                     PYEXEC_LOGNO(00220) "socketpair for the zygote");
+        return;
+    }
+    pid = fork();
+    if (pid == 0) {
+        static char *const envp[] = {"LANG=C.UTF-8", NULL};
+        char *argv[] = {"pyexec-helper", "--zygote", "--channel", "3",
+                        "--sockdir", (char *)pyexec_state.sockdir, NULL};
+        int null = open("/dev/null", O_RDWR);
+        struct sigaction dfl;
+        int sig, hfd;
+
+        memset(&dfl, 0, sizeof(dfl));
+        dfl.sa_handler = SIG_DFL;
+        for (sig = 1; sig < NSIG; sig++) {
+            sigaction(sig, &dfl, NULL);
+        }
+        /* stderr stays: it is httpd's error log. The helper goes by
+         * descriptor: its path may not be searchable by User. */
+        hfd = fcntl(sup->helper_fd, F_DUPFD, 10);
+        if (null < 0 || hfd < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0
+            || dup2(sv[1], 3) < 0 || dup2(hfd, 4) < 0) {
+            _exit(SUPERVISOR_STARTUP_ERROR);
+        }
+        syscall(SYS_close_range, 5u, ~0u, 0);
+        syscall(SYS_execveat, 4, "", argv, envp, AT_EMPTY_PATH);
+        dprintf(2, "mod_pyexec: cannot execute %s: %s\n",
+                pyexec_state.conf.helper_path, strerror(errno));
+        _exit(127);
+    }
+    close(sv[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, sup->s,
+                     PYEXEC_LOGNO(00221) "cannot fork the zygote");
+        return;
+    }
+    set_nonblock(sv[0]);
+    sup->zfd = sv[0];
+    sup->zpid = pid;
+}
+
+static void zygote_lost(sup_t *sup, int status)
+{
+    if (sup->zfd >= 0) {
+        close(sup->zfd);
+        sup->zfd = -1;
+    }
+    sup->zpid = 0;
+    sup->zygote_failures++;
+    /* back off: 0.1 s, 0.2 s, ... up to 10 s, so a broken helper
+     * installation cannot spin the machine */
+    sup->zygote_retry_at = apr_time_now()
+        + apr_time_from_msec(sup_stop ? 0 : (sup->zygote_failures > 7
+                                             ? 10000
+                                             : 100 << sup->zygote_failures));
+    ap_log_error(APLOG_MARK, sup_stop ? APLOG_DEBUG : APLOG_ERR, 0, sup->s,
+                 PYEXEC_LOGNO(00222) "zygote ended (status 0x%x), "
+                 "failure %d", status, sup->zygote_failures);
+}
+
+static void unlink_helper_socket(uint32_t slot, uint32_t gen)
+{
+    char path[108];
+
+    if (pyexec_helper_sockpath(path, sizeof(path), pyexec_state.sockdir,
+                               slot, gen) > 0) {
+        unlink(path);
+    }
+}
+
+/* Helpers and the zygote that have exited. */
+static void reap(sup_t *sup)
+{
+    int status;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        pyexec_end_reason_t why;
+        int32_t idx;
+        uint32_t gen = 0;
+
+        if (pid == sup->zpid) {
+            zygote_lost(sup, status);
+            continue;
+        }
+        if (WIFEXITED(status) && WEXITSTATUS(status) == PYEXEC_EXIT_MEMORY) {
+            why = PYEXEC_END_MEMORY;
+        }
+        else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU) {
+            why = PYEXEC_END_TIMEOUT;
+        }
+        else {
+            why = PYEXEC_END_CRASH;
+        }
+        if (pyexec_lock() != APR_SUCCESS) {
+            continue;
+        }
+        idx = pyexec_reg_find_pid(sup->reg, pid);
+        if (idx != PYEXEC_REG_NONE) {
+            pyexec_slot_t *s = pyexec_reg_slot(sup->reg, idx);
+            int spawning = s->state == PYEXEC_SLOT_SPAWNING;
+
+            gen = s->gen;
+            why = pyexec_reg_reaped(sup->reg, idx,
+                                    spawning ? PYEXEC_END_SPAWN_FAILED : why);
+        }
+        pyexec_unlock();
+        if (idx != PYEXEC_REG_NONE) {
+            unlink_helper_socket((uint32_t)idx, gen);
+            ap_log_error(APLOG_MARK, why == PYEXEC_END_CRASH
+                         || why == PYEXEC_END_SPAWN_FAILED
+                         ? APLOG_WARNING : APLOG_DEBUG, 0, sup->s,
+                         PYEXEC_LOGNO(00230) "helper %d (slot %d) ended: %s "
+                         "(status 0x%x)", (int)pid, (int)idx,
+                         pyexec_end_reason_name(why), status);
+        }
+    }
+}
+
+static void handle_zygote_msgs(sup_t *sup)
+{
+    unsigned char buf[PYEXEC_FRAME_HDR_LEN + PYEXEC_SLOT_MSG_LEN + 16];
+    ssize_t n;
+
+    while (sup->zfd >= 0
+           && (n = recv(sup->zfd, buf, sizeof(buf), MSG_DONTWAIT)) != 0) {
+        pyexec_frame_hdr_t hdr;
+        pyexec_slot_msg_t m;
+
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            break;              /* EAGAIN; EOF shows up as a reaped zygote */
+        }
+        if (pyexec_frame_decode_hdr(buf, (size_t)n, PYEXEC_SLOT_MSG_LEN, &hdr)
+            != PYEXEC_FRAME_OK
+            || pyexec_slot_msg_decode(buf + PYEXEC_FRAME_HDR_LEN,
+                                      (size_t)n - PYEXEC_FRAME_HDR_LEN,
+                                      &m) != 0) {
+            continue;
+        }
+        if (pyexec_lock() != APR_SUCCESS) {
+            continue;
+        }
+        if (hdr.type == PYEXEC_MSG_SPAWNED) {
+            if (m.pid <= 0) {
+                pyexec_reg_reaped(sup->reg, (int32_t)m.slot,
+                                  PYEXEC_END_SPAWN_FAILED);
+            }
+            else {
+                pyexec_reg_spawn_pid(sup->reg, (int32_t)m.slot, m.gen, m.pid);
+            }
+        }
+        else if (hdr.type == PYEXEC_MSG_READY) {
+            if (pyexec_reg_spawn_ready(sup->reg, (int32_t)m.slot, m.gen,
+                                       m.pid) == 0) {
+                sup->zygote_failures = 0;
+            }
+        }
+        pyexec_unlock();
+    }
+}
+
+static void handle_ctl_msgs(sup_t *sup)
+{
+    unsigned char buf[PYEXEC_FRAME_HDR_LEN + PYEXEC_SLOT_MSG_LEN + 16];
+    ssize_t n;
+
+    while ((n = recv(sup->ctl_fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+        pyexec_frame_hdr_t hdr;
+        pyexec_slot_msg_t m;
+        int32_t pid = 0;
+
+        if (pyexec_frame_decode_hdr(buf, (size_t)n, PYEXEC_SLOT_MSG_LEN, &hdr)
+            != PYEXEC_FRAME_OK || hdr.type != PYEXEC_MSG_KILL
+            || pyexec_slot_msg_decode(buf + PYEXEC_FRAME_HDR_LEN,
+                                      (size_t)n - PYEXEC_FRAME_HDR_LEN,
+                                      &m) != 0
+            || m.reason == PYEXEC_END_NONE || m.reason >= PYEXEC_END_NREASONS) {
+            continue;           /* WAKE, or junk: either way, refill */
+        }
+        if (pyexec_lock() != APR_SUCCESS) {
+            continue;
+        }
+        pid = pyexec_reg_end(sup->reg, (int32_t)m.slot, m.gen,
+                             (pyexec_end_reason_t)m.reason);
+        if (!pid) {
+            /* already ended by the worker: it is DYING, kill it anyway */
+            pyexec_slot_t *s = pyexec_reg_slot(sup->reg, (int32_t)m.slot);
+            if (s && s->gen == m.gen && s->state == PYEXEC_SLOT_DYING) {
+                pid = s->pid;
+            }
+        }
+        pyexec_unlock();
+        if (pid > 0) {
+            kill(pid, SIGKILL);
+        }
+    }
+}
+
+/* Idle sessions, overdue executions whose worker is gone, spawns that
+ * never became ready. */
+static void scan(sup_t *sup)
+{
+    const pyexec_conf_t *c = &pyexec_state.conf;
+    int32_t victims[64];
+    int nv = 0;
+    uint32_t i;
+    int64_t now = pyexec_now_usec();
+
+    if (pyexec_lock() != APR_SUCCESS) {
+        return;
+    }
+    for (i = 0; i < sup->reg->nslots && nv < 64; i++) {
+        pyexec_slot_t *s = pyexec_reg_slot(sup->reg, (int32_t)i);
+        int32_t pid = 0;
+
+        if (s->state == PYEXEC_SLOT_LIVE && s->inflight == 0
+            && now - s->last_use > c->idle_timeout) {
+            pid = pyexec_reg_end(sup->reg, (int32_t)i, s->gen,
+                                 PYEXEC_END_IDLE);
+        }
+        else if (s->state == PYEXEC_SLOT_LIVE && s->inflight > 0
+                 && s->deadline && now > s->deadline + DEADLINE_BACKSTOP_US) {
+            pid = pyexec_reg_end(sup->reg, (int32_t)i, s->gen,
+                                 PYEXEC_END_TIMEOUT);
+        }
+        else if (s->state == PYEXEC_SLOT_SPAWNING
+                 && now - s->spawned_at > SPAWN_TIMEOUT_US) {
+            pid = pyexec_reg_end(sup->reg, (int32_t)i, s->gen,
+                                 PYEXEC_END_SPAWN_FAILED);
+        }
+        if (pid > 0) {
+            victims[nv++] = pid;
+        }
+    }
+    pyexec_unlock();
+    while (nv > 0) {
+        kill(victims[--nv], SIGKILL);
+    }
+}
+
+/* Keep PyExecSpareHelpers ready, as far as the table has room. */
+static void refill(sup_t *sup)
+{
+    const pyexec_conf_t *c = &pyexec_state.conf;
+    int32_t todo[MAX_CONCURRENT_SPAWNS];
+    uint32_t gens[MAX_CONCURRENT_SPAWNS];
+    int n = 0, i;
+    int64_t now = pyexec_now_usec();
+
+    if (sup->zfd < 0) {
+        return;
+    }
+    if (pyexec_lock() != APR_SUCCESS) {
+        return;
+    }
+    for (;;) {
+        pyexec_registry_t *r = sup->reg;
+        uint32_t pending = r->count[PYEXEC_SLOT_SPARE]
+                           + r->count[PYEXEC_SLOT_SPAWNING];
+        uint32_t busy = r->count[PYEXEC_SLOT_LIVE] + pending;
+        int32_t idx;
+
+        if (pending >= (uint32_t)c->spare_helpers
+            || r->count[PYEXEC_SLOT_SPAWNING] >= MAX_CONCURRENT_SPAWNS
+            || busy >= (uint32_t)c->max_sessions + (uint32_t)c->spare_helpers
+            || n >= MAX_CONCURRENT_SPAWNS) {
+            break;
+        }
+        idx = pyexec_reg_spawn_begin(r, now);
+        if (idx == PYEXEC_REG_NONE) {
+            break;
+        }
+        todo[n] = idx;
+        gens[n] = pyexec_reg_slot(r, idx)->gen;
+        n++;
+    }
+    pyexec_unlock();
+
+    for (i = 0; i < n; i++) {
+        unsigned char *f = sup->spawn_tmpl + PYEXEC_FRAME_HDR_LEN;
+        /* slot and gen are the first two LE words of the fixed part */
+        f[0] = (unsigned char)todo[i];
+        f[1] = (unsigned char)(todo[i] >> 8);
+        f[2] = (unsigned char)(todo[i] >> 16);
+        f[3] = (unsigned char)(todo[i] >> 24);
+        f[4] = (unsigned char)gens[i];
+        f[5] = (unsigned char)(gens[i] >> 8);
+        f[6] = (unsigned char)(gens[i] >> 16);
+        f[7] = (unsigned char)(gens[i] >> 24);
+        if (send(sup->zfd, sup->spawn_tmpl, sup->spawn_len, MSG_NOSIGNAL)
+            != (ssize_t)sup->spawn_len) {
+            if (pyexec_lock() == APR_SUCCESS) {
+                pyexec_reg_reaped(sup->reg, todo[i], PYEXEC_END_SPAWN_FAILED);
+                pyexec_unlock();
+            }
+        }
+    }
+}
+
+static void shutdown_all(sup_t *sup)
+{
+    uint32_t i;
+    int waited;
+
+    if (pyexec_lock() == APR_SUCCESS) {
+        for (i = 0; i < sup->reg->nslots; i++) {
+            pyexec_slot_t *s = pyexec_reg_slot(sup->reg, (int32_t)i);
+            if (s->state != PYEXEC_SLOT_FREE && s->pid > 0) {
+                kill(s->pid, SIGKILL);
+            }
+        }
+        pyexec_reg_reset(sup->reg);
+        pyexec_unlock();
+    }
+    if (sup->zpid > 0) {
+        kill(sup->zpid, SIGKILL);
+    }
+    /* reap everything so that no helper outlives a stopped httpd */
+    for (waited = 0; waited < 200; waited++) {
+        if (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD) {
+            break;
+        }
+        usleep(10000);
+    }
+    clear_sockdir(pyexec_state.sockdir);
+}
+
+static void supervisor_main(server_rec *s, apr_pool_t *p)
+{
+    sup_t sup;
+    apr_status_t rv;
+    apr_time_t next_scan = 0;
+
+    memset(&sup, 0, sizeof(sup));
+    sup.s = s;
+    sup.zfd = -1;
+    sup.ctl_fd = -1;
+    apr_pool_create(&sup.pool, p);
+    sup.reg = pyexec_state.reg;
+
+    if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        exit(SUPERVISOR_STARTUP_ERROR);
+    }
+    set_signals();
+    /* httpd's listeners and logs are not ours to hold */
+    ap_close_listeners();
+
+    rv = apr_global_mutex_child_init(&pyexec_state.mutex,
+                                     pyexec_state.mutex_file, sup.pool);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     PYEXEC_LOGNO(00240) "supervisor: mutex child init");
+        exit(SUPERVISOR_STARTUP_ERROR);
+    }
+    if (pyexec_lock() == APR_SUCCESS) {
+        pyexec_reg_reset(sup.reg);
+        pyexec_unlock();
+    }
+    sup.helper_fd = open(pyexec_state.conf.helper_path, O_PATH | O_CLOEXEC);
+    if (sup.helper_fd < 0) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s,
+                     PYEXEC_LOGNO(00241) "cannot open PyExecHelper %s",
+                     pyexec_state.conf.helper_path);
+        exit(SUPERVISOR_STARTUP_ERROR);
+    }
+    if (prepare_sockdir(&sup) != 0 || open_ctl(&sup) != 0) {
+        exit(SUPERVISOR_STARTUP_ERROR);
+    }
+    if (geteuid() == 0 && ap_run_drop_privileges(sup.pool, s) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                     PYEXEC_LOGNO(00242) "supervisor cannot drop privileges");
+        exit(SUPERVISOR_STARTUP_ERROR);
+    }
+    build_spawn_template(&sup);
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                 PYEXEC_LOGNO(00243) "supervisor %d started: %d spare "
+                 "helpers, at most %d sessions, helper %s",
+                 (int)getpid(), pyexec_state.conf.spare_helpers,
+                 pyexec_state.conf.max_sessions,
+                 pyexec_state.conf.helper_path);
+
+    while (!sup_stop) {
+        struct pollfd pfd[3];
+        int nfd = 0;
+        char drain[64];
+        apr_time_t now = apr_time_now();
+
+        if (sup.zpid == 0 && now >= sup.zygote_retry_at) {
+            zygote_start(&sup);
+        }
+        pfd[nfd].fd = sig_pipe[0];
+        pfd[nfd++].events = POLLIN;
+        pfd[nfd].fd = sup.ctl_fd;
+        pfd[nfd++].events = POLLIN;
+        if (sup.zfd >= 0) {
+            pfd[nfd].fd = sup.zfd;
+            pfd[nfd++].events = POLLIN;
+        }
+        poll(pfd, (nfds_t)nfd, SCAN_INTERVAL_MS);
+        while (read(sig_pipe[0], drain, sizeof(drain)) > 0) {
+            /* just wake-ups */
+        }
+        /* messages first: a SPAWNED must be known before its pid is
+         * reaped */
+        handle_zygote_msgs(&sup);
+        reap(&sup);
+        handle_ctl_msgs(&sup);
+        now = apr_time_now();
+        if (now >= next_scan) {
+            scan(&sup);
+            next_scan = now + apr_time_from_msec(SCAN_INTERVAL_MS);
+        }
+        refill(&sup);
+    }
+    shutdown_all(&sup);
+    exit(0);
+}
