@@ -593,6 +593,11 @@ int pyexec_py_init(char *err, size_t err_len)
     cfg.parse_argv = 0;
     cfg.user_site_directory = 0;
     st = PyConfig_SetString(&cfg, &cfg.program_name, L"pyexec-helper");
+#ifdef PYEXEC_PYTHON_HOME
+    if (!PyStatus_Exception(st)) {
+        st = PyConfig_SetString(&cfg, &cfg.home, PYEXEC_PYTHON_HOME);
+    }
+#endif
     if (!PyStatus_Exception(st)) {
         st = Py_InitializeFromConfig(&cfg);
     }

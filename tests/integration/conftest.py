@@ -1,0 +1,72 @@
+"""Fixtures: real httpd instances with mod_pyexec (see pyhttpd.py)."""
+import os
+import sys
+
+import pytest
+import requests
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pyhttpd  # noqa: E402
+
+
+class Client:
+    """Talks to one httpd's /execute."""
+
+    def __init__(self, httpd):
+        self.httpd = httpd
+        self.url = httpd.url + "/execute"
+        self.http = requests.Session()
+
+    def post(self, body=None, raw=None, headers=None, timeout=30):
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        if raw is not None:
+            return self.http.post(self.url, data=raw, headers=h,
+                                  timeout=timeout)
+        return self.http.post(self.url, json=body, headers=h,
+                              timeout=timeout)
+
+    def run(self, code, sid=None, expect=200):
+        body = {"code": code}
+        if sid is not None:
+            body["id"] = sid
+        r = self.post(body)
+        assert r.status_code == expect, (r.status_code, r.text)
+        return r.json()
+
+    def session(self):
+        """A fresh session id."""
+        return self.run("pass")["id"]
+
+
+def start(request, **kw):
+    h = pyhttpd.Httpd(**kw)
+    try:
+        h.start()
+        h.wait_spares(1)
+    except Exception:
+        h.stop()
+        log = h.read_log()
+        h.cleanup()
+        pytest.fail("httpd did not start:\n" + log)
+
+    def fin():
+        h.stop()
+        if request.session.testsfailed:
+            sys.stderr.write("\n--- error log of %s ---\n%s\n" % (
+                h.url, h.read_log()[-5000:]))
+        h.cleanup()
+    request.addfinalizer(fin)
+    return h
+
+
+@pytest.fixture(scope="session")
+def httpd(request):
+    """The shared server: event MPM with two children."""
+    return start(request, directives={"PyExecSpareHelpers": 4,
+                                      "PyExecMaxSessions": 2000})
+
+
+@pytest.fixture
+def client(httpd):
+    return Client(httpd)

@@ -1,0 +1,127 @@
+"""The process tree: supervisor loss, httpd restarts, nothing left behind."""
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import Client, start
+
+
+def children_of(pid):
+    out = subprocess.run(["ps", "-o", "pid=,ppid=,comm=", "-e"],
+                         capture_output=True, text=True).stdout
+    kids = {}
+    for line in out.splitlines():
+        p, pp, comm = line.split(None, 2)
+        kids.setdefault(int(pp), []).append((int(p), comm))
+    return kids.get(pid, [])
+
+
+def supervisor_pid(h):
+    """The httpd parent's child that parents the helpers."""
+    for pid, comm in children_of(h.main_pid()):
+        if any(c == "pyexec-helper" for _, c in children_of(pid)):
+            return pid
+    return None
+
+
+def helper_pids(h):
+    sup = supervisor_pid(h)
+    return [p for p, c in children_of(sup)] if sup else []
+
+
+def wait_for(pred, timeout=10, step=0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+@pytest.fixture
+def own(request):
+    return start(request, directives={"PyExecSpareHelpers": 2})
+
+
+def test_helpers_are_children_of_the_supervisor(own):
+    sup = wait_for(lambda: supervisor_pid(own))
+    assert sup
+    # zygote + 2 spares at least
+    assert wait_for(lambda: len(helper_pids(own)) >= 3)
+
+
+def test_supervisor_killed_mid_run(own):
+    c = Client(own)
+    sid = c.run("x = 1")["id"]
+    other = c.run("y = 2")["id"]
+    sup = wait_for(lambda: supervisor_pid(own))
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(Client(own).run,
+                        "import time\ntime.sleep(1.5)\nprint('done')", sid)
+        time.sleep(0.3)
+        os.kill(sup, signal.SIGKILL)
+        body = fut.result(timeout=10)
+    # the in-flight execution ends with an error, not a hang or a 5xx
+    assert "error" in body
+    # its helpers died with it; httpd started a new supervisor
+    assert wait_for(lambda: supervisor_pid(own) not in (None, sup))
+    for s in (sid, other):
+        assert c.post({"code": "print(x)", "id": s}).status_code == 404
+    # new sessions work again
+    assert wait_for(lambda: c.post({"code": "print('back')"}).status_code
+                    == 200)
+    assert c.run("print('back')")["stdout"] == "back\n"
+    assert "PYX00202" in own.read_log()
+
+
+def test_zygote_killed_is_replaced(own):
+    c = Client(own)
+    sid = c.run("z = 1")["id"]
+    sup = wait_for(lambda: supervisor_pid(own))
+    zygote = min(p for p, _ in children_of(sup))
+    os.kill(zygote, signal.SIGKILL)
+    # existing sessions are not the zygote's: they live on
+    assert c.run("print(z)", sid)["stdout"] == "1\n"
+    for _ in range(6):
+        assert c.run("print('new')")["stdout"] == "new\n"
+
+
+def test_restart_keeps_serving(own):
+    c = Client(own)
+    sid = c.run("kept = 1")["id"]
+    own.signal("restart")
+    own.wait_spares(1)
+    assert wait_for(lambda: c.post({"code": "print('after')"}).status_code
+                    == 200)
+    assert c.run("print('after')")["stdout"] == "after\n"
+    # a hard restart ends sessions
+    assert c.post({"code": "print(kept)", "id": sid}).status_code == 404
+
+
+def test_graceful_restart_keeps_serving(own):
+    c = Client(own)
+    own.signal("graceful")
+    own.wait_spares(1)
+    assert wait_for(lambda: c.post({"code": "print(1)"}).status_code == 200)
+
+
+def test_stop_leaves_no_process_behind(request):
+    h = start(request, directives={"PyExecSpareHelpers": 3})
+    c = Client(h)
+    for _ in range(3):
+        c.run("x = 1")
+    sup = wait_for(lambda: supervisor_pid(h))
+    pids = [sup] + helper_pids(h)
+    assert len(pids) >= 5
+    h.signal("stop")
+
+    def all_gone():
+        return not [p for p in pids if os.path.exists("/proc/%d" % p)]
+    assert wait_for(all_gone, timeout=10), [
+        p for p in pids if os.path.exists("/proc/%d" % p)]
+    assert not [f for f in os.listdir(h.sockdir) if f.endswith(".sock")]
