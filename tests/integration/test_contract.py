@@ -264,3 +264,12 @@ def test_unicode_source_and_output(client):
 def test_coding_cookie_is_ignored_for_text_source(client):
     body = client.run("# -*- coding: latin-1 -*-\nprint('\u00e9')")
     assert body["stdout"] == "\u00e9\n"
+
+
+def test_ui_is_served_at_root(httpd):
+    import requests
+    r = requests.get(httpd.url + "/", timeout=10)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/html")
+    assert 'fetch("execute"' in r.text
+    assert "textContent" in r.text      # output rendered as text, never HTML

@@ -125,3 +125,53 @@ def test_stop_leaves_no_process_behind(request):
     assert wait_for(all_gone, timeout=10), [
         p for p in pids if os.path.exists("/proc/%d" % p)]
     assert not [f for f in os.listdir(h.sockdir) if f.endswith(".sock")]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
+def test_helpers_run_unprivileged_when_httpd_starts_as_root(client):
+    import pwd
+    body = client.run("import random\nprint(random._os.getuid(), "
+                      "random._os.getgid())")
+    uid, gid = map(int, body["stdout"].split())
+    assert uid == pwd.getpwnam("www-data").pw_uid
+    assert uid != 0 and gid != 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
+def test_works_started_as_an_ordinary_user(httpd):
+    """The whole service, started by `nobody` instead of root."""
+    script = r"""
+import sys, requests
+sys.path.insert(0, %r)
+import pyhttpd
+h = pyhttpd.Httpd(build_dir=%r)
+try:
+    h.start(); h.wait_spares(1)
+    r = requests.post(h.url + "/execute", timeout=10,
+                      json={"code": "import random\nprint(random._os.getuid())"})
+    print(r.status_code, r.json()["stdout"].strip())
+    r = requests.post(h.url + "/execute", timeout=10,
+                      json={"code": "while True: pass"})
+    print(r.json()["error"])
+finally:
+    h.stop(); h.cleanup()
+""" % (os.path.dirname(os.path.abspath(__file__)), httpd.build_dir)
+    import pwd
+    r = subprocess.run(["runuser", "-u", "nobody", "--", "/usr/bin/python3",
+                        "-c", script], capture_output=True, text=True,
+                       cwd="/", timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "200 %d" % pwd.getpwnam("nobody").pw_uid
+    assert lines[1] == "Execution timeout. Session terminated."
+
+
+def test_per_module_loglevel(request):
+    """LogLevel pyexec:debug shows what the default level hides."""
+    quiet = start(request, loglevel="warn")
+    loud = start(request, loglevel="warn pyexec:debug")
+    for h in (quiet, loud):
+        Client(h).run("while True: pass")
+    time.sleep(0.5)
+    assert "PYX00230" in loud.read_log()
+    assert "PYX00230" not in quiet.read_log()
