@@ -20,6 +20,7 @@
 
 static void pyexec_register_hooks(apr_pool_t *p)
 {
+    (void)p;
     ap_hook_pre_config(pyexec_shared_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(pyexec_shared_post_config, NULL, NULL,
                         APR_HOOK_MIDDLE);

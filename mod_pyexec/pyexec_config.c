@@ -11,6 +11,7 @@ static const char *const default_blocked[] = { PYEXEC_DEFAULT_BLOCKED_MODULES };
 void *pyexec_conf_create(apr_pool_t *p, server_rec *s)
 {
     pyexec_conf_t *c = apr_pcalloc(p, sizeof(*c));
+    (void)s;
 
     c->timeout = -1;
     c->idle_timeout = -1;
@@ -63,6 +64,7 @@ static const char *set_size(cmd_parms *cmd, void *dc, const char *arg)
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
     apr_int64_t *field = (apr_int64_t *)((char *)c
                                          + (size_t)cmd->info);
+    (void)dc;
 
     if (err) {
         return err;
@@ -76,6 +78,7 @@ static const char *set_interval(cmd_parms *cmd, void *dc, const char *arg)
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
     apr_interval_time_t *field = (apr_interval_time_t *)((char *)c
                                                          + (size_t)cmd->info);
+    (void)dc;
 
     if (err) {
         return err;
@@ -96,6 +99,7 @@ static const char *set_count(cmd_parms *cmd, void *dc, const char *arg)
     int *field = (int *)((char *)c + (size_t)cmd->info);
     char *end;
     long v;
+    (void)dc;
 
     if (err) {
         return err;
@@ -118,6 +122,7 @@ static const char *set_path(cmd_parms *cmd, void *dc, const char *arg)
     pyexec_conf_t *c = conf_of(cmd);
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
     const char **field = (const char **)((char *)c + (size_t)cmd->info);
+    (void)dc;
 
     if (err) {
         return err;
@@ -159,6 +164,7 @@ static const char *add_blocked(cmd_parms *cmd, void *dc, const char *arg)
     pyexec_conf_t *c = conf_of(cmd);
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
     size_t i;
+    (void)dc;
 
     if (err) {
         return err;

@@ -182,8 +182,7 @@ typedef struct {
 } session_ref_t;
 
 /* Existing session: count us in, so that idle expiry leaves it alone. */
-static int attach_session(request_rec *r, const pyexec_id_t *id,
-                          session_ref_t *ref)
+static int attach_session(const pyexec_id_t *id, session_ref_t *ref)
 {
     const pyexec_conf_t *c = &pyexec_state.conf;
     pyexec_slot_t *s;
@@ -484,7 +483,7 @@ int pyexec_handler(request_rec *r)
         return send_error(r, req.status, req.error);
     }
 
-    rc = req.has_id ? attach_session(r, &req.id, &ref)
+    rc = req.has_id ? attach_session(&req.id, &ref)
                     : new_session(r, &ref);
     if (rc != OK) {
         pyexec_request_clear(&req);

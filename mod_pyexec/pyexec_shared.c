@@ -38,6 +38,8 @@ void pyexec_unlock(void)
 int pyexec_shared_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                              apr_pool_t *ptemp)
 {
+    (void)plog;
+    (void)ptemp;
     /* so that the standard Mutex directive can configure ours */
     return ap_mutex_register(pconf, PYEXEC_MUTEX_TYPE, NULL,
                              APR_LOCK_DEFAULT, 0) == APR_SUCCESS
@@ -51,6 +53,8 @@ int pyexec_shared_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     apr_size_t size;
     uint32_t nslots;
     apr_status_t rv;
+    (void)plog;
+    (void)ptemp;
 
     /* the first pass only checks the configuration */
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {

@@ -184,6 +184,7 @@ void pyexec_supervisor_kill(int32_t slot, uint32_t gen, int reason)
 static void on_stop(int sig)
 {
     int e = errno;
+    (void)sig;
 
     sup_stop = 1;
     if (write(sig_pipe[1], "s", 1) < 0) {
@@ -195,6 +196,7 @@ static void on_stop(int sig)
 static void on_child(int sig)
 {
     int e = errno;
+    (void)sig;
 
     if (write(sig_pipe[1], "c", 1) < 0) {
         /* as above */
