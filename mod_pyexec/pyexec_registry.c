@@ -219,7 +219,14 @@ int pyexec_reg_spawn_pid(pyexec_registry_t *reg, int32_t idx, uint32_t gen,
 {
     pyexec_slot_t *s = pyexec_reg_slot(reg, idx);
 
-    if (!s || s->gen != gen || s->state != PYEXEC_SLOT_SPAWNING || pid <= 0) {
+    if (!s || s->gen != gen || pid <= 0) {
+        return -1;
+    }
+    /* the helper's own READY may overtake the zygote's report */
+    if (s->pid == pid && s->state != PYEXEC_SLOT_FREE) {
+        return 0;
+    }
+    if (s->state != PYEXEC_SLOT_SPAWNING || s->pid != 0) {
         return -1;
     }
     s->pid = pid;
@@ -343,6 +350,14 @@ int32_t pyexec_reg_end(pyexec_registry_t *reg, int32_t idx, uint32_t gen,
         list_remove(reg, &reg->spare_head, idx);
         break;
     case PYEXEC_SLOT_SPAWNING:
+        if (s->pid == 0) {
+            /* no process to kill or reap yet: free the slot now; the
+             * zygote's late report carries a stale generation and the
+             * supervisor kills whatever it names */
+            s->kill_reason = reason;
+            pyexec_reg_reaped(reg, idx, reason);
+            return 0;
+        }
         break;
     default:
         /* already dying or free: the first reason stands */

@@ -100,7 +100,8 @@ void pyexec_reg_reset(pyexec_registry_t *reg);
 
 /* Take a free slot for a helper about to be spawned. */
 int32_t pyexec_reg_spawn_begin(pyexec_registry_t *reg, int64_t now);
-/* The zygote reported the pid. 0 on success, -1 if stale. */
+/* The zygote reported the pid. 0 on success (also when the helper's
+ * READY came first with the same pid), -1 if stale. */
 int pyexec_reg_spawn_pid(pyexec_registry_t *reg, int32_t idx, uint32_t gen,
                          int32_t pid);
 /* The helper is listening: it becomes a spare. */
@@ -133,7 +134,8 @@ int32_t pyexec_reg_lookup(pyexec_registry_t *reg, const pyexec_id_t *id);
 
 /* End the session in idx if it still is generation gen: it disappears
  * from lookups at once and the slot waits for its helper to be reaped.
- * Returns the helper's pid to kill, or 0 if there is nothing to do. */
+ * A spawn whose pid is not known yet is freed at once. Returns the
+ * helper's pid to kill, or 0 if there is nothing to do. */
 int32_t pyexec_reg_end(pyexec_registry_t *reg, int32_t idx, uint32_t gen,
                        pyexec_end_reason_t reason);
 

@@ -409,6 +409,20 @@ static void zygote_lost(sup_t *sup, int status)
     }
     sup->zpid = 0;
     sup->zygote_failures++;
+    /* spawns it never answered will never be answered */
+    if (pyexec_lock() == APR_SUCCESS) {
+        uint32_t i;
+
+        for (i = 0; i < sup->reg->nslots; i++) {
+            pyexec_slot_t *s = pyexec_reg_slot(sup->reg, (int32_t)i);
+
+            if (s->state == PYEXEC_SLOT_SPAWNING && s->pid == 0) {
+                pyexec_reg_end(sup->reg, (int32_t)i, s->gen,
+                               PYEXEC_END_SPAWN_FAILED);
+            }
+        }
+        pyexec_unlock();
+    }
     /* back off: 0.1 s, 0.2 s, ... up to 10 s, so a broken helper
      * installation cannot spin the machine */
     sup->zygote_retry_at = apr_time_now()
@@ -488,6 +502,7 @@ static void handle_zygote_msgs(sup_t *sup)
            && (n = recv(sup->zfd, buf, sizeof(buf), MSG_DONTWAIT)) != 0) {
         pyexec_frame_hdr_t hdr;
         pyexec_slot_msg_t m;
+        int stale = 0;
 
         if (n < 0) {
             if (errno == EINTR) {
@@ -505,22 +520,28 @@ static void handle_zygote_msgs(sup_t *sup)
         if (pyexec_lock() != APR_SUCCESS) {
             continue;
         }
-        if (hdr.type == PYEXEC_MSG_SPAWNED) {
-            if (m.pid <= 0) {
-                pyexec_reg_reaped(sup->reg, (int32_t)m.slot,
-                                  PYEXEC_END_SPAWN_FAILED);
-            }
-            else {
-                pyexec_reg_spawn_pid(sup->reg, (int32_t)m.slot, m.gen, m.pid);
-            }
+        if (hdr.type == PYEXEC_MSG_SPAWNED && m.pid <= 0) {
+            /* the fork failed: free the slot, if it is still this spawn */
+            pyexec_reg_end(sup->reg, (int32_t)m.slot, m.gen,
+                           PYEXEC_END_SPAWN_FAILED);
+        }
+        else if (hdr.type == PYEXEC_MSG_SPAWNED) {
+            stale = pyexec_reg_spawn_pid(sup->reg, (int32_t)m.slot, m.gen,
+                                         m.pid) != 0;
         }
         else if (hdr.type == PYEXEC_MSG_READY) {
-            if (pyexec_reg_spawn_ready(sup->reg, (int32_t)m.slot, m.gen,
-                                       m.pid) == 0) {
+            stale = pyexec_reg_spawn_ready(sup->reg, (int32_t)m.slot, m.gen,
+                                           m.pid) != 0;
+            if (!stale) {
                 sup->zygote_failures = 0;
             }
         }
         pyexec_unlock();
+        /* a helper nobody waits for any more: it is our child (so its
+         * pid cannot have been reused before we reap it), end it */
+        if (stale && m.pid > 0) {
+            kill(m.pid, SIGKILL);
+        }
     }
 }
 

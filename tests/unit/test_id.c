@@ -1,1 +1,349 @@
-/* placeholder */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+#include <ctype.h>
+#include <string.h>
+
+#include "pyexec_id.h"
+#include "test_suites.h"
+
+#define SAMPLE_LOWER "0123abcd-ef45-4789-a0b1-c2d3e4f5a6b7"
+#define SAMPLE_UPPER "0123ABCD-EF45-4789-A0B1-C2D3E4F5A6B7"
+
+static const pyexec_id_t sample = { {
+    0x01, 0x23, 0xab, 0xcd, 0xef, 0x45, 0x47, 0x89,
+    0xa0, 0xb1, 0xc2, 0xd3, 0xe4, 0xf5, 0xa6, 0xb7
+} };
+
+static int parse_str(const char *s, pyexec_id_t *id)
+{
+    return pyexec_id_parse(s, strlen(s), id);
+}
+
+/* --- generate -------------------------------------------------------- */
+
+/* Many draws, so that a missing mask shows even though the random bits
+ * would sometimes hit the right values by chance. */
+START_TEST(test_generate_version_variant)
+{
+    int i;
+
+    for (i = 0; i < 1000; i++) {
+        pyexec_id_t id;
+
+        ck_assert_int_eq(pyexec_id_generate(&id), 0);
+        ck_assert_uint_eq(id.b[6] >> 4, 4);
+        ck_assert_uint_eq(id.b[8] >> 6, 2);
+    }
+}
+END_TEST
+
+/* Ids are capabilities: two draws must not repeat, and every bit that
+ * is not fixed by the layout must actually vary. */
+START_TEST(test_generate_random)
+{
+    pyexec_id_t first, id;
+    uint8_t ored[PYEXEC_ID_BYTES], anded[PYEXEC_ID_BYTES];
+    int i, j;
+
+    ck_assert_int_eq(pyexec_id_generate(&first), 0);
+    memset(ored, 0, sizeof(ored));
+    memset(anded, 0xff, sizeof(anded));
+    for (i = 0; i < 200; i++) {
+        ck_assert_int_eq(pyexec_id_generate(&id), 0);
+        ck_assert(!pyexec_id_equal(&id, &first));
+        ck_assert(!pyexec_id_is_zero(&id));
+        for (j = 0; j < PYEXEC_ID_BYTES; j++) {
+            ored[j] |= id.b[j];
+            anded[j] &= id.b[j];
+        }
+    }
+    for (j = 0; j < PYEXEC_ID_BYTES; j++) {
+        uint8_t fixed = j == 6 ? 0xf0 : j == 8 ? 0xc0 : 0x00;
+
+        /* the chance of a free bit staying put over 200 draws is 2^-199 */
+        ck_assert_uint_eq((uint8_t)(ored[j] | fixed), 0xff);
+        ck_assert_uint_eq((uint8_t)(anded[j] & (uint8_t)~fixed), 0x00);
+    }
+}
+END_TEST
+
+/* --- format ---------------------------------------------------------- */
+
+START_TEST(test_format_known)
+{
+    char out[PYEXEC_ID_STRLEN + 8];
+
+    memset(out, 'Z', sizeof(out));
+    pyexec_id_format(&sample, out);
+    ck_assert_str_eq(out, SAMPLE_LOWER);
+    ck_assert_uint_eq(strlen(out), PYEXEC_ID_STRLEN);
+}
+END_TEST
+
+START_TEST(test_format_generated_shape)
+{
+    int i, k;
+
+    for (i = 0; i < 100; i++) {
+        pyexec_id_t id;
+        char out[PYEXEC_ID_STRLEN + 1];
+
+        ck_assert_int_eq(pyexec_id_generate(&id), 0);
+        pyexec_id_format(&id, out);
+        ck_assert_uint_eq(strlen(out), PYEXEC_ID_STRLEN);
+        for (k = 0; k < PYEXEC_ID_STRLEN; k++) {
+            if (k == 8 || k == 13 || k == 18 || k == 23) {
+                ck_assert_int_eq(out[k], '-');
+            }
+            else {
+                ck_assert_msg(isxdigit((unsigned char)out[k])
+                              && !isupper((unsigned char)out[k]),
+                              "char %d of %s is not lower-case hex", k, out);
+            }
+        }
+        ck_assert_int_eq(out[14], '4');
+        ck_assert_ptr_nonnull(strchr("89ab", out[19]));
+    }
+}
+END_TEST
+
+START_TEST(test_format_extremes)
+{
+    pyexec_id_t id;
+    char out[PYEXEC_ID_STRLEN + 1];
+
+    memset(&id, 0, sizeof(id));
+    pyexec_id_format(&id, out);
+    ck_assert_str_eq(out, "00000000-0000-0000-0000-000000000000");
+    memset(&id, 0xff, sizeof(id));
+    pyexec_id_format(&id, out);
+    ck_assert_str_eq(out, "ffffffff-ffff-ffff-ffff-ffffffffffff");
+}
+END_TEST
+
+/* --- parse ----------------------------------------------------------- */
+
+START_TEST(test_parse_known)
+{
+    pyexec_id_t id;
+
+    memset(&id, 0, sizeof(id));
+    ck_assert_int_eq(parse_str(SAMPLE_LOWER, &id), 0);
+    ck_assert_mem_eq(id.b, sample.b, PYEXEC_ID_BYTES);
+}
+END_TEST
+
+START_TEST(test_parse_upper_and_mixed)
+{
+    pyexec_id_t id;
+
+    memset(&id, 0, sizeof(id));
+    ck_assert_int_eq(parse_str(SAMPLE_UPPER, &id), 0);
+    ck_assert(pyexec_id_equal(&id, &sample));
+
+    memset(&id, 0, sizeof(id));
+    ck_assert_int_eq(parse_str("0123AbCd-eF45-4789-a0B1-C2d3E4f5A6b7", &id),
+                     0);
+    ck_assert(pyexec_id_equal(&id, &sample));
+}
+END_TEST
+
+START_TEST(test_parse_round_trip)
+{
+    int i;
+
+    for (i = 0; i < 100; i++) {
+        pyexec_id_t id, back;
+        char text[PYEXEC_ID_STRLEN + 1];
+
+        ck_assert_int_eq(pyexec_id_generate(&id), 0);
+        pyexec_id_format(&id, text);
+        memset(&back, 0, sizeof(back));
+        ck_assert_int_eq(parse_str(text, &back), 0);
+        ck_assert(pyexec_id_equal(&id, &back));
+    }
+}
+END_TEST
+
+/* Only the layout is checked, not the version: an id is looked up, not
+ * trusted, so any well-formed one simply is not found. */
+START_TEST(test_parse_nil)
+{
+    pyexec_id_t id;
+
+    memset(&id, 0xaa, sizeof(id));
+    ck_assert_int_eq(parse_str("00000000-0000-0000-0000-000000000000", &id),
+                     0);
+    ck_assert(pyexec_id_is_zero(&id));
+}
+END_TEST
+
+START_TEST(test_parse_rejects)
+{
+    static const char *const bad[] = {
+        "",
+        "0123abcd-ef45-4789-a0b1-c2d3e4f5a6b",      /* one short */
+        "0123abcd-ef45-4789-a0b1-c2d3e4f5a6b70",    /* one long */
+        "0123abcd-ef45-4789-a0b1-c2d3e4f5a6b7ab",   /* a whole byte more */
+        "0123abcd-ef45-4789-a0b1-c2d3e4f5a6b7 ",
+        " 0123abcd-ef45-4789-a0b1-c2d3e4f5a6b7",
+        "{0123abcd-ef45-4789-a0b1-c2d3e4f5a6b7}",
+        "urn:uuid:0123abcd-ef45-4789-a0b1-c2d3e4f5a6b7",
+        "0123abcdef454789a0b1c2d3e4f5a6b7",         /* no dashes */
+        "0123abcdef45-4789-a0b1-c2d3e4f5a6b7-",     /* dash moved */
+        "0123abc-def45-4789-a0b1-c2d3e4f5a6b7",
+        "0123abcd-ef454-789-a0b1-c2d3e4f5a6b7",
+        "0123abcd-ef45-4789a-0b1-c2d3e4f5a6b7",
+        "0123abcd-ef45-4789-a0b1c-2d3e4f5a6b7",
+        "0123abcd_ef45_4789_a0b1_c2d3e4f5a6b7",
+        "0123abcg-ef45-4789-a0b1-c2d3e4f5a6b7",     /* g */
+        "0123abcd-ef45-4789-a0b1-c2d3e4f5a6bG",
+        "0123abcd-ef45-4789-a0b1-c2d3e4f5a6b:",     /* just past '9' */
+        "0123abcd-ef45-4789-a0b1-c2d3e4f5a6b/",     /* just before '0' */
+        "0123abcd-ef45-4789-a0b1-c2d3e4f5a6b@",     /* just before 'A' */
+        "0123abcd-ef45-4789-a0b1-c2d3e4f5a6b`",     /* just before 'a' */
+        "+123abcd-ef45-4789-a0b1-c2d3e4f5a6b7",
+        "------------------------------------",
+        "0123abcd-ef45-4789-a0b1-c2d3e4f5a6\xc3\xa9",
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        pyexec_id_t id;
+
+        ck_assert_msg(parse_str(bad[i], &id) == -1, "accepted \"%s\"",
+                      bad[i]);
+    }
+}
+END_TEST
+
+/* The length given is the whole input: a NUL inside it is not an end
+ * of string, and bytes beyond it are never looked at. */
+START_TEST(test_parse_length_is_exact)
+{
+    char buf[PYEXEC_ID_STRLEN + 2];
+    pyexec_id_t id;
+
+    memcpy(buf, SAMPLE_LOWER, PYEXEC_ID_STRLEN);
+    buf[PYEXEC_ID_STRLEN] = 'x';
+    buf[PYEXEC_ID_STRLEN + 1] = '\0';
+    ck_assert_int_eq(pyexec_id_parse(buf, PYEXEC_ID_STRLEN, &id), 0);
+    ck_assert(pyexec_id_equal(&id, &sample));
+    ck_assert_int_eq(pyexec_id_parse(buf, PYEXEC_ID_STRLEN + 1, &id), -1);
+
+    memcpy(buf, SAMPLE_LOWER, PYEXEC_ID_STRLEN);
+    buf[20] = '\0';
+    ck_assert_int_eq(pyexec_id_parse(buf, PYEXEC_ID_STRLEN, &id), -1);
+    buf[20] = 'b';
+    buf[8] = '\0';
+    ck_assert_int_eq(pyexec_id_parse(buf, PYEXEC_ID_STRLEN, &id), -1);
+}
+END_TEST
+
+START_TEST(test_parse_null)
+{
+    pyexec_id_t id;
+
+    ck_assert_int_eq(pyexec_id_parse(NULL, PYEXEC_ID_STRLEN, &id), -1);
+}
+END_TEST
+
+/* --- equal, is_zero, hash -------------------------------------------- */
+
+START_TEST(test_equal)
+{
+    pyexec_id_t a = sample, b = sample;
+    int i;
+
+    ck_assert(pyexec_id_equal(&a, &b));
+    /* a difference anywhere counts, first byte to last */
+    for (i = 0; i < PYEXEC_ID_BYTES; i++) {
+        b = sample;
+        b.b[i] ^= 0x01;
+        ck_assert_msg(!pyexec_id_equal(&a, &b), "byte %d ignored", i);
+    }
+}
+END_TEST
+
+START_TEST(test_is_zero)
+{
+    pyexec_id_t id;
+    int i;
+
+    memset(&id, 0, sizeof(id));
+    ck_assert(pyexec_id_is_zero(&id));
+    for (i = 0; i < PYEXEC_ID_BYTES; i++) {
+        memset(&id, 0, sizeof(id));
+        id.b[i] = 0x80;
+        ck_assert_msg(!pyexec_id_is_zero(&id), "byte %d ignored", i);
+    }
+}
+END_TEST
+
+START_TEST(test_hash_stable)
+{
+    pyexec_id_t a = sample, b = sample;
+
+    ck_assert_uint_eq(pyexec_id_hash(&a), pyexec_id_hash(&b));
+    ck_assert_uint_eq(pyexec_id_hash(&a), pyexec_id_hash(&sample));
+}
+END_TEST
+
+/* The registry masks the hash down to a power of two: the low bits
+ * must spread random ids over every bucket. */
+START_TEST(test_hash_spreads)
+{
+    unsigned int hits[64];
+    int i;
+
+    memset(hits, 0, sizeof(hits));
+    for (i = 0; i < 4096; i++) {
+        pyexec_id_t id;
+
+        ck_assert_int_eq(pyexec_id_generate(&id), 0);
+        hits[pyexec_id_hash(&id) & 63]++;
+    }
+    for (i = 0; i < 64; i++) {
+        /* about 64 expected each; an empty bucket is ~e^-64 likely */
+        ck_assert_msg(hits[i] > 0, "bucket %d never used", i);
+        ck_assert_msg(hits[i] < 1024, "bucket %d takes %u of 4096", i,
+                      hits[i]);
+    }
+}
+END_TEST
+
+Suite *id_suite(void)
+{
+    Suite *s = suite_create("id");
+    TCase *tc;
+
+    tc = tcase_create("generate");
+    tcase_add_test(tc, test_generate_version_variant);
+    tcase_add_test(tc, test_generate_random);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("format");
+    tcase_add_test(tc, test_format_known);
+    tcase_add_test(tc, test_format_generated_shape);
+    tcase_add_test(tc, test_format_extremes);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("parse");
+    tcase_add_test(tc, test_parse_known);
+    tcase_add_test(tc, test_parse_upper_and_mixed);
+    tcase_add_test(tc, test_parse_round_trip);
+    tcase_add_test(tc, test_parse_nil);
+    tcase_add_test(tc, test_parse_rejects);
+    tcase_add_test(tc, test_parse_length_is_exact);
+    tcase_add_test(tc, test_parse_null);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("compare");
+    tcase_add_test(tc, test_equal);
+    tcase_add_test(tc, test_is_zero);
+    tcase_add_test(tc, test_hash_stable);
+    tcase_add_test(tc, test_hash_spreads);
+    suite_add_tcase(s, tc);
+
+    return s;
+}

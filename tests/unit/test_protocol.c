@@ -1,1 +1,522 @@
-/* placeholder */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+#include <stdint.h>
+#include <string.h>
+
+#include "pyexec_protocol.h"
+#include "test_suites.h"
+
+/* --- frame header ---------------------------------------------------- */
+
+/* The exact bytes matter: the helper and the module may be built by
+ * different compilers, and only this layout is the contract. */
+START_TEST(test_hdr_encode_layout)
+{
+    static const unsigned char want[PYEXEC_FRAME_HDR_LEN] = {
+        'P', 'Y', 'E', 'X',         /* magic, little endian */
+        0x01, 0x00,                 /* version */
+        0x03, 0x02,                 /* type */
+        0x07, 0x06, 0x05, 0x04,     /* flags */
+        0x0b, 0x0a, 0x09, 0x08      /* length */
+    };
+    unsigned char out[PYEXEC_FRAME_HDR_LEN];
+
+    memset(out, 0xee, sizeof(out));
+    pyexec_frame_encode_hdr(out, 0x0203, 0x04050607u, 0x08090a0bu);
+    ck_assert_mem_eq(out, want, sizeof(want));
+}
+END_TEST
+
+START_TEST(test_hdr_round_trip)
+{
+    unsigned char raw[PYEXEC_FRAME_HDR_LEN];
+    pyexec_frame_hdr_t hdr;
+
+    pyexec_frame_encode_hdr(raw, PYEXEC_MSG_RESULT, PYEXEC_EXEC_WANT_STARTED,
+                            1234);
+    ck_assert_int_eq(pyexec_frame_decode_hdr(raw, sizeof(raw), 4096, &hdr),
+                     PYEXEC_FRAME_OK);
+    ck_assert_uint_eq(hdr.magic, PYEXEC_PROTO_MAGIC);
+    ck_assert_uint_eq(hdr.version, PYEXEC_PROTO_VERSION);
+    ck_assert_uint_eq(hdr.type, PYEXEC_MSG_RESULT);
+    ck_assert_uint_eq(hdr.flags, PYEXEC_EXEC_WANT_STARTED);
+    ck_assert_uint_eq(hdr.length, 1234);
+}
+END_TEST
+
+/* All-ones fields catch sign extension and truncation in the decoder. */
+START_TEST(test_hdr_round_trip_extremes)
+{
+    unsigned char raw[PYEXEC_FRAME_HDR_LEN];
+    pyexec_frame_hdr_t hdr;
+
+    pyexec_frame_encode_hdr(raw, 0xffff, 0xffffffffu, 0);
+    ck_assert_int_eq(pyexec_frame_decode_hdr(raw, sizeof(raw), 0, &hdr),
+                     PYEXEC_FRAME_OK);
+    ck_assert_uint_eq(hdr.type, 0xffff);
+    ck_assert_uint_eq(hdr.flags, 0xffffffffu);
+    ck_assert_uint_eq(hdr.length, 0);
+}
+END_TEST
+
+START_TEST(test_hdr_short)
+{
+    unsigned char raw[PYEXEC_FRAME_HDR_LEN];
+    pyexec_frame_hdr_t hdr;
+
+    pyexec_frame_encode_hdr(raw, PYEXEC_MSG_EXEC, 0, 0);
+    ck_assert_int_eq(pyexec_frame_decode_hdr(raw, PYEXEC_FRAME_HDR_LEN - 1,
+                                             4096, &hdr),
+                     PYEXEC_FRAME_SHORT);
+    ck_assert_int_eq(pyexec_frame_decode_hdr(raw, 0, 4096, &hdr),
+                     PYEXEC_FRAME_SHORT);
+}
+END_TEST
+
+/* A datagram may carry more than the header; the extra bytes are the
+ * payload and must not upset the header decode. */
+START_TEST(test_hdr_longer_input)
+{
+    unsigned char raw[PYEXEC_FRAME_HDR_LEN + 8];
+    pyexec_frame_hdr_t hdr;
+
+    memset(raw, 0xaa, sizeof(raw));
+    pyexec_frame_encode_hdr(raw, PYEXEC_MSG_KILL, 0, 8);
+    ck_assert_int_eq(pyexec_frame_decode_hdr(raw, sizeof(raw), 16, &hdr),
+                     PYEXEC_FRAME_OK);
+    ck_assert_uint_eq(hdr.length, 8);
+}
+END_TEST
+
+START_TEST(test_hdr_bad_magic)
+{
+    unsigned char raw[PYEXEC_FRAME_HDR_LEN];
+    pyexec_frame_hdr_t hdr;
+    int i;
+
+    /* any single corrupted magic byte must be caught */
+    for (i = 0; i < 4; i++) {
+        pyexec_frame_encode_hdr(raw, PYEXEC_MSG_EXEC, 0, 0);
+        raw[i] ^= 0x20;
+        ck_assert_int_eq(pyexec_frame_decode_hdr(raw, sizeof(raw), 4096, &hdr),
+                         PYEXEC_FRAME_BAD_MAGIC);
+    }
+}
+END_TEST
+
+START_TEST(test_hdr_bad_version)
+{
+    unsigned char raw[PYEXEC_FRAME_HDR_LEN];
+    pyexec_frame_hdr_t hdr;
+
+    pyexec_frame_encode_hdr(raw, PYEXEC_MSG_EXEC, 0, 0);
+    raw[4] = PYEXEC_PROTO_VERSION + 1;
+    ck_assert_int_eq(pyexec_frame_decode_hdr(raw, sizeof(raw), 4096, &hdr),
+                     PYEXEC_FRAME_BAD_VERSION);
+
+    /* the high byte counts too */
+    pyexec_frame_encode_hdr(raw, PYEXEC_MSG_EXEC, 0, 0);
+    raw[5] = 1;
+    ck_assert_int_eq(pyexec_frame_decode_hdr(raw, sizeof(raw), 4096, &hdr),
+                     PYEXEC_FRAME_BAD_VERSION);
+}
+END_TEST
+
+START_TEST(test_hdr_length_limit)
+{
+    unsigned char raw[PYEXEC_FRAME_HDR_LEN];
+    pyexec_frame_hdr_t hdr;
+
+    pyexec_frame_encode_hdr(raw, PYEXEC_MSG_EXEC, 0, 100);
+    ck_assert_int_eq(pyexec_frame_decode_hdr(raw, sizeof(raw), 100, &hdr),
+                     PYEXEC_FRAME_OK);
+    ck_assert_int_eq(pyexec_frame_decode_hdr(raw, sizeof(raw), 99, &hdr),
+                     PYEXEC_FRAME_TOO_LARGE);
+}
+END_TEST
+
+/* A caller's generous limit must never lift the global cap: a peer
+ * could otherwise make us allocate 4 GiB. */
+START_TEST(test_hdr_global_cap)
+{
+    unsigned char raw[PYEXEC_FRAME_HDR_LEN];
+    pyexec_frame_hdr_t hdr;
+
+    pyexec_frame_encode_hdr(raw, PYEXEC_MSG_EXEC, 0, PYEXEC_FRAME_MAX_PAYLOAD);
+    ck_assert_int_eq(pyexec_frame_decode_hdr(raw, sizeof(raw), 0xffffffffu,
+                                             &hdr),
+                     PYEXEC_FRAME_OK);
+
+    pyexec_frame_encode_hdr(raw, PYEXEC_MSG_EXEC, 0,
+                            PYEXEC_FRAME_MAX_PAYLOAD + 1);
+    ck_assert_int_eq(pyexec_frame_decode_hdr(raw, sizeof(raw), 0xffffffffu,
+                                             &hdr),
+                     PYEXEC_FRAME_TOO_LARGE);
+
+    pyexec_frame_encode_hdr(raw, PYEXEC_MSG_EXEC, 0, 0xffffffffu);
+    ck_assert_int_eq(pyexec_frame_decode_hdr(raw, sizeof(raw), 0xffffffffu,
+                                             &hdr),
+                     PYEXEC_FRAME_TOO_LARGE);
+}
+END_TEST
+
+/* These strings end up in error logs; each status needs its own. */
+START_TEST(test_hdr_status_str)
+{
+    const char *s[5];
+    int i, j;
+
+    s[0] = pyexec_frame_status_str(PYEXEC_FRAME_OK);
+    s[1] = pyexec_frame_status_str(PYEXEC_FRAME_SHORT);
+    s[2] = pyexec_frame_status_str(PYEXEC_FRAME_BAD_MAGIC);
+    s[3] = pyexec_frame_status_str(PYEXEC_FRAME_BAD_VERSION);
+    s[4] = pyexec_frame_status_str(PYEXEC_FRAME_TOO_LARGE);
+    for (i = 0; i < 5; i++) {
+        ck_assert_ptr_nonnull(s[i]);
+        ck_assert_str_ne(s[i], "");
+        for (j = 0; j < i; j++) {
+            ck_assert_str_ne(s[i], s[j]);
+        }
+    }
+    ck_assert_str_eq(pyexec_frame_status_str((pyexec_frame_status_t)99),
+                     "unknown frame status");
+}
+END_TEST
+
+/* --- RESULT payload -------------------------------------------------- */
+
+START_TEST(test_result_encode_layout)
+{
+    static const unsigned char want[PYEXEC_RESULT_FIXED_LEN] = {
+        0x01, 0x00, 0x00, 0x00,
+        0x03, 0x00, 0x00, 0x00,
+        0x04, 0x03, 0x02, 0x01,
+        0x08, 0x07, 0x06, 0x05,
+        0x10, 0x0f, 0x0e, 0x0d, 0x0c, 0x0b, 0x0a, 0x09
+    };
+    pyexec_result_t res = {
+        .status = PYEXEC_EXEC_MEMORY,
+        .flags = PYEXEC_RESULT_STDOUT_CUT | PYEXEC_RESULT_STDERR_CUT,
+        .stdout_len = 0x01020304u,
+        .stderr_len = 0x05060708u,
+        .exec_usec = 0x090a0b0c0d0e0f10ull,
+    };
+    unsigned char out[PYEXEC_RESULT_FIXED_LEN];
+
+    pyexec_result_encode(out, &res);
+    ck_assert_mem_eq(out, want, sizeof(want));
+}
+END_TEST
+
+START_TEST(test_result_round_trip)
+{
+    unsigned char buf[PYEXEC_RESULT_FIXED_LEN + 5 + 3];
+    pyexec_result_t in = {
+        .status = PYEXEC_EXEC_OK,
+        .flags = PYEXEC_RESULT_STDERR_CUT,
+        .stdout_len = 5,
+        .stderr_len = 3,
+        /* above 32 bits, so a truncated decode shows */
+        .exec_usec = 0x123456789abcull,
+    };
+    pyexec_result_t out;
+
+    pyexec_result_encode(buf, &in);
+    memcpy(buf + PYEXEC_RESULT_FIXED_LEN, "helloerr", 8);
+    memset(&out, 0xff, sizeof(out));
+    ck_assert_int_eq(pyexec_result_decode(buf, sizeof(buf), &out), 0);
+    ck_assert_uint_eq(out.status, PYEXEC_EXEC_OK);
+    ck_assert_uint_eq(out.flags, PYEXEC_RESULT_STDERR_CUT);
+    ck_assert_uint_eq(out.stdout_len, 5);
+    ck_assert_uint_eq(out.stderr_len, 3);
+    ck_assert(out.exec_usec == 0x123456789abcull);
+}
+END_TEST
+
+START_TEST(test_result_empty_streams)
+{
+    unsigned char buf[PYEXEC_RESULT_FIXED_LEN];
+    pyexec_result_t in = { .status = PYEXEC_EXEC_INTERNAL };
+    pyexec_result_t out;
+
+    pyexec_result_encode(buf, &in);
+    ck_assert_int_eq(pyexec_result_decode(buf, sizeof(buf), &out), 0);
+    ck_assert_uint_eq(out.status, PYEXEC_EXEC_INTERNAL);
+    ck_assert_uint_eq(out.stdout_len, 0);
+    ck_assert_uint_eq(out.stderr_len, 0);
+}
+END_TEST
+
+START_TEST(test_result_too_short)
+{
+    unsigned char buf[PYEXEC_RESULT_FIXED_LEN];
+    pyexec_result_t in = { 0 };
+    pyexec_result_t out;
+
+    pyexec_result_encode(buf, &in);
+    ck_assert_int_eq(pyexec_result_decode(buf, PYEXEC_RESULT_FIXED_LEN - 1,
+                                          &out), -1);
+    ck_assert_int_eq(pyexec_result_decode(buf, 0, &out), -1);
+}
+END_TEST
+
+/* The worker slices stdout and stderr out of the payload by these
+ * lengths; one byte too many or too few must be refused. */
+START_TEST(test_result_lengths_must_add_up)
+{
+    unsigned char buf[PYEXEC_RESULT_FIXED_LEN + 16];
+    pyexec_result_t in = { .stdout_len = 5, .stderr_len = 3 };
+    pyexec_result_t out;
+
+    memset(buf, 'x', sizeof(buf));
+    pyexec_result_encode(buf, &in);
+    ck_assert_int_eq(pyexec_result_decode(buf, PYEXEC_RESULT_FIXED_LEN + 8,
+                                          &out), 0);
+    ck_assert_int_eq(pyexec_result_decode(buf, PYEXEC_RESULT_FIXED_LEN + 7,
+                                          &out), -1);
+    ck_assert_int_eq(pyexec_result_decode(buf, PYEXEC_RESULT_FIXED_LEN + 9,
+                                          &out), -1);
+    ck_assert_int_eq(pyexec_result_decode(buf, PYEXEC_RESULT_FIXED_LEN,
+                                          &out), -1);
+}
+END_TEST
+
+/* Lengths chosen so that a 32 bit sum wraps to exactly the payload
+ * size: only a wide sum rejects them. */
+START_TEST(test_result_lengths_no_wrap)
+{
+    unsigned char buf[PYEXEC_RESULT_FIXED_LEN + 32];
+    pyexec_result_t in = { .stdout_len = 0xffffffffu, .stderr_len = 33 };
+    pyexec_result_t out;
+
+    memset(buf, 0, sizeof(buf));
+    pyexec_result_encode(buf, &in);
+    /* (24 + 0xffffffff + 33) mod 2^32 == 56 == sizeof(buf) */
+    ck_assert_int_eq(pyexec_result_decode(buf, sizeof(buf), &out), -1);
+
+    in.stdout_len = 0x80000000u;
+    in.stderr_len = 0x80000000u;
+    pyexec_result_encode(buf, &in);
+    ck_assert_int_eq(pyexec_result_decode(buf, PYEXEC_RESULT_FIXED_LEN,
+                                          &out), -1);
+}
+END_TEST
+
+/* --- slot messages --------------------------------------------------- */
+
+START_TEST(test_slot_msg_layout)
+{
+    static const unsigned char want[PYEXEC_SLOT_MSG_LEN] = {
+        0x07, 0x00, 0x00, 0x00,
+        0x2a, 0x00, 0x00, 0x01,
+        0x39, 0x30, 0x00, 0x00,
+        0x05, 0x00, 0x00, 0x00
+    };
+    pyexec_slot_msg_t m = {
+        .slot = 7, .gen = 0x0100002au, .pid = 12345, .reason = 5
+    };
+    unsigned char out[PYEXEC_SLOT_MSG_LEN];
+
+    pyexec_slot_msg_encode(out, &m);
+    ck_assert_mem_eq(out, want, sizeof(want));
+}
+END_TEST
+
+START_TEST(test_slot_msg_round_trip)
+{
+    unsigned char buf[PYEXEC_SLOT_MSG_LEN];
+    pyexec_slot_msg_t in = {
+        .slot = 0xfffffffeu, .gen = 0xdeadbeefu, .pid = 4194304, .reason = 3
+    };
+    pyexec_slot_msg_t out;
+
+    pyexec_slot_msg_encode(buf, &in);
+    memset(&out, 0, sizeof(out));
+    ck_assert_int_eq(pyexec_slot_msg_decode(buf, sizeof(buf), &out), 0);
+    ck_assert_uint_eq(out.slot, in.slot);
+    ck_assert_uint_eq(out.gen, in.gen);
+    ck_assert_int_eq(out.pid, in.pid);
+    ck_assert_uint_eq(out.reason, in.reason);
+}
+END_TEST
+
+/* The zygote reports a failed fork as pid -1; the sign must survive. */
+START_TEST(test_slot_msg_negative_pid)
+{
+    unsigned char buf[PYEXEC_SLOT_MSG_LEN];
+    pyexec_slot_msg_t in = { .slot = 1, .gen = 2, .pid = -1 };
+    pyexec_slot_msg_t out;
+
+    pyexec_slot_msg_encode(buf, &in);
+    ck_assert_int_eq(pyexec_slot_msg_decode(buf, sizeof(buf), &out), 0);
+    ck_assert_int_eq(out.pid, -1);
+}
+END_TEST
+
+START_TEST(test_slot_msg_exact_length)
+{
+    unsigned char buf[PYEXEC_SLOT_MSG_LEN + 1];
+    pyexec_slot_msg_t in = { .slot = 1 };
+    pyexec_slot_msg_t out;
+
+    memset(buf, 0, sizeof(buf));
+    pyexec_slot_msg_encode(buf, &in);
+    ck_assert_int_eq(pyexec_slot_msg_decode(buf, PYEXEC_SLOT_MSG_LEN - 1,
+                                            &out), -1);
+    ck_assert_int_eq(pyexec_slot_msg_decode(buf, PYEXEC_SLOT_MSG_LEN + 1,
+                                            &out), -1);
+    ck_assert_int_eq(pyexec_slot_msg_decode(buf, 0, &out), -1);
+}
+END_TEST
+
+/* --- SPAWN ----------------------------------------------------------- */
+
+START_TEST(test_spawn_layout)
+{
+    static const unsigned char want[PYEXEC_SPAWN_FIXED_LEN] = {
+        0x03, 0x00, 0x00, 0x00,                             /* slot */
+        0x09, 0x00, 0x00, 0x00,                             /* gen */
+        0x00, 0x00, 0x40, 0x06, 0x01, 0x00, 0x00, 0x00,     /* memory */
+        0x00, 0x00, 0x10, 0x00,                             /* max_output */
+        0x05, 0x00, 0x00, 0x00,                             /* cpu */
+        0x00, 0x00, 0x01, 0x00,                             /* max_code */
+        0x01, 0x00, 0x00, 0x80                              /* flags */
+    };
+    pyexec_spawn_t sp = {
+        .slot = 3, .gen = 9, .memory_limit = 0x106400000ull,
+        .max_output = 0x100000u, .cpu_seconds = 5, .max_code = 0x10000u,
+        .flags = 0x80000001u,
+    };
+    unsigned char out[PYEXEC_SPAWN_FIXED_LEN];
+
+    pyexec_spawn_encode(out, &sp);
+    ck_assert_mem_eq(out, want, sizeof(want));
+}
+END_TEST
+
+START_TEST(test_spawn_round_trip)
+{
+    unsigned char buf[PYEXEC_SPAWN_FIXED_LEN];
+    pyexec_spawn_t in = {
+        .slot = 99, .gen = 0xfffffff0u,
+        /* above 4 GiB, so a 32 bit field would lose it */
+        .memory_limit = 6ull * 1024 * 1024 * 1024 + 17,
+        .max_output = 1024u * 1024u, .cpu_seconds = 7,
+        .max_code = 65536, .flags = 0xa5a5a5a5u,
+    };
+    pyexec_spawn_t out;
+
+    pyexec_spawn_encode(buf, &in);
+    memset(&out, 0, sizeof(out));
+    ck_assert_int_eq(pyexec_spawn_decode(buf, sizeof(buf), &out), 0);
+    ck_assert_uint_eq(out.slot, in.slot);
+    ck_assert_uint_eq(out.gen, in.gen);
+    ck_assert(out.memory_limit == in.memory_limit);
+    ck_assert_uint_eq(out.max_output, in.max_output);
+    ck_assert_uint_eq(out.cpu_seconds, in.cpu_seconds);
+    ck_assert_uint_eq(out.max_code, in.max_code);
+    ck_assert_uint_eq(out.flags, in.flags);
+}
+END_TEST
+
+/* The block list rides after the fixed part, so a longer buffer is
+ * normal and a shorter one is not. */
+START_TEST(test_spawn_lengths)
+{
+    unsigned char buf[PYEXEC_SPAWN_FIXED_LEN + 12];
+    pyexec_spawn_t in = { .slot = 4, .gen = 5 };
+    pyexec_spawn_t out;
+
+    pyexec_spawn_encode(buf, &in);
+    memcpy(buf + PYEXEC_SPAWN_FIXED_LEN, "os\0sys\0ctypes", 12);
+    ck_assert_int_eq(pyexec_spawn_decode(buf, sizeof(buf), &out), 0);
+    ck_assert_uint_eq(out.slot, 4);
+    ck_assert_uint_eq(out.gen, 5);
+    ck_assert_int_eq(pyexec_spawn_decode(buf, PYEXEC_SPAWN_FIXED_LEN - 1,
+                                         &out), -1);
+    ck_assert_int_eq(pyexec_spawn_decode(buf, 0, &out), -1);
+}
+END_TEST
+
+/* --- helper socket path ---------------------------------------------- */
+
+START_TEST(test_sockpath_format)
+{
+    char buf[108];
+
+    ck_assert_int_eq(pyexec_helper_sockpath(buf, sizeof(buf), "/run/pyexec",
+                                            3, 17),
+                     (int)strlen("/run/pyexec/h3-17.sock"));
+    ck_assert_str_eq(buf, "/run/pyexec/h3-17.sock");
+
+    /* slot and gen are unsigned on the wire; so are they here */
+    ck_assert_int_eq(pyexec_helper_sockpath(buf, sizeof(buf), "/d",
+                                            0xffffffffu, 0x80000000u),
+                     (int)strlen("/d/h4294967295-2147483648.sock"));
+    ck_assert_str_eq(buf, "/d/h4294967295-2147483648.sock");
+}
+END_TEST
+
+/* sun_path is small: a path that does not fit must fail rather than be
+ * cut short into some other helper's name. */
+START_TEST(test_sockpath_fit)
+{
+    char buf[64];
+    const char *want = "/tmp/h1-2.sock";
+    int n = (int)strlen(want);
+
+    ck_assert_int_eq(pyexec_helper_sockpath(buf, (size_t)n + 1, "/tmp", 1, 2),
+                     n);
+    ck_assert_str_eq(buf, want);
+    ck_assert_int_eq(pyexec_helper_sockpath(buf, (size_t)n, "/tmp", 1, 2), -1);
+    ck_assert_int_eq(pyexec_helper_sockpath(buf, 1, "/tmp", 1, 2), -1);
+}
+END_TEST
+
+Suite *protocol_suite(void)
+{
+    Suite *s = suite_create("protocol");
+    TCase *tc;
+
+    tc = tcase_create("frame header");
+    tcase_add_test(tc, test_hdr_encode_layout);
+    tcase_add_test(tc, test_hdr_round_trip);
+    tcase_add_test(tc, test_hdr_round_trip_extremes);
+    tcase_add_test(tc, test_hdr_short);
+    tcase_add_test(tc, test_hdr_longer_input);
+    tcase_add_test(tc, test_hdr_bad_magic);
+    tcase_add_test(tc, test_hdr_bad_version);
+    tcase_add_test(tc, test_hdr_length_limit);
+    tcase_add_test(tc, test_hdr_global_cap);
+    tcase_add_test(tc, test_hdr_status_str);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("result");
+    tcase_add_test(tc, test_result_encode_layout);
+    tcase_add_test(tc, test_result_round_trip);
+    tcase_add_test(tc, test_result_empty_streams);
+    tcase_add_test(tc, test_result_too_short);
+    tcase_add_test(tc, test_result_lengths_must_add_up);
+    tcase_add_test(tc, test_result_lengths_no_wrap);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("slot message");
+    tcase_add_test(tc, test_slot_msg_layout);
+    tcase_add_test(tc, test_slot_msg_round_trip);
+    tcase_add_test(tc, test_slot_msg_negative_pid);
+    tcase_add_test(tc, test_slot_msg_exact_length);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("spawn");
+    tcase_add_test(tc, test_spawn_layout);
+    tcase_add_test(tc, test_spawn_round_trip);
+    tcase_add_test(tc, test_spawn_lengths);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("sockpath");
+    tcase_add_test(tc, test_sockpath_format);
+    tcase_add_test(tc, test_sockpath_fit);
+    suite_add_tcase(s, tc);
+
+    return s;
+}

@@ -1,1 +1,639 @@
-/* placeholder */
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "pyexec_request.h"
+#include "test_suites.h"
+
+#define MAX_CODE 65536
+#define SAMPLE_ID "0123abcd-ef45-4789-a0b1-c2d3e4f5a6b7"
+
+static int parse(const char *body, size_t max_code, pyexec_request_t *req)
+{
+    return pyexec_request_parse(body, strlen(body), max_code, req);
+}
+
+/* A refused body: the status, a message for the client that mentions
+ * `about` (when given), and nothing left for the caller to free. */
+static void expect_reject(const char *body, size_t len, size_t max_code,
+                          int status, const char *about)
+{
+    pyexec_request_t req;
+
+    ck_assert_msg(pyexec_request_parse(body, len, max_code, &req) == -1,
+                  "accepted %s", body);
+    ck_assert_msg(req.status == status, "%s: status %d, want %d", body,
+                  req.status, status);
+    ck_assert_msg(req.error[0] != '\0', "%s: no error message", body);
+    ck_assert_uint_lt(strlen(req.error), sizeof(req.error));
+    if (about) {
+        ck_assert_msg(strstr(req.error, about) != NULL,
+                      "%s: error \"%s\" does not mention %s", body,
+                      req.error, about);
+    }
+    ck_assert_ptr_null(req.code);
+    pyexec_request_clear(&req);
+}
+
+static void reject(const char *body, int status, const char *about)
+{
+    expect_reject(body, strlen(body), MAX_CODE, status, about);
+}
+
+/* --- parse: accepted ------------------------------------------------- */
+
+START_TEST(test_parse_code_only)
+{
+    pyexec_request_t req;
+
+    ck_assert_int_eq(parse("{\"code\": \"print(1)\"}", MAX_CODE, &req), 0);
+    ck_assert_int_eq(req.status, 0);
+    ck_assert_str_eq(req.code, "print(1)");
+    ck_assert_uint_eq(req.code_len, 8);
+    ck_assert_int_eq(req.has_id, 0);
+    pyexec_request_clear(&req);
+    ck_assert_ptr_null(req.code);
+    ck_assert_uint_eq(req.code_len, 0);
+}
+END_TEST
+
+START_TEST(test_parse_with_id)
+{
+    static const uint8_t want[PYEXEC_ID_BYTES] = {
+        0x01, 0x23, 0xab, 0xcd, 0xef, 0x45, 0x47, 0x89,
+        0xa0, 0xb1, 0xc2, 0xd3, 0xe4, 0xf5, 0xa6, 0xb7
+    };
+    pyexec_request_t req;
+
+    ck_assert_int_eq(parse("{\"id\": \"" SAMPLE_ID "\", \"code\": \"x = 1\"}",
+                           MAX_CODE, &req), 0);
+    ck_assert_int_eq(req.has_id, 1);
+    ck_assert_mem_eq(req.id.b, want, PYEXEC_ID_BYTES);
+    ck_assert_str_eq(req.code, "x = 1");
+    pyexec_request_clear(&req);
+
+    /* a client may well upper-case the id; it is still the same one */
+    ck_assert_int_eq(parse("{\"code\": \"\", "
+                           "\"id\": \"0123ABCD-EF45-4789-A0B1-C2D3E4F5A6B7\"}",
+                           MAX_CODE, &req), 0);
+    ck_assert_int_eq(req.has_id, 1);
+    ck_assert_mem_eq(req.id.b, want, PYEXEC_ID_BYTES);
+    pyexec_request_clear(&req);
+}
+END_TEST
+
+/* The caller's struct may hold anything from a previous request. */
+START_TEST(test_parse_resets_request)
+{
+    pyexec_request_t req;
+
+    memset(&req, 0x5a, sizeof(req));
+    req.has_id = 1;
+    ck_assert_int_eq(parse("{\"code\": \"pass\"}", MAX_CODE, &req), 0);
+    ck_assert_int_eq(req.has_id, 0);
+    ck_assert_int_eq(req.status, 0);
+    pyexec_request_clear(&req);
+}
+END_TEST
+
+/* JSON escapes are decoded: the code is what the client meant, not
+ * what it had to write. */
+START_TEST(test_parse_escapes)
+{
+    pyexec_request_t req;
+    const char *want = "a\n\"b\"\\\t\xc3\xa9\xf0\x9f\x98\x80/";
+
+    ck_assert_int_eq(parse("{\"code\": \"a\\n\\\"b\\\"\\\\\\t\\u00e9"
+                           "\\ud83d\\ude00\\/\"}", MAX_CODE, &req), 0);
+    ck_assert_str_eq(req.code, want);
+    ck_assert_uint_eq(req.code_len, strlen(want));
+    pyexec_request_clear(&req);
+}
+END_TEST
+
+START_TEST(test_parse_raw_utf8)
+{
+    pyexec_request_t req;
+
+    ck_assert_int_eq(parse("{\"code\": "
+                           "\"print('h\xc3\xa9llo \xe2\x82\xac')\"}",
+                           MAX_CODE, &req), 0);
+    ck_assert_str_eq(req.code, "print('h\xc3\xa9llo \xe2\x82\xac')");
+    pyexec_request_clear(&req);
+}
+END_TEST
+
+/* Only the given length is the body; what follows in memory is not. */
+START_TEST(test_parse_uses_len)
+{
+    const char *buf = "{\"code\": \"ok\"}GARBAGE";
+    pyexec_request_t req;
+
+    ck_assert_int_eq(pyexec_request_parse(buf, 14, MAX_CODE, &req), 0);
+    ck_assert_str_eq(req.code, "ok");
+    pyexec_request_clear(&req);
+    expect_reject(buf, strlen(buf), MAX_CODE, 400, "Invalid JSON");
+}
+END_TEST
+
+/* --- parse: size limit ----------------------------------------------- */
+
+/* The limit itself is allowed. */
+START_TEST(test_parse_code_limit)
+{
+    pyexec_request_t req;
+
+    ck_assert_int_eq(parse("{\"code\": \"12345678\"}", 8, &req), 0);
+    ck_assert_uint_eq(req.code_len, 8);
+    pyexec_request_clear(&req);
+}
+END_TEST
+
+START_TEST(test_parse_code_too_large)
+{
+    const char *body = "{\"code\": \"123456789\"}";
+
+    expect_reject(body, strlen(body), 8, 413, "8");
+}
+END_TEST
+
+/* The limit is in bytes of the decoded code: multi-byte characters
+ * count in full, escapes count as what they stand for. */
+START_TEST(test_parse_code_limit_bytes)
+{
+    const char *body = "{\"code\": "
+                       "\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"}";
+    pyexec_request_t req;
+
+    expect_reject(body, strlen(body), 9, 413, "10");
+    ck_assert_int_eq(parse(body, 10, &req), 0);
+    pyexec_request_clear(&req);
+
+    ck_assert_int_eq(parse("{\"code\": \"\\u0041\\u0042\"}", 2, &req), 0);
+    ck_assert_str_eq(req.code, "AB");
+    pyexec_request_clear(&req);
+}
+END_TEST
+
+/* --- parse: refused -------------------------------------------------- */
+
+START_TEST(test_parse_empty)
+{
+    expect_reject("", 0, MAX_CODE, 400, "empty");
+    expect_reject("{\"code\": \"x\"}", 0, MAX_CODE, 400, "empty");
+}
+END_TEST
+
+START_TEST(test_parse_invalid_utf8)
+{
+    static const char *const bodies[] = {
+        "{\"code\": \"\xff\"}",
+        "{\"code\": \"\xc0\xaf\"}",             /* overlong '/' */
+        "{\"code\": \"\xed\xa0\x80\"}",         /* surrogate */
+        "{\"code\": \"\xf4\x90\x80\x80\"}",     /* above U+10FFFF */
+        "{\"code\": \"x\"}\xe2\x82",            /* truncated at the end */
+        "{\"co\x80\x64\x65\": \"x\"}",
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        reject(bodies[i], 400, "UTF-8");
+    }
+}
+END_TEST
+
+START_TEST(test_parse_invalid_json)
+{
+    static const char *const bodies[] = {
+        "{\"code\": ",
+        "{\"code\": \"x\"",
+        "{\"code\": \"x\",}",
+        "{'code': 'x'}",
+        "{code: \"x\"}",
+        "{\"code\": \"x\"} {}",
+        "{\"code\": \"x\"} trailing",
+        "{\"code\": \"a\nb\"}",                 /* raw control character */
+        "{\"code\": \"\\x41\"}",
+        "{\"code\": \"\\ud800\"}",              /* lone surrogate escape */
+        "{\"code\": \"\\udc00\\ud800\"}",
+        "   ",
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        reject(bodies[i], 400, "Invalid JSON");
+    }
+}
+END_TEST
+
+/* A raw NUL byte is valid UTF-8 but never valid JSON text. */
+START_TEST(test_parse_raw_nul)
+{
+    static const char body[] = "{\"code\": \"a\0b\"}";
+
+    expect_reject(body, sizeof(body) - 1, MAX_CODE, 400, NULL);
+}
+END_TEST
+
+START_TEST(test_parse_not_object)
+{
+    static const char *const bodies[] = {
+        "[]", "[{\"code\": \"x\"}]", "\"code\"", "42", "null", "true",
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        reject(bodies[i], 400, NULL);
+    }
+    reject("[{\"code\": \"x\"}]", 400, "object");
+}
+END_TEST
+
+START_TEST(test_parse_missing_code)
+{
+    reject("{}", 400, "code");
+    reject("{\"Code\": \"x\"}", 400, "code");
+    reject("{\"id\": \"" SAMPLE_ID "\"}", 400, "code");
+    reject("{\"source\": \"print(1)\"}", 400, "code");
+}
+END_TEST
+
+START_TEST(test_parse_code_not_string)
+{
+    static const char *const bodies[] = {
+        "{\"code\": 1}", "{\"code\": null}", "{\"code\": true}",
+        "{\"code\": [\"print(1)\"]}", "{\"code\": {\"a\": \"b\"}}",
+        "{\"code\": 1.5}",
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        reject(bodies[i], 400, "'code' must be a string");
+    }
+}
+END_TEST
+
+/* null is not "no id": a client sending it expects some session and
+ * must be told, not handed a fresh one. */
+START_TEST(test_parse_id_not_string)
+{
+    static const char *const bodies[] = {
+        "{\"code\": \"x\", \"id\": null}",
+        "{\"code\": \"x\", \"id\": 1}",
+        "{\"code\": \"x\", \"id\": true}",
+        "{\"code\": \"x\", \"id\": [\"" SAMPLE_ID "\"]}",
+        "{\"code\": \"x\", \"id\": {}}",
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        reject(bodies[i], 400, "'id' must be a string");
+    }
+}
+END_TEST
+
+START_TEST(test_parse_id_bad_shape)
+{
+    static const char *const bodies[] = {
+        "{\"code\": \"x\", \"id\": \"\"}",
+        "{\"code\": \"x\", \"id\": \"abc\"}",
+        "{\"code\": \"x\", \"id\": \"0123abcd-ef45-4789-a0b1-c2d3e4f5a6b\"}",
+        "{\"code\": \"x\", \"id\": \"0123abcd-ef45-4789-a0b1-c2d3e4f5a6b7a\"}",
+        "{\"code\": \"x\", \"id\": \"{0123abcd-ef45-4789-a0b1-c2d3e4f5a6b}\"}",
+        "{\"code\": \"x\", \"id\": \"0123abcdef454789a0b1c2d3e4f5a6b7\"}",
+        "{\"code\": \"x\", \"id\": \"0123abcg-ef45-4789-a0b1-c2d3e4f5a6b7\"}",
+        "{\"code\": \"x\", \"id\": \" 123abcd-ef45-4789-a0b1-c2d3e4f5a6b7\"}",
+        /* 36 characters once decoded, but one of them is a NUL */
+        "{\"code\": \"x\", "
+        "\"id\": \"0123abcd-ef45-4789-a0b1-c2d3e4f5a6\\u0000b\"}",
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        reject(bodies[i], 400, "'id'");
+    }
+}
+END_TEST
+
+/* Which of two values counts is anybody's guess across parsers, so a
+ * body with both is refused. */
+START_TEST(test_parse_duplicate_keys)
+{
+    reject("{\"code\": \"a\", \"code\": \"b\"}", 400, NULL);
+    reject("{\"code\": \"a\", \"id\": \"" SAMPLE_ID "\", "
+           "\"id\": \"" SAMPLE_ID "\"}", 400, NULL);
+    reject("{\"x\": 1, \"code\": \"a\", \"x\": 2}", 400, NULL);
+}
+END_TEST
+
+/* The interpreter takes C strings: a NUL would silently cut the code. */
+START_TEST(test_parse_nul_in_code)
+{
+    reject("{\"code\": \"a\\u0000b\"}", 400, "NUL");
+    reject("{\"code\": \"\\u0000\"}", 400, "NUL");
+    reject("{\"code\": \"print(1)\\u0000\"}", 400, "NUL");
+}
+END_TEST
+
+/* --- UTF-8 validation ------------------------------------------------ */
+
+static int valid(const char *s)
+{
+    return pyexec_utf8_valid(s, strlen(s));
+}
+
+START_TEST(test_utf8_valid)
+{
+    static const char *const good[] = {
+        "", "plain ascii \x7f",
+        "\xc2\x80", "\xdf\xbf",                         /* 2 byte ends */
+        "\xe0\xa0\x80", "\xef\xbf\xbf",                 /* 3 byte ends */
+        "\xed\x9f\xbf", "\xee\x80\x80",                 /* around surrogates */
+        "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf",         /* 4 byte ends */
+        "h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80!",
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        ck_assert_msg(valid(good[i]), "rejected good[%zu]", i);
+    }
+    /* NUL is a character like any other; the length decides the end */
+    ck_assert(pyexec_utf8_valid("a\0b", 3));
+}
+END_TEST
+
+START_TEST(test_utf8_invalid)
+{
+    static const char *const bad[] = {
+        "\x80", "\xbf", "a\x80z",                       /* stray tails */
+        "\xc0\x80", "\xc1\xbf",                         /* overlong 2 */
+        "\xe0\x80\x80", "\xe0\x9f\xbf",                 /* overlong 3 */
+        "\xf0\x80\x80\x80", "\xf0\x8f\xbf\xbf",         /* overlong 4 */
+        "\xed\xa0\x80", "\xed\xbf\xbf",                 /* surrogates */
+        "\xed\xa0\xbd\xed\xb8\x80",                     /* CESU-8 pair */
+        "\xf4\x90\x80\x80", "\xf5\x80\x80\x80",         /* > U+10FFFF */
+        "\xf7\xbf\xbf\xbf", "\xf8\x88\x80\x80\x80",
+        "\xfc\x84\x80\x80\x80\x80", "\xfe", "\xff",
+        "\xc3", "\xe2\x82", "\xf0\x9f\x98",             /* truncated */
+        "abc\xc3", "abc\xf0\x9f\x98",
+        "\xe2\x82z", "\xc3(", "\xf0\x9f(\x80",          /* cut short */
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(!valid(bad[i]), "accepted bad[%zu]", i);
+    }
+    /* a length that ends inside a character */
+    ck_assert(!pyexec_utf8_valid("\xc3\xa9", 1));
+    ck_assert(!pyexec_utf8_valid("\xe2\x82\xac", 2));
+    ck_assert(!pyexec_utf8_valid("\xf0\x9f\x98\x80", 3));
+}
+END_TEST
+
+/* Every sequence of up to three bytes, and a sweep of four byte ones,
+ * judged against Jansson's own validator, which the parser relies on
+ * downstream anyway. */
+START_TEST(test_utf8_matches_jansson)
+{
+    unsigned char b[4];
+    unsigned int x, y;
+    unsigned int bad = 0;
+
+    for (x = 0; x < 0x10000; x++) {
+        b[0] = (unsigned char)(x >> 8);
+        b[1] = (unsigned char)x;
+        for (y = 1; y <= 2; y++) {
+            json_t *j = json_stringn((const char *)b, y);
+            int ours = pyexec_utf8_valid((const char *)b, y);
+
+            bad += ours != (j != NULL);
+            json_decref(j);
+        }
+    }
+    ck_assert_uint_eq(bad, 0);
+
+    for (x = 0xe0; x <= 0xf4; x++) {
+        for (y = 0; y < 0x10000; y++) {
+            json_t *j;
+            int ours;
+
+            b[0] = (unsigned char)x;
+            b[1] = (unsigned char)(y >> 8);
+            b[2] = (unsigned char)y;
+            /* mostly continuation bytes, sometimes not */
+            b[3] = (unsigned char)(y * 37 + x);
+            j = json_stringn((const char *)b, x >= 0xf0 ? 4 : 3);
+            ours = pyexec_utf8_valid((const char *)b, x >= 0xf0 ? 4 : 3);
+            ck_assert_msg(ours == (j != NULL),
+                          "%02x %02x %02x %02x: ours %d, jansson %d",
+                          b[0], b[1], b[2], b[3], ours, j != NULL);
+            json_decref(j);
+        }
+    }
+}
+END_TEST
+
+/* --- response -------------------------------------------------------- */
+
+static void expect_json(char *got, const char *want)
+{
+    ck_assert_ptr_nonnull(got);
+    ck_assert_str_eq(got, want);
+    free(got);
+}
+
+/* Clients see the keys in this order; tests and docs rely on it. */
+START_TEST(test_response_all_fields)
+{
+    expect_json(pyexec_response_json(SAMPLE_ID, "out\n", 4, "err\n", 4,
+                                     "Execution timeout."),
+                "{\"id\":\"" SAMPLE_ID "\",\"stdout\":\"out\\n\","
+                "\"stderr\":\"err\\n\",\"error\":\"Execution timeout.\"}");
+}
+END_TEST
+
+START_TEST(test_response_omits_empty)
+{
+    expect_json(pyexec_response_json(SAMPLE_ID, "", 0, "", 0, NULL),
+                "{\"id\":\"" SAMPLE_ID "\"}");
+    expect_json(pyexec_response_json(SAMPLE_ID, NULL, 0, NULL, 0, NULL),
+                "{\"id\":\"" SAMPLE_ID "\"}");
+    expect_json(pyexec_response_json(SAMPLE_ID, "", 0, "boom", 4, NULL),
+                "{\"id\":\"" SAMPLE_ID "\",\"stderr\":\"boom\"}");
+    expect_json(pyexec_response_json(SAMPLE_ID, "1\n", 2, NULL, 0, NULL),
+                "{\"id\":\"" SAMPLE_ID "\",\"stdout\":\"1\\n\"}");
+    /* a length of zero means empty, whatever the pointer holds */
+    expect_json(pyexec_response_json(SAMPLE_ID, "junk", 0, "junk", 0, NULL),
+                "{\"id\":\"" SAMPLE_ID "\"}");
+}
+END_TEST
+
+START_TEST(test_response_no_id)
+{
+    expect_json(pyexec_response_json(NULL, NULL, 0, NULL, 0, "Bad request."),
+                "{\"error\":\"Bad request.\"}");
+    expect_json(pyexec_response_json(NULL, NULL, 0, NULL, 0, NULL), "{}");
+}
+END_TEST
+
+/* The length is the output, so NULs and bytes past it are handled as
+ * the helper sent them. */
+START_TEST(test_response_lengths)
+{
+    char *text;
+    json_t *root;
+    json_error_t jerr;
+
+    expect_json(pyexec_response_json(SAMPLE_ID, "hello world", 5, NULL, 0,
+                                     NULL),
+                "{\"id\":\"" SAMPLE_ID "\",\"stdout\":\"hello\"}");
+
+    text = pyexec_response_json(SAMPLE_ID, "a\0b", 3, NULL, 0, NULL);
+    ck_assert_ptr_nonnull(text);
+    root = json_loads(text, JSON_ALLOW_NUL, &jerr);
+    ck_assert_ptr_nonnull(root);
+    ck_assert_uint_eq(json_string_length(json_object_get(root, "stdout")), 3);
+    ck_assert_mem_eq(json_string_value(json_object_get(root, "stdout")),
+                     "a\0b", 3);
+    json_decref(root);
+    free(text);
+}
+END_TEST
+
+/* Whatever the program printed must come back as valid JSON that
+ * decodes to exactly those bytes. */
+START_TEST(test_response_escaping)
+{
+    const char *out = "quote \" backslash \\ tab \t bell \x07 "
+                      "</script> \xe2\x80\xa8 \xf0\x9f\x98\x80";
+    char *text = pyexec_response_json(SAMPLE_ID, out, strlen(out), "\r\n", 2,
+                                      "say \"no\"");
+    json_t *root;
+    json_error_t jerr;
+
+    ck_assert_ptr_nonnull(text);
+    root = json_loads(text, 0, &jerr);
+    ck_assert_msg(root != NULL, "invalid JSON: %s", jerr.text);
+    ck_assert_str_eq(json_string_value(json_object_get(root, "stdout")), out);
+    ck_assert_str_eq(json_string_value(json_object_get(root, "stderr")),
+                     "\r\n");
+    ck_assert_str_eq(json_string_value(json_object_get(root, "error")),
+                     "say \"no\"");
+    json_decref(root);
+    free(text);
+}
+END_TEST
+
+/* Invalid bytes become U+FFFD; the valid text around them stays. */
+START_TEST(test_response_repairs_utf8)
+{
+    expect_json(pyexec_response_json(SAMPLE_ID, "a\xff" "b", 3, NULL, 0,
+                                     NULL),
+                "{\"id\":\"" SAMPLE_ID "\",\"stdout\":\"a\xef\xbf\xbd" "b\"}");
+    expect_json(pyexec_response_json(SAMPLE_ID, NULL, 0, "ok\xc3", 3, NULL),
+                "{\"id\":\"" SAMPLE_ID "\",\"stderr\":\"ok\xef\xbf\xbd\"}");
+    expect_json(pyexec_response_json(SAMPLE_ID,
+                                     "\xc3\xa9\xfe\xe2\x82\xac", 6, NULL, 0,
+                                     NULL),
+                "{\"id\":\"" SAMPLE_ID "\",\"stdout\":"
+                "\"\xc3\xa9\xef\xbf\xbd\xe2\x82\xac\"}");
+    expect_json(pyexec_response_json(SAMPLE_ID, "\x80\x80", 2, NULL, 0, NULL),
+                "{\"id\":\"" SAMPLE_ID "\",\"stdout\":"
+                "\"\xef\xbf\xbd\xef\xbf\xbd\"}");
+}
+END_TEST
+
+/* Sequences that look like characters but are not must be repaired as
+ * well, without losing what follows them. */
+START_TEST(test_response_repairs_sequences)
+{
+    static const struct {
+        const char *in;
+        const char *keep;       /* must survive, after the repair */
+    } cases[] = {
+        { "x\xed\xa0\x80y", "y" },              /* surrogate */
+        { "x\xc0\xafy", "y" },                  /* overlong */
+        { "x\xf4\x90\x80\x80y", "y" },          /* above U+10FFFF */
+        { "x\xe2\x82y\xe2\x82\xac", "y\xe2\x82\xac" },
+        { "x\xf0\x9f\x98", "x" },               /* cut at the end */
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *text = pyexec_response_json(SAMPLE_ID, cases[i].in,
+                                          strlen(cases[i].in), NULL, 0, NULL);
+        json_t *root;
+        json_error_t jerr;
+        const char *got;
+
+        ck_assert_ptr_nonnull(text);
+        root = json_loads(text, 0, &jerr);
+        ck_assert_msg(root != NULL, "case %zu: invalid JSON", i);
+        got = json_string_value(json_object_get(root, "stdout"));
+        ck_assert_msg(got != NULL, "case %zu: stdout dropped", i);
+        ck_assert_msg(got[0] == 'x', "case %zu: %s", i, got);
+        ck_assert_msg(strstr(got, "\xef\xbf\xbd") != NULL,
+                      "case %zu: no U+FFFD in %s", i, got);
+        ck_assert_msg(strstr(got, cases[i].keep) != NULL,
+                      "case %zu: lost \"%s\" in %s", i, cases[i].keep, got);
+        ck_assert(pyexec_utf8_valid(got, strlen(got)));
+        json_decref(root);
+        free(text);
+    }
+}
+END_TEST
+
+Suite *request_suite(void)
+{
+    Suite *s = suite_create("request");
+    TCase *tc;
+
+    tc = tcase_create("parse ok");
+    tcase_add_test(tc, test_parse_code_only);
+    tcase_add_test(tc, test_parse_with_id);
+    tcase_add_test(tc, test_parse_resets_request);
+    tcase_add_test(tc, test_parse_escapes);
+    tcase_add_test(tc, test_parse_raw_utf8);
+    tcase_add_test(tc, test_parse_uses_len);
+    tcase_add_test(tc, test_parse_code_limit);
+    tcase_add_test(tc, test_parse_code_too_large);
+    tcase_add_test(tc, test_parse_code_limit_bytes);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("parse refused");
+    tcase_add_test(tc, test_parse_empty);
+    tcase_add_test(tc, test_parse_invalid_utf8);
+    tcase_add_test(tc, test_parse_invalid_json);
+    tcase_add_test(tc, test_parse_raw_nul);
+    tcase_add_test(tc, test_parse_not_object);
+    tcase_add_test(tc, test_parse_missing_code);
+    tcase_add_test(tc, test_parse_code_not_string);
+    tcase_add_test(tc, test_parse_id_not_string);
+    tcase_add_test(tc, test_parse_id_bad_shape);
+    tcase_add_test(tc, test_parse_duplicate_keys);
+    tcase_add_test(tc, test_parse_nul_in_code);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("utf8");
+    /* the sweep makes over a million calls; leave room for sanitizers */
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_utf8_valid);
+    tcase_add_test(tc, test_utf8_invalid);
+    tcase_add_test(tc, test_utf8_matches_jansson);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("response");
+    tcase_add_test(tc, test_response_all_fields);
+    tcase_add_test(tc, test_response_omits_empty);
+    tcase_add_test(tc, test_response_no_id);
+    tcase_add_test(tc, test_response_lengths);
+    tcase_add_test(tc, test_response_escaping);
+    tcase_add_test(tc, test_response_repairs_utf8);
+    tcase_add_test(tc, test_response_repairs_sequences);
+    suite_add_tcase(s, tc);
+
+    return s;
+}
