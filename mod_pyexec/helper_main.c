@@ -145,22 +145,20 @@ static int listen_on(const char *path)
     return fd;
 }
 
-static void session_main(int chan, pid_t supervisor, const char *sockdir,
+static void session_main(int chan, const char *sockdir,
                          const pyexec_spawn_t *sp, const char *const *blocked,
-                         size_t nblocked)
+                         size_t nblocked, uint32_t layers)
 {
-    char path[108], err[256], layers[128];
-    int lfd, keep[2];
+    char path[108], err[512];
+    int lfd, keep[3];
     pyexec_sandbox_opts_t opts;
     pyexec_slot_msg_t ready;
     unsigned char msg[PYEXEC_FRAME_HDR_LEN + PYEXEC_SLOT_MSG_LEN];
 
     pyexec_py_after_fork_child();
-    /* die with the supervisor, whatever happens to it */
+    /* die with the supervisor, whatever happens to it; should it be gone
+     * already, the READY below fails and we leave */
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    if (getppid() != supervisor) {
-        _exit(0);
-    }
     setsid();
 
     if (pyexec_helper_sockpath(path, sizeof(path), sockdir, sp->slot,
@@ -171,27 +169,35 @@ static void session_main(int chan, pid_t supervisor, const char *sockdir,
     if (lfd < 0) {
         die(PYEXEC_EXIT_SETUP, "cannot listen on %s", path);
     }
-    if (pyexec_py_session_setup(blocked, nblocked, sp->max_output, err,
-                                sizeof(err)) != 0) {
+    if (pyexec_py_session_setup(blocked, nblocked, sp->max_output,
+                                !(sp->flags & PYEXEC_SPAWN_NO_IMPORT_HOOK),
+                                err, sizeof(err)) != 0) {
         die(PYEXEC_EXIT_SETUP, "session setup: %s", err);
     }
 
+    /* stderr (httpd's error log) stays open until the sandbox holds, so
+     * that a refusal can be told */
     keep[0] = lfd;
     keep[1] = chan;
+    keep[2] = 2;
     memset(&opts, 0, sizeof(opts));
     opts.memory_limit = sp->memory_limit;
     opts.cpu_seconds = sp->cpu_seconds;
+    opts.listen_fd = lfd;
     opts.keep_fds = keep;
-    opts.nkeep = 2;
-    if (pyexec_sandbox_apply(&opts, layers, sizeof(layers), err,
-                             sizeof(err)) != 0) {
-        die(PYEXEC_EXIT_SETUP, "sandbox: %s", err);
+    opts.nkeep = 3;
+    opts.read_paths = pyexec_py_library_paths();
+    opts.required = (sp->flags & PYEXEC_SPAWN_REQUIRE_SANDBOX)
+                    ? PYEXEC_LAYERS_REQUIRED : 0;
+    ready.pid = (int32_t)pyexec_sandbox_outer_pid();
+    if (pyexec_sandbox_apply(&opts, &layers, err, sizeof(err)) != 0) {
+        die(PYEXEC_EXIT_SETUP, "refusing to serve: %s", err);
     }
+    close(2);
 
     ready.slot = sp->slot;
     ready.gen = sp->gen;
-    ready.pid = (int32_t)getpid();
-    ready.reason = 0;
+    ready.reason = layers;
     pyexec_frame_encode_hdr(msg, PYEXEC_MSG_READY, 0, PYEXEC_SLOT_MSG_LEN);
     pyexec_slot_msg_encode(msg + PYEXEC_FRAME_HDR_LEN, &ready);
     if (send(chan, msg, sizeof(msg), MSG_NOSIGNAL) != (ssize_t)sizeof(msg)) {
@@ -254,16 +260,22 @@ static int zygote_main(int chan, const char *sockdir)
     static unsigned char buf[SPAWN_MSG_MAX + 1];
     static const char *names[1024];
     char err[256];
-    pid_t supervisor = getppid();
+    uint32_t ns_layers;
 
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    if (supervisor == 1) {
-        return 0;
+    if (getppid() == 1) {
+        return 0;               /* the supervisor is gone already */
     }
     if (chdir("/") != 0) {
         return PYEXEC_EXIT_SETUP;
     }
     umask(077);
+    /* before the interpreter: a user namespace wants one thread */
+    ns_layers = pyexec_sandbox_zygote(err, sizeof(err));
+    if (err[0]) {
+        fprintf(stderr, "pyexec-helper[%d]: namespaces incomplete (layers "
+                "0x%x): %s\n", (int)getpid(), ns_layers, err);
+    }
     if (pyexec_py_init(err, sizeof(err)) != 0) {
         die(PYEXEC_EXIT_SETUP, "interpreter start-up failed: %s", err);
     }
@@ -273,7 +285,8 @@ static int zygote_main(int chan, const char *sockdir)
         pyexec_frame_hdr_t hdr;
         pyexec_spawn_t sp;
         size_t nnames;
-        long pid;
+        pid_t pid;
+        uint32_t layers;
 
         if (n == 0) {
             return 0;           /* the supervisor is gone */
@@ -298,10 +311,9 @@ static int zygote_main(int chan, const char *sockdir)
                              names, sizeof(names) / sizeof(names[0]));
 
         pyexec_py_before_fork();
-        /* fork, but make the child the supervisor's, not ours */
-        pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
+        pid = pyexec_sandbox_fork(&layers);
         if (pid == 0) {
-            session_main(chan, supervisor, sockdir, &sp, names, nnames);
+            session_main(chan, sockdir, &sp, names, nnames, layers);
             _exit(PYEXEC_EXIT_SETUP);
         }
         pyexec_py_after_fork_parent();
@@ -349,7 +361,7 @@ static int run_stdin(const char *blocklist, size_t max_output)
         }
     }
     if (chdir("/") != 0 || pyexec_py_init(err, sizeof(err)) != 0
-        || pyexec_py_session_setup(names, nnames, max_output, err,
+        || pyexec_py_session_setup(names, nnames, max_output, 1, err,
                                    sizeof(err)) != 0) {
         die(PYEXEC_EXIT_SETUP, "%s", err);
     }

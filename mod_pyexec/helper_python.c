@@ -13,7 +13,11 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "helper_python.h"
@@ -564,8 +568,69 @@ static const char *const preload[] = {
     "functools", "hashlib", "heapq", "io", "itertools", "json", "math",
     "operator", "pprint", "random", "re", "statistics", "string",
     "struct", "textwrap", "time", "traceback", "typing", "unicodedata",
-    "uuid", "codecs", "importlib", NULL
+    "uuid", "codecs", "importlib", "contextvars", "queue", "zoneinfo",
+    "bz2", "lzma", "zlib", "sqlite3", "array", "binascii", "cmath",
+    "difflib", "fnmatch", "html", "ipaddress", "numbers", "secrets",
+    "shlex", "urllib.parse", "xml.etree.ElementTree",
+    /* C extensions the sandbox could not load later: it refuses
+     * executable memory once user code runs */
+    "_codecs_cn", "_codecs_hk", "_codecs_iso2022", "_codecs_jp",
+    "_codecs_kr", "_codecs_tw", "_multibytecodec", "_lsprof",
+    NULL
 };
+
+#define MAX_LIBRARY_PATHS 32
+static const char *library_paths[MAX_LIBRARY_PATHS + 1];
+
+const char *const *pyexec_py_library_paths(void)
+{
+    return library_paths;
+}
+
+static void add_library_path(size_t *n, const char *path)
+{
+    struct stat st;
+
+    if (*n < MAX_LIBRARY_PATHS && stat(path, &st) == 0) {
+        for (size_t i = 0; i < *n; i++) {
+            if (!strcmp(library_paths[i], path)) {
+                return;
+            }
+        }
+        library_paths[(*n)++] = strdup(path);
+    }
+}
+
+/* sys.path, the directory of libpython (and so of the libraries the
+ * extension modules link), and time zone data. */
+static void collect_library_paths(void)
+{
+    PyObject *path = PySys_GetObject("path");    /* borrowed */
+    Dl_info info;
+    size_t n = 0;
+
+    if (path && PyList_Check(path)) {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(path); i++) {
+            PyObject *item = PyList_GET_ITEM(path, i);
+            const char *p = PyUnicode_Check(item) ? PyUnicode_AsUTF8(item)
+                                                  : NULL;
+            if (p && p[0] == '/') {
+                add_library_path(&n, p);
+            }
+        }
+        PyErr_Clear();
+    }
+    if (dladdr((void *)Py_Initialize, &info) && info.dli_fname) {
+        char real[PATH_MAX], *slash;
+
+        if (realpath(info.dli_fname, real) && (slash = strrchr(real, '/'))) {
+            *slash = '\0';
+            add_library_path(&n, real);
+        }
+    }
+    add_library_path(&n, "/usr/share/zoneinfo");
+    library_paths[n] = NULL;
+}
 
 int pyexec_py_init(char *err, size_t err_len)
 {
@@ -629,6 +694,7 @@ int pyexec_py_init(char *err, size_t err_len)
         Py_DECREF(gc);
     }
     PyErr_Clear();
+    collect_library_paths();
     return 0;
 }
 
@@ -648,7 +714,8 @@ void pyexec_py_after_fork_child(void)
 }
 
 int pyexec_py_session_setup(const char *const *blocked, size_t nblocked,
-                            size_t max_output, char *err, size_t err_len)
+                            size_t max_output, int import_hook,
+                            char *err, size_t err_len)
 {
     static const char *const io_refused[] = {"open", "open_code", "FileIO",
                                              NULL};
@@ -681,9 +748,12 @@ int pyexec_py_session_setup(const char *const *blocked, size_t nblocked,
     if (!S.real_import || !S.builtins || !S.shims) {
         return fail_py(err, err_len, "builtins copy");
     }
-    if (set_fn(S.builtins, "__import__", &import_def, NULL) != 0
-        || set_refuser(S.builtins, "open") != 0
-        || set_fn(S.builtins, "exit", &exit_def, NULL) != 0
+    if (import_hook
+        && (set_fn(S.builtins, "__import__", &import_def, NULL) != 0
+            || set_refuser(S.builtins, "open") != 0)) {
+        return fail_py(err, err_len, "import hook");
+    }
+    if (set_fn(S.builtins, "exit", &exit_def, NULL) != 0
         || set_fn(S.builtins, "quit", &exit_def, NULL) != 0) {
         return fail_py(err, err_len, "builtins");
     }
@@ -695,9 +765,10 @@ int pyexec_py_session_setup(const char *const *blocked, size_t nblocked,
         }
         Py_DECREF(exitname);
     }
-    if (add_shim("io", io_refused, 0) != 0
-        || add_shim("codecs", codecs_refused, 0) != 0
-        || add_shim("importlib", NULL, 1) != 0) {
+    if (import_hook
+        && (add_shim("io", io_refused, 0) != 0
+            || add_shim("codecs", codecs_refused, 0) != 0
+            || add_shim("importlib", NULL, 1) != 0)) {
         return fail_py(err, err_len, "module stand-ins");
     }
 

@@ -21,10 +21,17 @@ void pyexec_py_before_fork(void);
 void pyexec_py_after_fork_parent(void);
 void pyexec_py_after_fork_child(void);
 
-/* Build the session's globals, curated builtins and output capture.
- * blocked is a list of NUL-terminated module names. */
+/* Build the session's globals, builtins and output capture. blocked is
+ * a list of module names; without import_hook (tests of the OS layers
+ * only) __import__ and open stay as CPython has them. */
 int pyexec_py_session_setup(const char *const *blocked, size_t nblocked,
-                            size_t max_output, char *err, size_t err_len);
+                            size_t max_output, int import_hook,
+                            char *err, size_t err_len);
+
+/* Directories the interpreter may read from once confined: its library
+ * (sys.path), the shared libraries it links, time zone data. Computed in
+ * pyexec_py_init(); NULL-terminated. */
+const char *const *pyexec_py_library_paths(void);
 
 /* From here on any failed allocation ends the helper with
  * PYEXEC_EXIT_MEMORY: a MemoryError that user code catches must still

@@ -2,6 +2,7 @@
 
 #include <apr_strings.h>
 #include <apr_lib.h>
+#include <unistd.h>
 
 #include "pyexec_private.h"
 #include "pyexec_defaults.h"
@@ -20,6 +21,8 @@ void *pyexec_conf_create(apr_pool_t *p, server_rec *s)
     c->max_code = -1;
     c->max_sessions = -1;
     c->spare_helpers = -1;
+    c->require_sandbox = -1;
+    c->no_import_hook = -1;
     return c;
 }
 
@@ -190,6 +193,19 @@ static const char *add_blocked(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+static const char *set_flag(cmd_parms *cmd, void *dc, int on)
+{
+    pyexec_conf_t *c = conf_of(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    *(int *)((char *)c + (size_t)cmd->info) = on;
+    return NULL;
+}
+
 #define OFF(f) (void *)APR_OFFSETOF(pyexec_conf_t, f)
 
 const command_rec pyexec_cmds[] = {
@@ -214,6 +230,12 @@ const command_rec pyexec_cmds[] = {
                   "Sessions alive at once (default 100)"),
     AP_INIT_TAKE1("PyExecSpareHelpers", set_count, OFF(spare_helpers),
                   RSRC_CONF, "Warm interpreters kept ready (default 4)"),
+    AP_INIT_FLAG("PyExecRequireSandbox", set_flag, OFF(require_sandbox),
+                 RSRC_CONF, "Refuse to run code unless every sandbox layer "
+                 "holds (default On when httpd starts as root)"),
+    AP_INIT_FLAG("PyExecTestNoImportHook", set_flag, OFF(no_import_hook),
+                 RSRC_CONF, "TESTS ONLY: leave __import__ and open "
+                 "unrestricted, to show the OS layers hold alone"),
     AP_INIT_ITERATE("PyExecBlockModules", add_blocked, NULL, RSRC_CONF,
                     "Modules user code may not import; 'default' stands for "
                     "the built-in list, 'none' for an empty one"),
@@ -253,6 +275,12 @@ void pyexec_conf_effective(apr_pool_t *p, server_rec *s, pyexec_conf_t *out)
     }
     if (out->spare_helpers < 0) {
         out->spare_helpers = PYEXEC_DEFAULT_SPARE_HELPERS;
+    }
+    if (out->require_sandbox < 0) {
+        out->require_sandbox = geteuid() == 0;
+    }
+    if (out->no_import_hook < 0) {
+        out->no_import_hook = 0;
     }
     if (!out->blocked) {
         out->blocked = apr_array_make(p, 64, sizeof(const char *));

@@ -183,3 +183,46 @@ int pyexec_helper_sockpath(char *buf, size_t buflen, const char *dir,
     }
     return n;
 }
+
+void pyexec_layers_format(uint32_t layers, char *buf, size_t len)
+{
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } names[] = {
+        {PYEXEC_LAYER_SECCOMP, "seccomp"},
+        {PYEXEC_LAYER_LANDLOCK, "landlock"},
+        {PYEXEC_LAYER_LANDLOCK_NET, "landlock-net"},
+        {PYEXEC_LAYER_LANDLOCK_SCOPE, "landlock-scope"},
+        {PYEXEC_LAYER_USERNS, "userns"},
+        {PYEXEC_LAYER_NETNS, "netns"},
+        {PYEXEC_LAYER_PIDNS, "pidns"},
+        {PYEXEC_LAYER_IPCNS, "ipcns"},
+        {PYEXEC_LAYER_UTSNS, "utsns"},
+        {PYEXEC_LAYER_NO_NEW_PRIVS, "no-new-privs"},
+        {PYEXEC_LAYER_UNPRIVILEGED, "unprivileged"},
+        {PYEXEC_LAYER_RLIMITS, "rlimits"},
+    };
+    size_t used = 0, i;
+
+    if (len == 0) {
+        return;
+    }
+    buf[0] = '\0';
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        int n;
+
+        if (!(layers & names[i].bit)) {
+            continue;
+        }
+        n = snprintf(buf + used, len - used, "%s%s", used ? " " : "",
+                     names[i].name);
+        if (n < 0 || (size_t)n >= len - used) {
+            break;
+        }
+        used += (size_t)n;
+    }
+    if (used == 0) {
+        snprintf(buf, len, "none");
+    }
+}

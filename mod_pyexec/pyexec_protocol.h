@@ -119,6 +119,12 @@ int pyexec_slot_msg_decode(const unsigned char *in, size_t len,
 
 /* What the zygote needs to shape one new helper. The block list follows
  * as NUL-separated module names. */
+/* SPAWN flags */
+#define PYEXEC_SPAWN_REQUIRE_SANDBOX 0x1u /* refuse to serve without every
+                                             layer the host can give */
+#define PYEXEC_SPAWN_NO_IMPORT_HOOK  0x2u /* tests only: leave __import__
+                                             and open as CPython has them */
+
 typedef struct {
     uint32_t slot;
     uint32_t gen;
@@ -134,6 +140,35 @@ void pyexec_spawn_encode(unsigned char out[PYEXEC_SPAWN_FIXED_LEN],
                          const pyexec_spawn_t *sp);
 int pyexec_spawn_decode(const unsigned char *in, size_t len,
                         pyexec_spawn_t *sp);
+
+/* Confinement layers a helper reports in its READY message (in the
+ * `reason` field), so that the module can log and show them. */
+#define PYEXEC_LAYER_RLIMITS     0x001u  /* AS, CPU, CORE, FSIZE, NPROC, NOFILE */
+#define PYEXEC_LAYER_NO_NEW_PRIVS 0x002u
+#define PYEXEC_LAYER_SECCOMP     0x004u  /* system call allow-list */
+#define PYEXEC_LAYER_LANDLOCK    0x008u  /* read-only stdlib, nothing else */
+#define PYEXEC_LAYER_USERNS      0x010u
+#define PYEXEC_LAYER_NETNS       0x020u  /* no network interface at all */
+#define PYEXEC_LAYER_IPCNS       0x040u
+#define PYEXEC_LAYER_UTSNS       0x080u
+#define PYEXEC_LAYER_PIDNS       0x100u  /* sees no other process */
+#define PYEXEC_LAYER_UNPRIVILEGED 0x200u /* not root, no capabilities */
+#define PYEXEC_LAYER_LANDLOCK_NET 0x400u /* TCP bind/connect refused */
+#define PYEXEC_LAYER_LANDLOCK_SCOPE 0x800u /* no signals or abstract
+                                              sockets out of the sandbox */
+#define PYEXEC_LAYERS_ALL        0xfffu
+/* What PyExecRequireSandbox On insists on: the layers that stop file
+ * access, network access, new processes and privilege on any kernel
+ * this module supports (user and pid namespaces are extras). */
+#define PYEXEC_LAYERS_REQUIRED   (PYEXEC_LAYER_RLIMITS \
+                                  | PYEXEC_LAYER_NO_NEW_PRIVS \
+                                  | PYEXEC_LAYER_SECCOMP \
+                                  | PYEXEC_LAYER_LANDLOCK \
+                                  | PYEXEC_LAYER_NETNS \
+                                  | PYEXEC_LAYER_UNPRIVILEGED)
+
+/* "seccomp landlock netns ..." for logs and the status page. */
+void pyexec_layers_format(uint32_t layers, char *buf, size_t len);
 
 /* Socket path of one helper: "<dir>/h<slot>-<gen>.sock". Returns the
  * length written, or -1 if it does not fit (sun_path is small). */

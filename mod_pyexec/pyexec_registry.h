@@ -76,7 +76,7 @@ typedef struct {
     int32_t  free_head;
     int32_t  spare_head;
     uint32_t count[PYEXEC_SLOT_NSTATES];
-    uint32_t pad_;
+    uint32_t sandbox_layers;    /* PYEXEC_LAYER_* the last helper reported */
     pyexec_reg_stats_t stats;
     /* int32_t buckets[nbuckets]; pyexec_slot_t slots[nslots]; follow */
 } pyexec_registry_t;

@@ -45,6 +45,8 @@ typedef struct {
     int helper_fd;          /* the helper program, opened before setuid */
     apr_time_t zygote_retry_at;
     int zygote_failures;
+    apr_time_t spawn_retry_at;  /* helpers failing to start: back off */
+    int spawn_failures;
     unsigned char *spawn_tmpl;  /* SPAWN frame with a blank slot/gen */
     size_t spawn_len;
 } sup_t;
@@ -340,6 +342,8 @@ static void build_spawn_template(sup_t *sup)
     /* CPU backstop: far above what the wall clock allows per run, yet
      * bounded for a session that is busy on every request */
     sp.cpu_seconds = 600;
+    sp.flags = (c->require_sandbox ? PYEXEC_SPAWN_REQUIRE_SANDBOX : 0)
+               | (c->no_import_hook ? PYEXEC_SPAWN_NO_IMPORT_HOOK : 0);
     pyexec_frame_encode_hdr(sup->spawn_tmpl, PYEXEC_MSG_SPAWN, 0,
                             (uint32_t)(sup->spawn_len - PYEXEC_FRAME_HDR_LEN));
     pyexec_spawn_encode(sup->spawn_tmpl + PYEXEC_FRAME_HDR_LEN, &sp);
@@ -364,7 +368,7 @@ static void zygote_start(sup_t *sup)
     }
     pid = fork();
     if (pid == 0) {
-        static char *const envp[] = {"LANG=C.UTF-8", NULL};
+        static char *const envp[] = {NULL};
         char *argv[] = {"pyexec-helper", "--zygote", "--channel", "3",
                         "--sockdir", (char *)pyexec_state.sockdir, NULL};
         int null = open("/dev/null", O_RDWR);
@@ -481,6 +485,13 @@ static void reap(sup_t *sup)
                                     spawning ? PYEXEC_END_SPAWN_FAILED : why);
         }
         pyexec_unlock();
+        if (why == PYEXEC_END_SPAWN_FAILED) {
+            /* a helper that cannot start (a required sandbox layer
+             * missing, a broken install) would fail again at once */
+            sup->spawn_failures++;
+            sup->spawn_retry_at = apr_time_now() + apr_time_from_msec(
+                sup->spawn_failures > 7 ? 10000 : 50 << sup->spawn_failures);
+        }
         if (idx != PYEXEC_REG_NONE) {
             unlink_helper_socket((uint32_t)idx, gen);
             ap_log_error(APLOG_MARK, why == PYEXEC_END_CRASH
@@ -493,6 +504,22 @@ static void reap(sup_t *sup)
     }
 }
 
+/* Say once, and again on any change, which layers confine the helpers
+ * and which this host could not give. */
+static void log_layers(sup_t *sup, uint32_t layers)
+{
+    char on[200], off[200];
+    uint32_t missing = PYEXEC_LAYERS_ALL & ~layers;
+
+    pyexec_layers_format(layers, on, sizeof(on));
+    pyexec_layers_format(missing, off, sizeof(off));
+    ap_log_error(APLOG_MARK, (missing & PYEXEC_LAYERS_REQUIRED)
+                 ? APLOG_WARNING : APLOG_INFO, 0, sup->s,
+                 PYEXEC_LOGNO(00231) "sandbox layers active: %s; "
+                 "unavailable on this host: %s", on,
+                 missing ? off : "none");
+}
+
 static void handle_zygote_msgs(sup_t *sup)
 {
     unsigned char buf[PYEXEC_FRAME_HDR_LEN + PYEXEC_SLOT_MSG_LEN + 16];
@@ -502,7 +529,7 @@ static void handle_zygote_msgs(sup_t *sup)
            && (n = recv(sup->zfd, buf, sizeof(buf), MSG_DONTWAIT)) != 0) {
         pyexec_frame_hdr_t hdr;
         pyexec_slot_msg_t m;
-        int stale = 0;
+        int stale = 0, layers_changed = 0;
 
         if (n < 0) {
             if (errno == EINTR) {
@@ -534,6 +561,11 @@ static void handle_zygote_msgs(sup_t *sup)
                                            m.pid) != 0;
             if (!stale) {
                 sup->zygote_failures = 0;
+                sup->spawn_failures = 0;
+                if (sup->reg->sandbox_layers != m.reason) {
+                    sup->reg->sandbox_layers = m.reason;
+                    layers_changed = 1;
+                }
             }
         }
         pyexec_unlock();
@@ -541,6 +573,9 @@ static void handle_zygote_msgs(sup_t *sup)
          * pid cannot have been reused before we reap it), end it */
         if (stale && m.pid > 0) {
             kill(m.pid, SIGKILL);
+        }
+        if (layers_changed) {
+            log_layers(sup, m.reason);
         }
     }
 }
@@ -633,7 +668,7 @@ static void refill(sup_t *sup)
     int n = 0, i;
     int64_t now = pyexec_now_usec();
 
-    if (sup->zfd < 0) {
+    if (sup->zfd < 0 || apr_time_now() < sup->spawn_retry_at) {
         return;
     }
     if (pyexec_lock() != APR_SUCCESS) {

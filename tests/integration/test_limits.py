@@ -8,11 +8,6 @@ MEMORY_MSG = "Memory limit exceeded. Session terminated."
 CRASH_MSG = "Interpreter crashed. Session terminated."
 
 
-def pids_of_sessions(httpd):
-    import os
-    return sorted(f for f in os.listdir(httpd.sockdir) if f.startswith("h"))
-
-
 @pytest.mark.parametrize("code", [
     "while True: pass",
     "while True:\n    try:\n        while True: pass\n"
@@ -40,24 +35,6 @@ def test_timeout_on_new_session_reports_its_id(client):
     body = client.run("while True: pass")
     assert body["error"] == TIMEOUT_MSG
     assert len(body["id"]) == 36
-
-
-def test_timeout_helper_is_killed_from_outside(client, httpd):
-    """The helper process of a timed-out session no longer exists."""
-    import os
-    sid = client.session()
-    pid = int(client.run("import random\nprint(random._os.getpid())",
-                         sid)["stdout"])
-    client.run("while True:\n    try:\n        pass\n"
-               "    except BaseException:\n        pass", sid)
-    deadline = time.time() + 2
-    while time.time() < deadline:
-        if not os.path.exists("/proc/%d" % pid) or \
-                open("/proc/%d/stat" % pid).read().split()[2] == "Z":
-            break
-        time.sleep(0.02)
-    else:
-        pytest.fail("helper %d still alive after its timeout" % pid)
 
 
 def test_memory_limit_exact_example(client):

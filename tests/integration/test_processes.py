@@ -28,8 +28,31 @@ def supervisor_pid(h):
 
 
 def helper_pids(h):
+    """The zygote and every session helper."""
     sup = supervisor_pid(h)
     return [p for p, c in children_of(sup)] if sup else []
+
+
+def session_helper_pids(h):
+    """Helpers only: each has a pid namespace of its own, the zygote not."""
+    sup = supervisor_pid(h)
+    mine = os.readlink("/proc/%d/ns/pid" % sup)
+    out = []
+    for p in helper_pids(h):
+        try:
+            if os.readlink("/proc/%d/ns/pid" % p) != mine:
+                out.append(p)
+        except OSError:
+            pass
+    return out
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def wait_for(pred, timeout=10, step=0.05):
@@ -52,6 +75,19 @@ def test_helpers_are_children_of_the_supervisor(own):
     assert sup
     # zygote + 2 spares at least
     assert wait_for(lambda: len(helper_pids(own)) >= 3)
+
+
+def test_timeout_helper_is_killed_from_outside(request):
+    """The helper process of a timed-out session no longer exists."""
+    h = start(request, directives={"PyExecSpareHelpers": 1})
+    c = Client(h)
+    spare = wait_for(lambda: session_helper_pids(h))
+    assert len(spare) == 1
+    sid = c.run("x = 1")["id"]          # takes that spare
+    body = c.run("while True:\n    try:\n        pass\n"
+                 "    except BaseException:\n        pass", sid)
+    assert body["error"] == "Execution timeout. Session terminated."
+    assert wait_for(lambda: not alive(spare[0]), timeout=2)
 
 
 def test_supervisor_killed_mid_run(own):
