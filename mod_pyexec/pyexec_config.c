@@ -23,6 +23,7 @@ void *pyexec_conf_create(apr_pool_t *p, server_rec *s)
     c->spare_helpers = -1;
     c->require_sandbox = -1;
     c->no_import_hook = -1;
+    c->rate_limit = -1;
     return c;
 }
 
@@ -206,6 +207,51 @@ static const char *set_flag(cmd_parms *cmd, void *dc, int on)
     return NULL;
 }
 
+/* PyExecRateLimit off | <n>/s [burst] | <n>/m [burst] */
+static const char *set_rate(cmd_parms *cmd, void *dc, const char *rate,
+                            const char *burst)
+{
+    pyexec_conf_t *c = conf_of(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    char *end;
+    double v;
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    if (!strcasecmp(rate, "off")) {
+        if (burst) {
+            return "PyExecRateLimit off takes no burst";
+        }
+        c->rate_limit = 0;
+        return NULL;
+    }
+    v = strtod(rate, &end);
+    if (end == rate || !(v > 0) || v > 1e6) {
+        return "PyExecRateLimit: expected 'off' or a rate such as 5/s or "
+               "60/m";
+    }
+    if (!strcmp(end, "/m")) {
+        v /= 60;
+    }
+    else if (*end && strcmp(end, "/s")) {
+        return "PyExecRateLimit: the rate is per second (/s) or per minute "
+               "(/m)";
+    }
+    c->rate_limit = v;
+    c->rate_burst = v < 1 ? 1 : (int)(v + 0.999);
+    if (burst) {
+        long b = strtol(burst, &end, 10);
+        if (*end || b < 1 || b > 1000000) {
+            return "PyExecRateLimit: burst must be a number from 1 to "
+                   "1000000";
+        }
+        c->rate_burst = (int)b;
+    }
+    return NULL;
+}
+
 #define OFF(f) (void *)APR_OFFSETOF(pyexec_conf_t, f)
 
 const command_rec pyexec_cmds[] = {
@@ -230,6 +276,9 @@ const command_rec pyexec_cmds[] = {
                   "Sessions alive at once (default 100)"),
     AP_INIT_TAKE1("PyExecSpareHelpers", set_count, OFF(spare_helpers),
                   RSRC_CONF, "Warm interpreters kept ready (default 4)"),
+    AP_INIT_TAKE12("PyExecRateLimit", set_rate, NULL, RSRC_CONF,
+                   "Requests per client address: off, or a rate such as "
+                   "5/s with an optional burst (default off)"),
     AP_INIT_FLAG("PyExecRequireSandbox", set_flag, OFF(require_sandbox),
                  RSRC_CONF, "Refuse to run code unless every sandbox layer "
                  "holds (default On when httpd starts as root)"),
@@ -281,6 +330,9 @@ void pyexec_conf_effective(apr_pool_t *p, server_rec *s, pyexec_conf_t *out)
     }
     if (out->no_import_hook < 0) {
         out->no_import_hook = 0;
+    }
+    if (out->rate_limit < 0) {
+        out->rate_limit = 0;
     }
     if (!out->blocked) {
         out->blocked = apr_array_make(p, 64, sizeof(const char *));

@@ -20,6 +20,8 @@ typedef struct {
     apr_int64_t max_code;               /* bytes of source */
     int max_sessions;
     int spare_helpers;
+    double rate_limit;                  /* requests/s per client; 0 off */
+    int rate_burst;
     int require_sandbox;                /* -1 unset: on when root */
     int no_import_hook;                 /* tests only */
     apr_array_header_t *blocked;        /* const char * */

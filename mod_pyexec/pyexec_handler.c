@@ -109,67 +109,110 @@ static int is_json_type(const char *ct)
 }
 
 /* Read the whole body, refusing anything above limit. Returns OK or
- * an HTTP status, with the reason in *why. */
+ * an HTTP status, with the reason in *why. Reads through the input
+ * filters, so chunked bodies, Expect: 100-continue and httpd's own read
+ * timeout (Timeout, mod_reqtimeout) apply. */
 static int read_body(request_rec *r, apr_size_t limit, char **buf,
                      apr_size_t *len, const char **why)
 {
-    apr_size_t cap, got = 0;
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_bucket_brigade *bb;
+    apr_size_t cap = 16384, got = 0;
+    apr_off_t declared = 0;
+    int seen_eos = 0;
     char *b;
-    int rc;
 
     *why = NULL;
-    rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
-    if (rc != OK) {
-        *why = "Could not read the request body.";
-        return rc;
+    if (cl && (!ap_parse_strict_length(&declared, cl) || declared < 0)) {
+        *why = "Invalid Content-Length.";
+        return HTTP_BAD_REQUEST;
     }
-    if (r->remaining > (apr_off_t)limit) {
+    if (declared > (apr_off_t)limit) {
         *why = apr_psprintf(r->pool, "Request body is %" APR_OFF_T_FMT
                             " bytes; the limit is %" APR_SIZE_T_FMT ".",
-                            r->remaining, limit);
+                            declared, limit);
         return HTTP_REQUEST_ENTITY_TOO_LARGE;
     }
-    cap = r->remaining > 0 ? (apr_size_t)r->remaining + 1 : 16384;
+    if (declared > 0) {
+        cap = (apr_size_t)declared + 1;
+    }
     b = apr_palloc(r->pool, cap);
-    if (ap_should_client_block(r)) {
-        for (;;) {
-            long n;
+    bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    while (!seen_eos) {
+        apr_bucket *e;
+        apr_status_t rv = ap_get_brigade(r->input_filters, bb,
+                                         AP_MODE_READBYTES, APR_BLOCK_READ,
+                                         HUGE_STRING_LEN);
 
-            if (got == cap) {
-                apr_size_t ncap = cap * 2 > limit + 1 ? limit + 1 : cap * 2;
-                char *nb;
+        if (rv != APR_SUCCESS) {
+            int status = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
 
-                if (ncap <= cap) {
-                    *why = apr_psprintf(r->pool, "Request body is larger "
-                                        "than the limit of %" APR_SIZE_T_FMT
-                                        " bytes.", limit);
-                    return HTTP_REQUEST_ENTITY_TOO_LARGE;
-                }
-                nb = apr_palloc(r->pool, ncap);
-                memcpy(nb, b, got);
-                b = nb;
-                cap = ncap;
-            }
-            n = ap_get_client_block(r, b + got, cap - got);
-            if (n < 0) {
-                *why = "Could not read the request body.";
-                return HTTP_BAD_REQUEST;
-            }
-            if (n == 0) {
+            *why = status == HTTP_REQUEST_TIME_OUT
+                   ? "The request body arrived too slowly."
+                   : "Could not read the request body.";
+            return status;
+        }
+        for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb);
+             e = APR_BUCKET_NEXT(e)) {
+            const char *data;
+            apr_size_t n;
+
+            if (APR_BUCKET_IS_EOS(e)) {
+                seen_eos = 1;
                 break;
             }
-            got += (apr_size_t)n;
-            if (got > limit) {
+            if (APR_BUCKET_IS_METADATA(e)) {
+                continue;
+            }
+            rv = apr_bucket_read(e, &data, &n, APR_BLOCK_READ);
+            if (rv != APR_SUCCESS) {
+                *why = "Could not read the request body.";
+                return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+            }
+            if (got + n > limit) {
                 *why = apr_psprintf(r->pool, "Request body is larger than "
                                     "the limit of %" APR_SIZE_T_FMT " bytes.",
                                     limit);
                 return HTTP_REQUEST_ENTITY_TOO_LARGE;
             }
+            if (got + n > cap) {
+                char *nb;
+
+                while (cap < got + n) {
+                    cap *= 2;
+                }
+                nb = apr_palloc(r->pool, cap);
+                memcpy(nb, b, got);
+                b = nb;
+            }
+            memcpy(b + got, data, n);
+            got += n;
         }
+        apr_brigade_cleanup(bb);
     }
     *buf = b;
     *len = got;
     return OK;
+}
+
+/* One token from the client's bucket; 0 when it is empty, with the
+ * wait for the next one in *retry. */
+static int rate_allowed(request_rec *r, int64_t *retry)
+{
+    const pyexec_conf_t *c = &pyexec_state.conf;
+    int ok;
+
+    if (pyexec_lock() != APR_SUCCESS) {
+        return 1;               /* fail open: the limit is not a lock */
+    }
+    ok = pyexec_ratelimit_take(pyexec_state.rl, r->useragent_ip,
+                               pyexec_now_usec(), c->rate_limit,
+                               (uint32_t)c->rate_burst, retry);
+    if (!ok) {
+        pyexec_state.reg->stats.rate_limited++;
+    }
+    pyexec_unlock();
+    return ok;
 }
 
 /* --- sessions -------------------------------------------------------- */
@@ -450,6 +493,7 @@ int pyexec_handler(request_rec *r)
     const char *why;
     char *body = NULL;
     apr_size_t body_len = 0;
+    int64_t retry = 0;
     int rc;
 
     if (!r->handler || strcmp(r->handler, PYEXEC_HANDLER)) {
@@ -465,6 +509,15 @@ int pyexec_handler(request_rec *r)
         apr_table_setn(r->headers_out, "Retry-After", "5");
         return send_error(r, HTTP_SERVICE_UNAVAILABLE,
                           "The Python execution service is not running.");
+    }
+    if (c->rate_limit > 0 && !rate_allowed(r, &retry)) {
+        apr_table_setn(r->headers_out, "Retry-After",
+                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
+                                    (retry + 999999) / 1000000));
+        return send_error(r, HTTP_TOO_MANY_REQUESTS, apr_psprintf(r->pool,
+                          "Too many requests from your address: the limit "
+                          "is %g per second. Try again in %.1f s.",
+                          c->rate_limit, retry / 1e6));
     }
     if (!is_json_type(apr_table_get(r->headers_in, "Content-Type"))) {
         return send_error(r, HTTP_UNSUPPORTED_MEDIA_TYPE,

@@ -15,6 +15,7 @@
 #include <apr_shm.h>
 
 #include "pyexec_config.h"
+#include "pyexec_ratelimit.h"
 #include "pyexec_registry.h"
 
 APLOG_USE_MODULE(pyexec);
@@ -36,6 +37,7 @@ extern module AP_MODULE_DECLARE_DATA pyexec_module;
 typedef struct {
     apr_shm_t *shm;
     pyexec_registry_t *reg;
+    pyexec_ratelimit_t *rl;
     apr_global_mutex_t *mutex;
     const char *mutex_file;
     const char *sockdir;        /* helpers' sockets */

@@ -67,6 +67,7 @@ typedef struct {
     uint64_t executions;
     uint64_t helpers_spawned;
     uint64_t rejected_full;
+    uint64_t rate_limited;
 } pyexec_reg_stats_t;
 
 typedef struct {

@@ -16,6 +16,8 @@
 /* Slots beyond sessions and spares, for helpers that have ended but
  * are not reaped yet. */
 #define DYING_MARGIN 16
+/* Clients tracked by PyExecRateLimit; more only forget the quietest. */
+#define RATE_CLIENTS 4096
 
 pyexec_state_t pyexec_state = { .ctl_fd = -1 };
 
@@ -50,7 +52,7 @@ int pyexec_shared_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                               apr_pool_t *ptemp, server_rec *s)
 {
     pyexec_conf_t *c = &pyexec_state.conf;
-    apr_size_t size;
+    apr_size_t size, reg_size;
     uint32_t nslots;
     apr_status_t rv;
     (void)plog;
@@ -73,7 +75,8 @@ int pyexec_shared_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 
     nslots = (uint32_t)c->max_sessions + (uint32_t)c->spare_helpers
              + DYING_MARGIN;
-    size = pyexec_registry_size(nslots);
+    reg_size = (pyexec_registry_size(nslots) + 63) & ~(apr_size_t)63;
+    size = reg_size + pyexec_ratelimit_size(RATE_CLIENTS);
     rv = apr_shm_create(&pyexec_state.shm, size, NULL, pconf);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
@@ -83,6 +86,9 @@ int pyexec_shared_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     }
     pyexec_state.reg = pyexec_registry_init(
         apr_shm_baseaddr_get(pyexec_state.shm), nslots);
+    pyexec_state.rl = pyexec_ratelimit_init(
+        (char *)apr_shm_baseaddr_get(pyexec_state.shm) + reg_size,
+        RATE_CLIENTS);
 
     rv = ap_global_mutex_create(&pyexec_state.mutex,
                                 &pyexec_state.mutex_file, PYEXEC_MUTEX_TYPE,

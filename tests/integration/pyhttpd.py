@@ -34,7 +34,8 @@ class Httpd:
     """One httpd instance. Use as a context manager or call start/stop."""
 
     def __init__(self, build_dir=None, port=None, mpm="event", servers=2,
-                 threads=25, directives=None, extra_conf="", loglevel="info"):
+                 threads=25, directives=None, extra_conf="", loglevel="info",
+                 timeout=30):
         self.build_dir = os.path.abspath(
             build_dir or os.environ.get("PYEXEC_BUILD_DIR")
             or os.path.join(REPO, "build"))
@@ -45,6 +46,7 @@ class Httpd:
         self.directives = dict(directives or {})
         self.extra_conf = extra_conf
         self.loglevel = loglevel
+        self.timeout = timeout
         self.httpd = os.environ.get("HTTPD") or os.path.join(
             _apxs("SBINDIR"), _apxs("PROGNAME"))
         self.moddir = _apxs("LIBEXECDIR")
@@ -129,7 +131,7 @@ LoadModule dir_module {moddir}/mod_dir.so
 LoadModule pyexec_module {module}
 TypesConfig /etc/mime.types
 {mpm_conf}
-Timeout 30
+Timeout {timeout}
 KeepAlive On
 DocumentRoot "{htdocs}"
 DirectoryIndex index.html
@@ -144,7 +146,8 @@ DirectoryIndex index.html
 """.format(root=self.root, port=self.port, user=user, mpm=self.mpm,
            moddir=self.moddir, module=self.module_path(),
            mpm_conf=mpm_conf, htdocs=self.htdocs, pyexec=pyexec,
-           extra=self.extra_conf, loglevel=self.loglevel)
+           extra=self.extra_conf, loglevel=self.loglevel,
+           timeout=self.timeout)
 
     def write_config(self):
         for sub in ("conf", "logs", "run"):

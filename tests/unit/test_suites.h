@@ -14,5 +14,6 @@ Suite *id_suite(void);
 Suite *registry_suite(void);
 Suite *request_suite(void);
 Suite *io_suite(void);
+Suite *ratelimit_suite(void);
 
 #endif /* PYEXEC_TEST_SUITES_H */

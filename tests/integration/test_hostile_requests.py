@@ -1,0 +1,216 @@
+"""Hostile requests: rate limits, slow and vanishing clients, a crowd."""
+import concurrent.futures
+import os
+import random
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import Client, start
+from test_processes import supervisor_pid, children_of, wait_for
+
+
+@pytest.fixture(scope="module")
+def limited(request):
+    return start(request, directives={"PyExecRateLimit": "1/s 3"})
+
+
+def test_rate_limit_gives_429_with_retry_after(limited):
+    c = Client(limited)
+    codes = [c.post({"code": "1"}).status_code for _ in range(3)]
+    assert codes == [200] * 3
+    r = c.post({"code": "1"})
+    assert r.status_code == 429
+    assert int(r.headers["Retry-After"]) >= 1
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert "Too many requests" in r.json()["error"]
+    # bad requests count too: a flood of junk is limited the same way
+    assert c.post(raw=b"{").status_code == 429
+
+
+def test_rate_limit_refills(limited):
+    c = Client(limited)
+    while c.post({"code": "1"}).status_code != 429:
+        pass
+    time.sleep(1.1)             # 1/s: one token back
+    assert c.post({"code": "1"}).status_code == 200
+
+
+def test_rate_limit_is_off_by_default(client):
+    codes = {client.post({"code": "1"}).status_code for _ in range(30)}
+    assert codes == {200}
+
+
+def test_shipped_config_turns_rate_limit_on():
+    here = os.path.dirname(os.path.abspath(__file__))
+    conf = open(os.path.join(here, "..", "..", "conf", "pyexec.conf")).read()
+    lines = [l.split("#")[0].split() for l in conf.splitlines()]
+    assert any(l[:1] == ["PyExecRateLimit"] and l[1] != "off" for l in lines)
+
+
+@pytest.fixture(scope="module")
+def impatient(request):
+    """httpd's read timeout at 2 s, for slow-client tests."""
+    return start(request, timeout=2)
+
+
+def test_slow_body_is_cut_off_by_the_read_timeout(impatient):
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", impatient.port), 10) as s:
+        s.sendall(b"POST /execute HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\n"
+                  b"Content-Length: 40\r\n\r\n{\"code\": ")
+        s.settimeout(10)
+        data = b""
+        try:
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except socket.timeout:
+            pytest.fail("the server kept a stalled body open")
+    assert time.monotonic() - t0 < 6
+    # either an answer (408/400) or a closed connection; never a hang
+    if data:
+        status = int(data.split(b" ", 2)[1])
+        assert status in (400, 408), data[:200]
+    # and the server serves others meanwhile and after
+    assert Client(impatient).run("print(1)")["stdout"] == "1\n"
+
+
+def test_slow_but_steady_body_is_accepted(impatient):
+    body = b'{"code": "print(\'slow\')"}'
+    with socket.create_connection(("127.0.0.1", impatient.port), 10) as s:
+        s.sendall(b"POST /execute HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                  b"Content-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        for i in range(0, len(body), 5):
+            s.sendall(body[i:i + 5])
+            time.sleep(0.3)
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200")
+    assert b'"stdout":"slow\\n"' in data
+
+
+def _send_and_vanish(h, body):
+    raw = requests.models.complexjson.dumps(body).encode()
+    with socket.create_connection(("127.0.0.1", h.port), 10) as s:
+        s.sendall(b"POST /execute HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(raw) + raw)
+        time.sleep(0.1)
+
+
+def test_client_disconnect_mid_execution_keeps_session_consistent(client):
+    sid = client.run("x = 1")["id"]
+    _send_and_vanish(client.httpd, {"code": "import time\ntime.sleep(1)\n"
+                                    "x = 42", "id": sid})
+    # the execution still completes and the session stays usable
+    assert wait_for(lambda: client.run("print(x)", sid).get("stdout")
+                    == "42\n", timeout=5)
+
+
+def test_client_disconnect_during_endless_loop_still_ends_in_time(client):
+    sid = client.session()
+    t0 = time.monotonic()
+    _send_and_vanish(client.httpd, {"code": "while True: pass", "id": sid})
+    # the deadline is enforced whether or not anyone waits for the answer
+    assert wait_for(lambda: client.post({"code": "1", "id": sid}).status_code
+                    == 404, timeout=4)
+    assert time.monotonic() - t0 < 3.5
+
+
+def _rss_kb(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return 0
+    return 0
+
+
+def test_crowd_of_good_and_hostile_clients(request):
+    """200 concurrent clients for a bounded time: no 5xx, no lost session,
+    worker and supervisor memory flat."""
+    h = start(request, servers=2, threads=50, directives={
+        "PyExecMaxSessions": 1000, "PyExecSpareHelpers": 8})
+    good_sessions = {}
+    lock = threading.Lock()
+    errors = []
+    hostile = [
+        (None, b"{"),
+        (None, b'{"code": 5}'),
+        (None, b'{"code": "x", "id": "nope"}'),
+        (None, b'{"code": "' + b"#" * (70 * 1024) + b'"}'),
+        ({"code": "while True: pass"}, None),
+        ({"code": "x = ' ' * (300 * 1024 * 1024)"}, None),
+        ({"code": "def f(): return 1\nf.__code__ = "
+                  "f.__code__.replace(co_consts=())\nf()"}, None),
+        ({"code": "import random\nrandom._os.kill(random._os.getppid(), 9)"},
+         None),
+        ({"code": "print('x' * 2000000)"}, None),
+    ]
+
+    def crowd_client():
+        c = Client(h)
+        # one connection per request: the event MPM may close idle
+        # keep-alive connections under this load, and a POST that meets a
+        # closed connection cannot be retried safely
+        c.http.headers["Connection"] = "close"
+        return c
+
+    def worker(n, seconds):
+        c = crowd_client()
+        rnd = random.Random(n)
+        end = time.monotonic() + seconds
+        sid, count = None, 0
+        while time.monotonic() < end:
+            if rnd.random() < 0.8:
+                if sid is None:
+                    body = c.run("n = 0")
+                    sid, count = body["id"], 0
+                    with lock:
+                        good_sessions[(n, seconds)] = sid
+                r = c.post({"code": "n += 1\nprint(n)", "id": sid})
+                if r.status_code != 200 or "stdout" not in r.json():
+                    errors.append((n, r.status_code, r.text[:200]))
+                    return
+                count += 1
+                if r.json()["stdout"] != "%d\n" % count:
+                    errors.append((n, "lost count", r.text[:200], count))
+                    return
+            else:
+                body, raw = rnd.choice(hostile)
+                r = c.post(body, raw=raw)
+                if r.status_code >= 500:
+                    errors.append((n, r.status_code, r.text[:200]))
+                    return
+
+    sup = wait_for(lambda: supervisor_pid(h))
+    workers = [p for p, comm in children_of(h.main_pid())
+               if comm == "apache2"]
+    # a first round brings every worker thread, its pools and malloc
+    # arenas to their working size; the second must not grow them
+    with concurrent.futures.ThreadPoolExecutor(200) as ex:
+        list(ex.map(lambda n: worker(n, 4), range(200)))
+    assert not errors, errors[:5]
+    before = {p: _rss_kb(p) for p in workers + [sup]}
+    with concurrent.futures.ThreadPoolExecutor(200) as ex:
+        list(ex.map(lambda n: worker(n, 8), range(200)))
+    assert not errors, errors[:5]
+    assert len(good_sessions) >= 300
+    after = {p: _rss_kb(p) for p in workers + [sup]}
+    for p in before:
+        assert after[p] - before[p] < 4 * 1024, (p, before[p], after[p])
+    assert supervisor_pid(h) == sup
