@@ -51,6 +51,29 @@ int pyexec_utf8_valid(const char *buf, size_t len)
     return 1;
 }
 
+/* Replace every byte that is not part of well-formed UTF-8 with '?':
+ * parser messages quote the input and may cut a character in two. */
+static void utf8_scrub(char *s)
+{
+    size_t len = strlen(s), i = 0;
+
+    while (i < len) {
+        size_t n;
+
+        for (n = 1; n <= 4 && i + n <= len; n++) {
+            if (pyexec_utf8_valid(s + i, n)) {
+                break;
+            }
+        }
+        if (n <= 4 && i + n <= len) {
+            i += n;
+        }
+        else {
+            s[i++] = '?';
+        }
+    }
+}
+
 static int fail(pyexec_request_t *req, int status, const char *msg)
 {
     req->status = status;
@@ -83,6 +106,7 @@ int pyexec_request_parse(const char *body, size_t len, size_t max_code,
         snprintf(req->error, sizeof(req->error),
                  "Invalid JSON: %s (line %d, column %d).", jerr.text,
                  jerr.line, jerr.column);
+        utf8_scrub(req->error);
         return -1;
     }
     if (!json_is_object(root)) {
@@ -205,7 +229,7 @@ char *pyexec_response_json(const char *id,
         json_object_set_new(obj, "stderr", text_value(err, err_len));
     }
     if (error) {
-        json_object_set_new(obj, "error", json_string(error));
+        json_object_set_new(obj, "error", text_value(error, strlen(error)));
     }
     text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(obj);

@@ -586,6 +586,31 @@ START_TEST(test_response_repairs_sequences)
 }
 END_TEST
 
+/* Found by fuzz_request: the parser's message quotes the input and can
+ * cut a multi-byte character; the message must stay valid UTF-8 or the
+ * answer would lose its "error" key. */
+START_TEST(test_error_message_is_valid_utf8)
+{
+    static const char body[] = "{\"code\": \"\\ud8\xc7\x8f\xdd\x82";
+    pyexec_request_t req;
+    char *answer;
+
+    ck_assert_int_eq(pyexec_request_parse(body, sizeof(body) - 1, 1024,
+                                          &req), -1);
+    ck_assert_int_eq(req.status, 400);
+    ck_assert(pyexec_utf8_valid(req.error, strlen(req.error)));
+    answer = pyexec_response_json(NULL, NULL, 0, NULL, 0, req.error);
+    ck_assert_ptr_nonnull(answer);
+    ck_assert_ptr_nonnull(strstr(answer, "\"error\":\"Invalid JSON"));
+    free(answer);
+    /* and an invalid error text handed to the builder is repaired */
+    answer = pyexec_response_json(NULL, NULL, 0, NULL, 0, "bad \xff text");
+    ck_assert_ptr_nonnull(answer);
+    ck_assert_ptr_nonnull(strstr(answer, "\"error\":\"bad \xef\xbf\xbd text"));
+    free(answer);
+}
+END_TEST
+
 Suite *request_suite(void)
 {
     Suite *s = suite_create("request");
@@ -633,6 +658,7 @@ Suite *request_suite(void)
     tcase_add_test(tc, test_response_escaping);
     tcase_add_test(tc, test_response_repairs_utf8);
     tcase_add_test(tc, test_response_repairs_sequences);
+    tcase_add_test(tc, test_error_message_is_valid_utf8);
     suite_add_tcase(s, tc);
 
     return s;
