@@ -37,6 +37,19 @@
 
 #define SPAWN_MSG_MAX (PYEXEC_FRAME_HDR_LEN + 65536)
 
+#ifdef PYEXEC_SANITIZERS
+/* The helper starts with an empty environment, so its sanitizer options
+ * live here. A failed allocation must reach our memory guard rather than
+ * abort, freed memory must come back within the session's limit, and a
+ * report goes to stderr (httpd's error log) while it is still open. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "allocator_may_return_null=1:detect_leaks=0:"
+           "quarantine_size_mb=4:malloc_context_size=10";
+}
+#endif
+
 static void die(int code, const char *fmt, const char *arg)
 {
     fprintf(stderr, "pyexec-helper[%d]: ", (int)getpid());
@@ -160,6 +173,8 @@ static void session_main(int chan, const char *sockdir,
      * already, the READY below fails and we leave */
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     setsid();
+    /* a worker that hangs up early must cost a write error, not us */
+    signal(SIGPIPE, SIG_IGN);
 
     if (pyexec_helper_sockpath(path, sizeof(path), sockdir, sp->slot,
                                sp->gen) < 0) {
@@ -208,7 +223,7 @@ static void session_main(int chan, const char *sockdir,
     pyexec_py_arm_memory_guard();
 
     for (;;) {
-        int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
         if (c < 0) {
             if (errno == EINTR || errno == ECONNABORTED) {

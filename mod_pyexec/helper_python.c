@@ -148,7 +148,7 @@ static size_t utf8_floor(const char *s, size_t n)
 
 static void capture_append(capture_t *c, const char *s, size_t n)
 {
-    if (c->cut) {
+    if (c->cut || n == 0) {
         return;
     }
     if (n > c->limit - c->len) {

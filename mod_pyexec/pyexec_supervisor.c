@@ -289,7 +289,7 @@ static int prepare_sockdir(sup_t *sup)
 static int open_ctl(sup_t *sup)
 {
     struct sockaddr_un sa;
-    int fd;
+    int fd, one = 1;
 
     memset(&sa, 0, sizeof(sa));
     sa.sun_family = AF_UNIX;
@@ -311,6 +311,8 @@ static int open_ctl(sup_t *sup)
         close(fd);
         return -1;
     }
+    /* the kernel tells us who sent each datagram */
+    setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one));
     if (geteuid() == 0
         && chown(sa.sun_path, ap_unixd_config.user_id,
                  ap_unixd_config.group_id) != 0) {
@@ -580,15 +582,46 @@ static void handle_zygote_msgs(sup_t *sup)
     }
 }
 
+/* Who sent a datagram: the kernel's word, not the sender's. */
+static pid_t recv_ctl(int fd, unsigned char *buf, size_t len, ssize_t *n)
+{
+    union {
+        struct cmsghdr align;
+        char space[CMSG_SPACE(sizeof(struct ucred))];
+    } control;
+    struct iovec iov = {buf, len};
+    struct msghdr msg;
+    struct cmsghdr *cm;
+    pid_t sender = -1;
+
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.space;
+    msg.msg_controllen = sizeof(control.space);
+    *n = recvmsg(fd, &msg, MSG_DONTWAIT);
+    for (cm = *n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; cm;
+         cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_CREDENTIALS) {
+            struct ucred cred;
+
+            memcpy(&cred, CMSG_DATA(cm), sizeof(cred));
+            sender = cred.pid;
+        }
+    }
+    return sender;
+}
+
 static void handle_ctl_msgs(sup_t *sup)
 {
     unsigned char buf[PYEXEC_FRAME_HDR_LEN + PYEXEC_SLOT_MSG_LEN + 16];
     ssize_t n;
+    pid_t sender;
 
-    while ((n = recv(sup->ctl_fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+    while ((sender = recv_ctl(sup->ctl_fd, buf, sizeof(buf), &n)), n > 0) {
         pyexec_frame_hdr_t hdr;
         pyexec_slot_msg_t m;
-        int32_t pid = 0;
+        int32_t pid = 0, forged;
 
         if (pyexec_frame_decode_hdr(buf, (size_t)n, PYEXEC_SLOT_MSG_LEN, &hdr)
             != PYEXEC_FRAME_OK || hdr.type != PYEXEC_MSG_KILL
@@ -601,16 +634,29 @@ static void handle_ctl_msgs(sup_t *sup)
         if (pyexec_lock() != APR_SUCCESS) {
             continue;
         }
-        pid = pyexec_reg_end(sup->reg, (int32_t)m.slot, m.gen,
-                             (pyexec_end_reason_t)m.reason);
-        if (!pid) {
-            /* already ended by the worker: it is DYING, kill it anyway */
-            pyexec_slot_t *s = pyexec_reg_slot(sup->reg, (int32_t)m.slot);
-            if (s && s->gen == m.gen && s->state == PYEXEC_SLOT_DYING) {
-                pid = s->pid;
+        /* only httpd's workers may end sessions: never a helper (whose
+         * sandbox should stop it from sending at all) nor the zygote */
+        forged = sender <= 0 || sender == sup->zpid
+                 || pyexec_reg_find_pid(sup->reg, sender) != PYEXEC_REG_NONE;
+        if (!forged) {
+            pid = pyexec_reg_end(sup->reg, (int32_t)m.slot, m.gen,
+                                 (pyexec_end_reason_t)m.reason);
+            if (!pid) {
+                /* already ended by the worker: DYING, kill it anyway */
+                pyexec_slot_t *s = pyexec_reg_slot(sup->reg, (int32_t)m.slot);
+                if (s && s->gen == m.gen && s->state == PYEXEC_SLOT_DYING) {
+                    pid = s->pid;
+                }
             }
         }
         pyexec_unlock();
+        if (forged) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, sup->s,
+                         PYEXEC_LOGNO(00232) "ignored a KILL for slot %u "
+                         "from pid %d, which is not an httpd worker",
+                         m.slot, (int)sender);
+            continue;
+        }
         if (pid > 0) {
             kill(pid, SIGKILL);
         }

@@ -52,6 +52,12 @@ def start(request, **kw):
 
     def fin():
         h.stop()
+        reports = h.sanitizer_reports()
+        if reports:
+            sys.stderr.write("\n--- sanitizer reports in %s ---\n%s\n" % (
+                h.url, h.read_log()[-20000:]))
+            h.cleanup()
+            pytest.fail("sanitizer reports in the error log: %s" % reports)
         if request.session.testsfailed:
             sys.stderr.write("\n--- error log of %s ---\n%s\n" % (
                 h.url, h.read_log()[-5000:]))

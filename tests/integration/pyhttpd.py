@@ -166,10 +166,39 @@ DirectoryIndex index.html
         self.write_config()
         return subprocess.run(self._cmd("-t"), capture_output=True, text=True)
 
-    def start(self, foreground=False, timeout=15):
-        self.write_config()
+    def sanitized(self):
+        """Was the module built with AddressSanitizer?"""
+        try:
+            with open(self.module_path(), "rb") as f:
+                return b"__asan_init" in f.read()
+        except OSError:
+            return False
+
+    def environment(self):
         env = dict(os.environ)
         env.pop("PYTHONPATH", None)
+        if self.sanitized():
+            # httpd itself is not instrumented: its module is, so the ASan
+            # runtime must be loaded first
+            libasan = subprocess.run(["gcc", "-print-file-name=libasan.so"],
+                                     capture_output=True,
+                                     text=True).stdout.strip()
+            env["LD_PRELOAD"] = libasan
+            env["ASAN_OPTIONS"] = ("detect_leaks=0:abort_on_error=1:"
+                                   "allocator_may_return_null=1")
+            env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
+        return env
+
+    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:",
+                       "ERROR: LeakSanitizer", "UndefinedBehaviorSanitizer")
+
+    def sanitizer_reports(self):
+        log = self.read_log()
+        return [m for m in self.SANITIZER_MARKS if m in log]
+
+    def start(self, foreground=False, timeout=15):
+        self.write_config()
+        env = self.environment()
         if foreground:
             self.proc = subprocess.Popen(self._cmd("-DFOREGROUND"), env=env)
         else:
@@ -219,7 +248,7 @@ DirectoryIndex index.html
     def signal(self, action, wait=True, timeout=15):
         old = self.main_pid()
         r = subprocess.run(self._cmd("-k", action), capture_output=True,
-                           text=True)
+                           text=True, env=self.environment())
         if r.returncode != 0:
             raise RuntimeError("httpd -k %s: %s%s" % (action, r.stdout,
                                                       r.stderr))
