@@ -3,9 +3,11 @@
 /*
  * pyexec-helper: the only program that runs Python.
  *
- *   pyexec-helper --zygote --channel FD --sockdir DIR
+ *   pyexec-helper --zygote --channel FD
  *       Started by the supervisor. Initialises the interpreter once, then
- *       forks one session helper per SPAWN message it reads on FD. Each
+ *       forks one session helper per SPAWN message it reads on FD; each
+ *       SPAWN carries the helper's listening socket, bound by the
+ *       supervisor, so helpers need no access to the socket directory. Each
  *       helper is made a child of the supervisor (CLONE_PARENT), so the
  *       supervisor reaps it, knows its exit status and can kill it
  *       without any pid reuse race.
@@ -131,39 +133,12 @@ static void serve_connection(int conn, uint32_t max_code)
 
 /* --- a session helper, freshly forked from the zygote ---------------- */
 
-static int listen_on(const char *path)
+static void session_main(int chan, int lfd, const pyexec_spawn_t *sp,
+                         const char *const *blocked, size_t nblocked,
+                         uint32_t layers)
 {
-    struct sockaddr_un sa;
-    int fd;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    strcpy(sa.sun_path, path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        return -1;
-    }
-    unlink(path);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0
-        || listen(fd, 64) != 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
-}
-
-static void session_main(int chan, const char *sockdir,
-                         const pyexec_spawn_t *sp, const char *const *blocked,
-                         size_t nblocked, uint32_t layers)
-{
-    char path[108], err[512];
-    int lfd, keep[3];
+    char err[512];
+    int keep[3];
     pyexec_sandbox_opts_t opts;
     pyexec_slot_msg_t ready;
     unsigned char msg[PYEXEC_FRAME_HDR_LEN + PYEXEC_SLOT_MSG_LEN];
@@ -176,14 +151,6 @@ static void session_main(int chan, const char *sockdir,
     /* a worker that hangs up early must cost a write error, not us */
     signal(SIGPIPE, SIG_IGN);
 
-    if (pyexec_helper_sockpath(path, sizeof(path), sockdir, sp->slot,
-                               sp->gen) < 0) {
-        die(PYEXEC_EXIT_SETUP, "socket path too long in %s", sockdir);
-    }
-    lfd = listen_on(path);
-    if (lfd < 0) {
-        die(PYEXEC_EXIT_SETUP, "cannot listen on %s", path);
-    }
     if (pyexec_py_session_setup(blocked, nblocked, sp->max_output,
                                 !(sp->flags & PYEXEC_SPAWN_NO_IMPORT_HOOK),
                                 err, sizeof(err)) != 0) {
@@ -270,7 +237,36 @@ static void send_spawned(int chan, const pyexec_spawn_t *sp, int32_t pid)
     send(chan, msg, sizeof(msg), MSG_NOSIGNAL);
 }
 
-static int zygote_main(int chan, const char *sockdir)
+/* One SPAWN message and the listening socket that rides with it. */
+static ssize_t recv_spawn(int chan, unsigned char *buf, size_t len, int *fd)
+{
+    union {
+        struct cmsghdr align;
+        char space[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct iovec iov = {buf, len};
+    struct msghdr msg;
+    struct cmsghdr *cm;
+    ssize_t n;
+
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.space;
+    msg.msg_controllen = sizeof(control.space);
+    *fd = -1;
+    n = recvmsg(chan, &msg, MSG_CMSG_CLOEXEC);
+    for (cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; cm;
+         cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS
+            && cm->cmsg_len == CMSG_LEN(sizeof(int))) {
+            memcpy(fd, CMSG_DATA(cm), sizeof(int));
+        }
+    }
+    return n;
+}
+
+static int zygote_main(int chan)
 {
     static unsigned char buf[SPAWN_MSG_MAX + 1];
     static const char *names[1024];
@@ -296,7 +292,8 @@ static int zygote_main(int chan, const char *sockdir)
     }
 
     for (;;) {
-        ssize_t n = recv(chan, buf, SPAWN_MSG_MAX, 0);
+        int lfd;
+        ssize_t n = recv_spawn(chan, buf, SPAWN_MSG_MAX, &lfd);
         pyexec_frame_hdr_t hdr;
         pyexec_spawn_t sp;
         size_t nnames;
@@ -317,7 +314,11 @@ static int zygote_main(int chan, const char *sockdir)
             || hdr.type != PYEXEC_MSG_SPAWN
             || hdr.length != (size_t)n - PYEXEC_FRAME_HDR_LEN
             || pyexec_spawn_decode(buf + PYEXEC_FRAME_HDR_LEN, hdr.length,
-                                   &sp) != 0) {
+                                   &sp) != 0
+            || lfd < 0) {
+            if (lfd >= 0) {
+                close(lfd);
+            }
             continue;
         }
         nnames = split_names((char *)buf + PYEXEC_FRAME_HDR_LEN
@@ -328,9 +329,10 @@ static int zygote_main(int chan, const char *sockdir)
         pyexec_py_before_fork();
         pid = pyexec_sandbox_fork(&layers);
         if (pid == 0) {
-            session_main(chan, sockdir, &sp, names, nnames, layers);
+            session_main(chan, lfd, &sp, names, nnames, layers);
             _exit(PYEXEC_EXIT_SETUP);
         }
+        close(lfd);
         pyexec_py_after_fork_parent();
         send_spawned(chan, &sp, pid > 0 ? (int32_t)pid : -errno);
     }
@@ -395,7 +397,7 @@ static int run_stdin(const char *blocklist, size_t max_output)
 int main(int argc, char **argv)
 {
     int chan = -1, zygote = 0, run = 0;
-    const char *sockdir = NULL, *block = NULL;
+    const char *block = NULL;
     size_t max_output = PYEXEC_DEFAULT_MAX_OUTPUT;
 
     for (int i = 1; i < argc; i++) {
@@ -407,9 +409,6 @@ int main(int argc, char **argv)
         }
         else if (!strcmp(argv[i], "--channel") && i + 1 < argc) {
             chan = atoi(argv[++i]);
-        }
-        else if (!strcmp(argv[i], "--sockdir") && i + 1 < argc) {
-            sockdir = argv[++i];
         }
         else if (!strcmp(argv[i], "--block") && i + 1 < argc) {
             block = argv[++i];
@@ -423,17 +422,17 @@ int main(int argc, char **argv)
         }
         else {
             fprintf(stderr, "usage: pyexec-helper --zygote --channel FD "
-                    "--sockdir DIR | --run [--block a,b] [--max-output N]\n");
+                    "| --run [--block a,b] [--max-output N]\n");
             return 2;
         }
     }
     if (run) {
         return run_stdin(block, max_output);
     }
-    if (!zygote || chan < 0 || !sockdir) {
+    if (!zygote || chan < 0) {
         fprintf(stderr, "pyexec-helper: started by the supervisor only "
                 "(see --run for manual use)\n");
         return 2;
     }
-    return zygote_main(chan, sockdir);
+    return zygote_main(chan);
 }

@@ -121,6 +121,19 @@ static const char *set_count(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+static const char *set_name(cmd_parms *cmd, void *dc, const char *arg)
+{
+    pyexec_conf_t *c = conf_of(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    *(const char **)((char *)c + (size_t)cmd->info) = arg;
+    return NULL;
+}
+
 static const char *set_path(cmd_parms *cmd, void *dc, const char *arg)
 {
     pyexec_conf_t *c = conf_of(cmd);
@@ -279,6 +292,12 @@ const command_rec pyexec_cmds[] = {
     AP_INIT_TAKE12("PyExecRateLimit", set_rate, NULL, RSRC_CONF,
                    "Requests per client address: off, or a rate such as "
                    "5/s with an optional burst (default off)"),
+    AP_INIT_TAKE1("PyExecUser", set_name, OFF(helper_user), RSRC_CONF,
+                  "User the Python helpers run as when httpd starts as root "
+                  "(default: httpd's User)"),
+    AP_INIT_TAKE1("PyExecGroup", set_name, OFF(helper_group), RSRC_CONF,
+                  "Group of the Python helpers (default: httpd's Group, or "
+                  "PyExecUser's primary group)"),
     AP_INIT_FLAG("PyExecRequireSandbox", set_flag, OFF(require_sandbox),
                  RSRC_CONF, "Refuse to run code unless every sandbox layer "
                  "holds (default On when httpd starts as root)"),

@@ -23,6 +23,8 @@ typedef struct {
     double rate_limit;                  /* requests/s per client; 0 off */
     int rate_burst;
     int require_sandbox;                /* -1 unset: on when root */
+    const char *helper_user;            /* NULL: httpd's User */
+    const char *helper_group;
     int no_import_hook;                 /* tests only */
     apr_array_header_t *blocked;        /* const char * */
 } pyexec_conf_t;

@@ -6,6 +6,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -18,6 +21,8 @@
 #include <ap_mpm.h>
 #include <mpm_common.h>
 #include <unixd.h>
+
+#include <linux/capability.h>
 
 #include "pyexec_private.h"
 #include "pyexec_supervisor.h"
@@ -49,6 +54,8 @@ typedef struct {
     int spawn_failures;
     unsigned char *spawn_tmpl;  /* SPAWN frame with a blank slot/gen */
     size_t spawn_len;
+    uid_t helper_uid;           /* (uid_t)-1: run helpers as we run */
+    gid_t helper_gid;
 } sup_t;
 
 static volatile sig_atomic_t sup_stop;
@@ -371,8 +378,7 @@ static void zygote_start(sup_t *sup)
     pid = fork();
     if (pid == 0) {
         static char *const envp[] = {NULL};
-        char *argv[] = {"pyexec-helper", "--zygote", "--channel", "3",
-                        "--sockdir", (char *)pyexec_state.sockdir, NULL};
+        char *argv[] = {"pyexec-helper", "--zygote", "--channel", "3", NULL};
         int null = open("/dev/null", O_RDWR);
         struct sigaction dfl;
         int sig, hfd;
@@ -390,6 +396,13 @@ static void zygote_start(sup_t *sup)
             _exit(SUPERVISOR_STARTUP_ERROR);
         }
         syscall(SYS_close_range, 5u, ~0u, 0);
+        if (sup->helper_uid != (uid_t)-1
+            && (setgroups(0, NULL) != 0 || setgid(sup->helper_gid) != 0
+                || setuid(sup->helper_uid) != 0)) {
+            dprintf(2, "mod_pyexec: cannot become PyExecUser %u: %s\n",
+                    (unsigned)sup->helper_uid, strerror(errno));
+            _exit(SUPERVISOR_STARTUP_ERROR);
+        }
         syscall(SYS_execveat, 4, "", argv, envp, AT_EMPTY_PATH);
         dprintf(2, "mod_pyexec: cannot execute %s: %s\n",
                 pyexec_state.conf.helper_path, strerror(errno));
@@ -705,13 +718,66 @@ static void scan(sup_t *sup)
     }
 }
 
+/* The helper's listening socket, bound here so that the socket file
+ * belongs to httpd's User (whom the workers run as) whatever user the
+ * helper runs as. */
+static int helper_socket(uint32_t slot, uint32_t gen)
+{
+    struct sockaddr_un sa;
+    int fd;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (pyexec_helper_sockpath(sa.sun_path, sizeof(sa.sun_path),
+                               pyexec_state.sockdir, slot, gen) < 0) {
+        return -1;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    unlink(sa.sun_path);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0
+        || chmod(sa.sun_path, 0600) != 0 || listen(fd, 64) != 0) {
+        close(fd);
+        unlink(sa.sun_path);
+        return -1;
+    }
+    return fd;
+}
+
+static int send_spawn(sup_t *sup, int lfd)
+{
+    union {
+        struct cmsghdr align;
+        char space[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct iovec iov = {sup->spawn_tmpl, sup->spawn_len};
+    struct msghdr msg;
+    struct cmsghdr *cm;
+
+    memset(&msg, 0, sizeof(msg));
+    memset(&control, 0, sizeof(control));
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.space;
+    msg.msg_controllen = sizeof(control.space);
+    cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &lfd, sizeof(int));
+    return sendmsg(sup->zfd, &msg, MSG_NOSIGNAL) == (ssize_t)sup->spawn_len
+           ? 0 : -1;
+}
+
 /* Keep PyExecSpareHelpers ready, as far as the table has room. */
 static void refill(sup_t *sup)
 {
     const pyexec_conf_t *c = &pyexec_state.conf;
     int32_t todo[MAX_CONCURRENT_SPAWNS];
     uint32_t gens[MAX_CONCURRENT_SPAWNS];
-    int n = 0, i;
+    int n = 0, i, lfd;
     int64_t now = pyexec_now_usec();
 
     if (sup->zfd < 0 || apr_time_now() < sup->spawn_retry_at) {
@@ -754,12 +820,23 @@ static void refill(sup_t *sup)
         f[5] = (unsigned char)(gens[i] >> 8);
         f[6] = (unsigned char)(gens[i] >> 16);
         f[7] = (unsigned char)(gens[i] >> 24);
-        if (send(sup->zfd, sup->spawn_tmpl, sup->spawn_len, MSG_NOSIGNAL)
-            != (ssize_t)sup->spawn_len) {
+        lfd = helper_socket((uint32_t)todo[i], gens[i]);
+        if (lfd < 0 || send_spawn(sup, lfd) != 0) {
+            if (lfd < 0) {
+                ap_log_error(APLOG_MARK, APLOG_ERR, errno, sup->s,
+                             PYEXEC_LOGNO(00224) "cannot create a helper "
+                             "socket in %s", pyexec_state.sockdir);
+            }
+            else {
+                unlink_helper_socket((uint32_t)todo[i], gens[i]);
+            }
             if (pyexec_lock() == APR_SUCCESS) {
                 pyexec_reg_reaped(sup->reg, todo[i], PYEXEC_END_SPAWN_FAILED);
                 pyexec_unlock();
             }
+        }
+        if (lfd >= 0) {
+            close(lfd);         /* the zygote has its own copy now */
         }
     }
 }
@@ -790,6 +867,56 @@ static void shutdown_all(sup_t *sup)
         usleep(10000);
     }
     clear_sockdir(pyexec_state.sockdir);
+}
+
+/* Become httpd's User like a worker, keeping only what a supervisor of
+ * helpers running as another user needs: to signal them and to start
+ * the zygote as that user. Nothing else of root survives. */
+static int drop_privileges(sup_t *sup)
+{
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    uint32_t keep = (1u << CAP_KILL) | (1u << CAP_SETUID)
+                    | (1u << CAP_SETGID);
+
+    if (sup->helper_uid == (uid_t)-1
+        || sup->helper_uid == ap_unixd_config.user_id) {
+        /* helpers run as User, like us: plain root drop */
+        sup->helper_uid = (uid_t)-1;
+        return ap_run_drop_privileges(sup->pool, sup->s);
+    }
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0
+        || ap_run_drop_privileges(sup->pool, sup->s) != 0) {
+        return -1;
+    }
+    memset(data, 0, sizeof(data));
+    data[0].effective = keep;
+    data[0].permitted = keep;
+    if (syscall(SYS_capset, &hdr, data) != 0) {
+        return -1;
+    }
+    prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+    return 0;
+}
+
+static void resolve_helper_user(sup_t *sup)
+{
+    const pyexec_conf_t *c = &pyexec_state.conf;
+
+    sup->helper_uid = (uid_t)-1;
+    sup->helper_gid = (gid_t)-1;
+    if (geteuid() != 0 || !c->helper_user) {
+        return;
+    }
+    sup->helper_uid = ap_uname2id(c->helper_user);
+    if (c->helper_group) {
+        sup->helper_gid = ap_gname2id(c->helper_group);
+    }
+    else {
+        struct passwd *pw = getpwuid(sup->helper_uid);
+
+        sup->helper_gid = pw ? pw->pw_gid : ap_unixd_config.group_id;
+    }
 }
 
 static void supervisor_main(server_rec *s, apr_pool_t *p)
@@ -830,21 +957,24 @@ static void supervisor_main(server_rec *s, apr_pool_t *p)
                      pyexec_state.conf.helper_path);
         exit(SUPERVISOR_STARTUP_ERROR);
     }
+    resolve_helper_user(&sup);
     if (prepare_sockdir(&sup) != 0 || open_ctl(&sup) != 0) {
         exit(SUPERVISOR_STARTUP_ERROR);
     }
-    if (geteuid() == 0 && ap_run_drop_privileges(sup.pool, s) != 0) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+    if (geteuid() == 0 && drop_privileges(&sup) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s,
                      PYEXEC_LOGNO(00242) "supervisor cannot drop privileges");
         exit(SUPERVISOR_STARTUP_ERROR);
     }
     build_spawn_template(&sup);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
                  PYEXEC_LOGNO(00243) "supervisor %d started: %d spare "
-                 "helpers, at most %d sessions, helper %s",
+                 "helpers, at most %d sessions, helper %s running as uid %d",
                  (int)getpid(), pyexec_state.conf.spare_helpers,
                  pyexec_state.conf.max_sessions,
-                 pyexec_state.conf.helper_path);
+                 pyexec_state.conf.helper_path,
+                 sup.helper_uid == (uid_t)-1 ? (int)geteuid()
+                                             : (int)sup.helper_uid);
 
     while (!sup_stop) {
         struct pollfd pfd[3];

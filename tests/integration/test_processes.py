@@ -211,3 +211,37 @@ def test_per_module_loglevel(request):
     time.sleep(0.5)
     assert "PYX00230" in loud.read_log()
     assert "PYX00230" not in quiet.read_log()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
+def test_helpers_as_their_own_user(request):
+    """PyExecUser: helpers run as another user than the workers; the
+    supervisor keeps just enough to signal them and nothing of root."""
+    import pwd
+    import grp
+    h = start(request, directives={"PyExecUser": "nobody",
+                                   "PyExecGroup": "nogroup",
+                                   "PyExecSpareHelpers": 2})
+    c = Client(h)
+    body = c.run("import random\nprint(random._os.getuid(), "
+                 "random._os.getgid())")
+    uid, gid = map(int, body["stdout"].split())
+    assert uid == pwd.getpwnam("nobody").pw_uid
+    assert gid == grp.getgrnam("nogroup").gr_gid
+    for pid in session_helper_pids(h):
+        with open("/proc/%d/status" % pid) as f:
+            status = f.read()
+        assert "\nUid:\t%d\t" % uid in status
+        assert "\nCapEff:\t0000000000000000" in status
+    # the supervisor: www-data, with CAP_KILL, CAP_SETGID, CAP_SETUID only
+    sup = supervisor_pid(h)
+    with open("/proc/%d/status" % sup) as f:
+        status = f.read()
+    assert "\nUid:\t%d\t" % pwd.getpwnam("www-data").pw_uid in status
+    assert "\nCapEff:\t00000000000000e0" in status
+    # it can still end them from outside
+    sid = c.session()
+    assert c.run("while True: pass", sid)["error"] == \
+        "Execution timeout. Session terminated."
+    assert c.post({"code": "1", "id": sid}).status_code == 404
+    assert c.run("print('next')")["stdout"] == "next\n"
