@@ -420,10 +420,13 @@ static int apply_seccomp(const pyexec_sandbox_opts_t *o, char *err,
         rc |= seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, fatal[i], 0);
     }
     /* files: read-only opens (Landlock decides which files) */
+    /* O_TMPFILE contains O_DIRECTORY: mask only its own bit, or no
+     * directory could be listed (and no package imported lazily) */
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
                            SCMP_A2(SCMP_CMP_MASKED_EQ,
                                    O_WRONLY | O_RDWR | O_CREAT | O_TRUNC
-                                   | O_APPEND | O_TMPFILE, 0));
+                                   | O_APPEND | (O_TMPFILE & ~O_DIRECTORY),
+                                   0));
     /* memory: never executable once we run user code */
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
                            SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));

@@ -273,3 +273,13 @@ def test_ui_is_served_at_root(httpd):
     assert r.headers["Content-Type"].startswith("text/html")
     assert 'fetch("execute"' in r.text
     assert "textContent" in r.text      # output rendered as text, never HTML
+
+
+def test_stdlib_packages_import_lazily_inside_the_sandbox(client):
+    """Modules the zygote did not preload are read from the library at
+    import time: directory listings must work under the sandbox."""
+    body = client.run("import importlib.util, email.parser, http.client\n"
+                      "import xml.dom.minidom, graphlib, tomllib\n"
+                      "print(importlib.util.find_spec('json') is not None)\n"
+                      "print(email.parser.Parser().parsestr('A: b')['A'])")
+    assert body.get("stdout") == "True\nb\n", body
