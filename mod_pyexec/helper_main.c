@@ -290,6 +290,11 @@ static int zygote_main(int chan)
     if (pyexec_py_init(err, sizeof(err)) != 0) {
         die(PYEXEC_EXIT_SETUP, "interpreter start-up failed: %s", err);
     }
+    pyexec_sandbox_zygote_root(pyexec_py_library_paths(), err, sizeof(err));
+    if (err[0]) {
+        fprintf(stderr, "pyexec-helper[%d]: no private filesystem view: %s\n",
+                (int)getpid(), err);
+    }
 
     for (;;) {
         int lfd;

@@ -25,9 +25,17 @@
  * why any is missing goes to err. */
 uint32_t pyexec_sandbox_zygote(char *err, size_t err_len);
 
+/* In the zygote, once its interpreter is up: replace the filesystem the
+ * helpers will see with a read-only tree holding only `paths` (the
+ * Python library) and the host's /proc (which each helper drops once it
+ * has read its own numbers). Returns the layers gained. */
+uint32_t pyexec_sandbox_zygote_root(const char *const *paths, char *err,
+                                    size_t err_len);
+
 /* fork() for a helper: the child becomes the zygote's parent's child
  * (the supervisor reaps and kills it) and, where the host allows, the
- * first process of its own pid namespace. Returns as fork() does. */
+ * first process of its own pid namespace, with its own copy of the mount
+ * tree. Returns as fork() does. */
 pid_t pyexec_sandbox_fork(uint32_t *layers);
 
 /* The helper's pid as its supervisor sees it. */

@@ -92,19 +92,21 @@ pyexec_io_status_t pyexec_io_read_full(int fd, void *buf, size_t len,
 pyexec_io_status_t pyexec_io_writev_full(int fd, struct iovec *iov, int iovcnt,
                                          int64_t deadline_usec)
 {
-    while (iovcnt > 0) {
-        ssize_t n;
+    for (; iovcnt > 0; iov++, iovcnt--) {
+        const char *p = iov->iov_base;
+        size_t left = iov->iov_len;
 
-        if (iov->iov_len == 0) {
-            iov++;
-            iovcnt--;
-            continue;
-        }
-        /* writev, not sendmsg: the helper's system call filter allows no
-         * call that can name a destination. Callers ignore SIGPIPE and
-         * use non-blocking descriptors. */
-        n = writev(fd, iov, iovcnt);
-        if (n < 0) {
+        while (left > 0) {
+            /* send(), not sendmsg() or writev(): it never raises SIGPIPE,
+             * never blocks past the deadline, and can name no destination,
+             * so the helper's system call filter may allow it */
+            ssize_t n = send(fd, p, left, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+            if (n >= 0) {
+                p += n;
+                left -= (size_t)n;
+                continue;
+            }
             if (errno == EINTR) {
                 continue;
             }
@@ -117,20 +119,6 @@ pyexec_io_status_t pyexec_io_writev_full(int fd, struct iovec *iov, int iovcnt,
             pyexec_io_status_t st = wait_fd(fd, POLLOUT, deadline_usec);
             if (st != PYEXEC_IO_OK) {
                 return st;
-            }
-            continue;
-        }
-        /* advance over what was written */
-        while (n > 0 && iovcnt > 0) {
-            if ((size_t)n >= iov->iov_len) {
-                n -= (ssize_t)iov->iov_len;
-                iov++;
-                iovcnt--;
-            }
-            else {
-                iov->iov_base = (char *)iov->iov_base + n;
-                iov->iov_len -= (size_t)n;
-                n = 0;
             }
         }
     }

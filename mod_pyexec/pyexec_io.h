@@ -32,8 +32,8 @@ typedef enum {
 pyexec_io_status_t pyexec_io_read_full(int fd, void *buf, size_t len,
                                        int64_t deadline_usec);
 
-/* Write every byte of the iovecs. The descriptor should be non-blocking
- * (for the deadline to hold) and the caller must ignore SIGPIPE. */
+/* Write every byte of the iovecs; never raises SIGPIPE, never blocks
+ * past the deadline. */
 pyexec_io_status_t pyexec_io_writev_full(int fd, struct iovec *iov, int iovcnt,
                                          int64_t deadline_usec);
 

@@ -194,6 +194,7 @@ void pyexec_layers_format(uint32_t layers, char *buf, size_t len)
         {PYEXEC_LAYER_LANDLOCK, "landlock"},
         {PYEXEC_LAYER_LANDLOCK_NET, "landlock-net"},
         {PYEXEC_LAYER_LANDLOCK_SCOPE, "landlock-scope"},
+        {PYEXEC_LAYER_MOUNTNS, "mountns"},
         {PYEXEC_LAYER_USERNS, "userns"},
         {PYEXEC_LAYER_NETNS, "netns"},
         {PYEXEC_LAYER_PIDNS, "pidns"},

@@ -156,14 +156,18 @@ int pyexec_spawn_decode(const unsigned char *in, size_t len,
 #define PYEXEC_LAYER_LANDLOCK_NET 0x400u /* TCP bind/connect refused */
 #define PYEXEC_LAYER_LANDLOCK_SCOPE 0x800u /* no signals or abstract
                                               sockets out of the sandbox */
-#define PYEXEC_LAYERS_ALL        0xfffu
+#define PYEXEC_LAYER_MOUNTNS     0x1000u /* a read-only tree holding only
+                                            the Python library */
+#define PYEXEC_LAYERS_ALL        0x1fffu
+/* Either confines the filesystem: one is enough for the required set. */
+#define PYEXEC_LAYERS_FS         (PYEXEC_LAYER_LANDLOCK | PYEXEC_LAYER_MOUNTNS)
 /* What PyExecRequireSandbox On insists on: the layers that stop file
- * access, network access, new processes and privilege on any kernel
- * this module supports (user and pid namespaces are extras). */
+ * access (Landlock or the mount namespace), network access, new
+ * processes and privilege (user and pid namespaces are extras). */
 #define PYEXEC_LAYERS_REQUIRED   (PYEXEC_LAYER_RLIMITS \
                                   | PYEXEC_LAYER_NO_NEW_PRIVS \
                                   | PYEXEC_LAYER_SECCOMP \
-                                  | PYEXEC_LAYER_LANDLOCK \
+                                  | PYEXEC_LAYERS_FS \
                                   | PYEXEC_LAYER_NETNS \
                                   | PYEXEC_LAYER_UNPRIVILEGED)
 

@@ -7,6 +7,9 @@
  *  namespaces  user, net, ipc, uts for the zygote and all its helpers
  *              (no network interface exists), plus a pid namespace of
  *              its own for every helper (no other process is visible);
+ *  mount ns    a read-only tmpfs root holding only the Python library:
+ *              the rest of the host's filesystem does not exist (not even
+ *              for stat), and this holds where Landlock is missing;
  *  landlock    read-only access to the Python library directories and
  *              nothing else; TCP bind/connect and signals or abstract
  *              sockets leaving the sandbox refused where the ABI has them;
@@ -26,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -68,6 +72,82 @@ static void append_err(char *err, size_t len, const char *what)
 /* --- namespaces ------------------------------------------------------ */
 
 static uint32_t zygote_layers;
+static int zygote_has_mountns;
+
+/* mkdir -p below an existing root */
+static int make_path(char *path)
+{
+    for (char *p = path + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+                return -1;
+            }
+            *p = '/';
+        }
+    }
+    return mkdir(path, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int bind_readonly(const char *src, const char *dst)
+{
+    if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) != 0) {
+        return -1;
+    }
+    return mount(NULL, dst, NULL,
+                 MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
+                 NULL);
+}
+
+uint32_t pyexec_sandbox_zygote_root(const char *const *paths, char *err,
+                                    size_t err_len)
+{
+    /* any directory that exists everywhere will do as the mount point:
+     * in our own mount namespace the host never sees it */
+    static const char base[] = "/tmp";
+    char dst[4096];
+
+    err[0] = '\0';
+    if (!zygote_has_mountns) {
+        snprintf(err, err_len, "no mount namespace");
+        return 0;
+    }
+    if (mount("tmpfs", base, "tmpfs", MS_NOSUID | MS_NODEV,
+              "mode=0755,size=64k") != 0) {
+        append_err(err, err_len, "tmpfs root");
+        return 0;
+    }
+    for (; paths && *paths; paths++) {
+        struct stat st;
+
+        if (stat(*paths, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            continue;
+        }
+        snprintf(dst, sizeof(dst), "%s%s", base, *paths);
+        if (make_path(dst) != 0 || bind_readonly(*paths, dst) != 0) {
+            append_err(err, err_len, *paths);
+            return 0;
+        }
+    }
+    /* the host's /proc, for each helper's own numbers before it drops it */
+    snprintf(dst, sizeof(dst), "%s/proc", base);
+    if (make_path(dst) != 0
+        || mount("/proc", dst, NULL, MS_BIND | MS_REC, NULL) != 0) {
+        append_err(err, err_len, "/proc");
+        return 0;
+    }
+    snprintf(dst, sizeof(dst), "%s/.old", base);
+    if (mkdir(dst, 0700) != 0
+        || syscall(SYS_pivot_root, base, dst) != 0 || chdir("/") != 0
+        || umount2("/.old", MNT_DETACH) != 0 || rmdir("/.old") != 0
+        || mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY
+                 | MS_NOSUID | MS_NODEV, NULL) != 0) {
+        append_err(err, err_len, "pivot_root");
+        return 0;
+    }
+    zygote_layers |= PYEXEC_LAYER_MOUNTNS;
+    return PYEXEC_LAYER_MOUNTNS;
+}
 
 uint32_t pyexec_sandbox_zygote(char *err, size_t err_len)
 {
@@ -103,6 +183,15 @@ uint32_t pyexec_sandbox_zygote(char *err, size_t err_len)
     }
     zygote_layers |= PYEXEC_LAYER_NETNS | PYEXEC_LAYER_IPCNS
                      | PYEXEC_LAYER_UTSNS;
+    /* the mount namespace comes now, the new root once the interpreter
+     * knows its library paths */
+    if (unshare(CLONE_NEWNS) == 0
+        && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0) {
+        zygote_has_mountns = 1;
+    }
+    else {
+        append_err(err, err_len, "mount namespace");
+    }
     /* the host's name is none of the user's business */
     if (sethostname("sandbox", 7) != 0) {
         append_err(err, err_len, "sethostname");
@@ -117,8 +206,10 @@ pid_t pyexec_sandbox_fork(uint32_t *layers)
     *layers = zygote_layers;
     /* CLONE_PARENT: the supervisor is the parent, not the zygote */
     if (zygote_layers & (PYEXEC_LAYER_USERNS)) {
-        pid = syscall(SYS_clone, CLONE_PARENT | CLONE_NEWPID | SIGCHLD, 0,
-                      NULL, NULL, 0);
+        /* a mount tree of its own, so that dropping /proc is private */
+        pid = syscall(SYS_clone, CLONE_PARENT | CLONE_NEWPID | SIGCHLD
+                      | ((zygote_layers & PYEXEC_LAYER_MOUNTNS)
+                         ? CLONE_NEWNS : 0), 0, NULL, NULL, 0);
         if (pid >= 0) {
             if (pid == 0) {
                 *layers |= PYEXEC_LAYER_PIDNS;
@@ -127,6 +218,10 @@ pid_t pyexec_sandbox_fork(uint32_t *layers)
         }
     }
     pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
+    if (pid == 0) {
+        /* sharing the zygote's mount tree: its /proc must stay */
+        *layers &= ~PYEXEC_LAYER_MOUNTNS;
+    }
     return (pid_t)pid;
 }
 
@@ -480,6 +575,12 @@ int pyexec_sandbox_apply(const pyexec_sandbox_opts_t *opts,
         return -1;
     }
     *layers |= PYEXEC_LAYER_RLIMITS;
+    /* our numbers are read: the host's processes are none of our
+     * business (needs the capabilities dropped just below) */
+    if ((*layers & PYEXEC_LAYER_MOUNTNS) && umount2("/proc", MNT_DETACH) != 0) {
+        append_err(err, err_len, "umount /proc");
+        *layers &= ~PYEXEC_LAYER_MOUNTNS;
+    }
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
         append_err(err, err_len, "PR_SET_NO_NEW_PRIVS");
@@ -495,6 +596,9 @@ int pyexec_sandbox_apply(const pyexec_sandbox_opts_t *opts,
         *layers |= PYEXEC_LAYER_SECCOMP;
     }
     missing = opts->required & ~*layers;
+    if (*layers & PYEXEC_LAYERS_FS) {
+        missing &= ~PYEXEC_LAYERS_FS;   /* one of the two is enough */
+    }
     if (missing) {
         char names[160];
         size_t used = strlen(err);

@@ -1752,3 +1752,15 @@ def test_the_judge_sees_host_effects(world):
     for name in world.listeners:
         assert name in seen
     assert world.problems() == []
+
+
+def test_host_filesystem_does_not_exist_for_a_session(server, world):
+    """Beyond what Landlock refuses to read: in a helper's mount namespace
+    the host's files are not there at all, not even for stat()."""
+    probes = ["/etc/passwd", "/root", "/home", "/var", "/tmp", "/proc/1",
+              "/proc/self", world.secret_path, os.path.dirname(world.secret_path),
+              server.h.root, server.h.error_log, "/usr/lib/python3.11/json"]
+    code = ("import random\nos = random._os\n"
+            "print([p for p in %r if os.path.lexists(p)])" % (probes,))
+    body = server.client.run(code)
+    assert body.get("stdout") == "['/usr/lib/python3.11/json']\n", body
