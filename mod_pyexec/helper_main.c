@@ -171,14 +171,30 @@ static void session_main(int chan, int lfd, const pyexec_spawn_t *sp,
     opts.read_paths = pyexec_py_library_paths();
     opts.required = (sp->flags & PYEXEC_SPAWN_REQUIRE_SANDBOX)
                     ? PYEXEC_LAYERS_REQUIRED : 0;
+    opts.skip = ((sp->flags & PYEXEC_SPAWN_SKIP_SECCOMP)
+                 ? PYEXEC_LAYER_SECCOMP : 0)
+                | ((sp->flags & PYEXEC_SPAWN_SKIP_LANDLOCK)
+                   ? PYEXEC_LAYER_LANDLOCK : 0);
     ready.pid = (int32_t)pyexec_sandbox_outer_pid();
+    ready.slot = sp->slot;
+    ready.gen = sp->gen;
     if (pyexec_sandbox_apply(&opts, &layers, err, sizeof(err)) != 0) {
-        die(PYEXEC_EXIT_SETUP, "refusing to serve: %s", err);
+        /* RLIMIT_FSIZE is 0 by now, so the error log cannot be written:
+         * the supervisor logs it for us */
+        unsigned char out[PYEXEC_FRAME_HDR_LEN + PYEXEC_SLOT_MSG_LEN + 512];
+        size_t tlen = strnlen(err, 512);
+
+        ready.reason = layers;
+        pyexec_frame_encode_hdr(out, PYEXEC_MSG_REFUSED, 0,
+                                (uint32_t)(PYEXEC_SLOT_MSG_LEN + tlen));
+        pyexec_slot_msg_encode(out + PYEXEC_FRAME_HDR_LEN, &ready);
+        memcpy(out + PYEXEC_FRAME_HDR_LEN + PYEXEC_SLOT_MSG_LEN, err, tlen);
+        send(chan, out, PYEXEC_FRAME_HDR_LEN + PYEXEC_SLOT_MSG_LEN + tlen,
+             MSG_NOSIGNAL);
+        _exit(PYEXEC_EXIT_SETUP);
     }
     close(2);
 
-    ready.slot = sp->slot;
-    ready.gen = sp->gen;
     ready.reason = layers;
     pyexec_frame_encode_hdr(msg, PYEXEC_MSG_READY, 0, PYEXEC_SLOT_MSG_LEN);
     pyexec_slot_msg_encode(msg + PYEXEC_FRAME_HDR_LEN, &ready);

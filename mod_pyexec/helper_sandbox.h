@@ -49,6 +49,8 @@ typedef struct {
     int nkeep;
     const char *const *read_paths;  /* NULL-terminated: read-only access */
     uint32_t required;          /* layers that must hold, or fail */
+    uint32_t skip;              /* tests only: layers to leave out, as on
+                                   a host that lacks them */
 } pyexec_sandbox_opts_t;
 
 /* Confine the calling process for good. *layers receives what holds

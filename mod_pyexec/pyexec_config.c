@@ -6,6 +6,7 @@
 
 #include "pyexec_private.h"
 #include "pyexec_defaults.h"
+#include "pyexec_protocol.h"
 
 static const char *const default_blocked[] = { PYEXEC_DEFAULT_BLOCKED_MODULES };
 
@@ -265,6 +266,30 @@ static const char *set_rate(cmd_parms *cmd, void *dc, const char *rate,
     return NULL;
 }
 
+static const char *add_skip(cmd_parms *cmd, void *dc, const char *arg)
+{
+    pyexec_conf_t *c = conf_of(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    if (!strcasecmp(arg, "seccomp")) {
+        c->skip_layers |= PYEXEC_SPAWN_SKIP_SECCOMP;
+    }
+    else if (!strcasecmp(arg, "landlock")) {
+        c->skip_layers |= PYEXEC_SPAWN_SKIP_LANDLOCK;
+    }
+    else {
+        return "PyExecTestSkipLayers: seccomp or landlock";
+    }
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cmd->server,
+                 PYEXEC_LOGNO(00105) "PyExecTestSkipLayers %s: for tests "
+                 "only, helpers run without that layer", arg);
+    return NULL;
+}
+
 #define OFF(f) (void *)APR_OFFSETOF(pyexec_conf_t, f)
 
 const command_rec pyexec_cmds[] = {
@@ -304,6 +329,9 @@ const command_rec pyexec_cmds[] = {
     AP_INIT_FLAG("PyExecTestNoImportHook", set_flag, OFF(no_import_hook),
                  RSRC_CONF, "TESTS ONLY: leave __import__ and open "
                  "unrestricted, to show the OS layers hold alone"),
+    AP_INIT_ITERATE("PyExecTestSkipLayers", add_skip, NULL, RSRC_CONF,
+                    "TESTS ONLY: leave out sandbox layers (seccomp, "
+                    "landlock) as a host without them would"),
     AP_INIT_ITERATE("PyExecBlockModules", add_blocked, NULL, RSRC_CONF,
                     "Modules user code may not import; 'default' stands for "
                     "the built-in list, 'none' for an empty one"),

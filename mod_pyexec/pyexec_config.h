@@ -26,6 +26,7 @@ typedef struct {
     const char *helper_user;            /* NULL: httpd's User */
     const char *helper_group;
     int no_import_hook;                 /* tests only */
+    int skip_layers;                    /* tests only: PYEXEC_SPAWN_SKIP_* */
     apr_array_header_t *blocked;        /* const char * */
 } pyexec_conf_t;
 

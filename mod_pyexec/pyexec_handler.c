@@ -256,7 +256,7 @@ static int new_session(request_rec *r, session_ref_t *ref)
     const pyexec_conf_t *c = &pyexec_state.conf;
     pyexec_id_t id;
     int64_t give_up = pyexec_now_usec() + SPARE_WAIT_US;
-    int woke = 0;
+    int woke = 0, failing;
 
     if (pyexec_id_generate(&id) != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, errno, r,
@@ -279,6 +279,7 @@ static int new_session(request_rec *r, session_ref_t *ref)
             s->inflight = 1;
             s->deadline = now + c->timeout;
         }
+        failing = pyexec_state.reg->helpers_failing;
         pyexec_unlock();
 
         switch (cl) {
@@ -300,10 +301,11 @@ static int new_session(request_rec *r, session_ref_t *ref)
             pyexec_supervisor_wake();
             woke = 1;
         }
-        if (now > give_up) {
+        if (failing || now > give_up) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                          PYEXEC_LOGNO(00302) "no helper became ready in "
-                          "time; is the supervisor running?");
+                          PYEXEC_LOGNO(00302) "no helper %s; see the "
+                          "supervisor's messages", failing
+                          ? "can start" : "became ready in time");
             return HTTP_GATEWAY_TIME_OUT;
         }
         apr_sleep(2000);

@@ -39,6 +39,8 @@ typedef enum {
     PYEXEC_MSG_SPAWNED  = 21,   /* payload: pyexec_slot_msg_t (pid set) */
     /* new helper -> supervisor */
     PYEXEC_MSG_READY    = 22,   /* payload: pyexec_slot_msg_t (pid set) */
+    PYEXEC_MSG_REFUSED  = 23,   /* payload: pyexec_slot_msg_t + reason text:
+                                   the helper will not serve */
 } pyexec_msg_type_t;
 
 /* EXEC flags */
@@ -124,6 +126,8 @@ int pyexec_slot_msg_decode(const unsigned char *in, size_t len,
                                              layer the host can give */
 #define PYEXEC_SPAWN_NO_IMPORT_HOOK  0x2u /* tests only: leave __import__
                                              and open as CPython has them */
+#define PYEXEC_SPAWN_SKIP_SECCOMP    0x4u /* tests only: act as a host */
+#define PYEXEC_SPAWN_SKIP_LANDLOCK   0x8u /* without these layers */
 
 typedef struct {
     uint32_t slot;

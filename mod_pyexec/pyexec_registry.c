@@ -64,6 +64,7 @@ static void rebuild_lists(pyexec_registry_t *reg)
         buckets(reg)[i] = PYEXEC_REG_NONE;
     }
     memset(reg->count, 0, sizeof(reg->count));
+    reg->helpers_failing = 0;
     reg->free_head = PYEXEC_REG_NONE;
     reg->spare_head = PYEXEC_REG_NONE;
     /* push in reverse so that low slots are handed out first */

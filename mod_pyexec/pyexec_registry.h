@@ -78,6 +78,8 @@ typedef struct {
     int32_t  spare_head;
     uint32_t count[PYEXEC_SLOT_NSTATES];
     uint32_t sandbox_layers;    /* PYEXEC_LAYER_* the last helper reported */
+    uint32_t helpers_failing;   /* new helpers keep failing to start */
+    uint32_t pad_;
     pyexec_reg_stats_t stats;
     /* int32_t buckets[nbuckets]; pyexec_slot_t slots[nslots]; follow */
 } pyexec_registry_t;

@@ -352,7 +352,8 @@ static void build_spawn_template(sup_t *sup)
      * bounded for a session that is busy on every request */
     sp.cpu_seconds = 600;
     sp.flags = (c->require_sandbox ? PYEXEC_SPAWN_REQUIRE_SANDBOX : 0)
-               | (c->no_import_hook ? PYEXEC_SPAWN_NO_IMPORT_HOOK : 0);
+               | (c->no_import_hook ? PYEXEC_SPAWN_NO_IMPORT_HOOK : 0)
+               | (uint32_t)c->skip_layers;
     pyexec_frame_encode_hdr(sup->spawn_tmpl, PYEXEC_MSG_SPAWN, 0,
                             (uint32_t)(sup->spawn_len - PYEXEC_FRAME_HDR_LEN));
     pyexec_spawn_encode(sup->spawn_tmpl + PYEXEC_FRAME_HDR_LEN, &sp);
@@ -504,6 +505,11 @@ static void reap(sup_t *sup)
             /* a helper that cannot start (a required sandbox layer
              * missing, a broken install) would fail again at once */
             sup->spawn_failures++;
+            if (sup->spawn_failures >= 3 && pyexec_lock() == APR_SUCCESS) {
+                /* workers stop waiting for spares that will not come */
+                sup->reg->helpers_failing = 1;
+                pyexec_unlock();
+            }
             sup->spawn_retry_at = apr_time_now() + apr_time_from_msec(
                 sup->spawn_failures > 7 ? 10000 : 50 << sup->spawn_failures);
         }
@@ -537,7 +543,7 @@ static void log_layers(sup_t *sup, uint32_t layers)
 
 static void handle_zygote_msgs(sup_t *sup)
 {
-    unsigned char buf[PYEXEC_FRAME_HDR_LEN + PYEXEC_SLOT_MSG_LEN + 16];
+    unsigned char buf[PYEXEC_FRAME_HDR_LEN + PYEXEC_SLOT_MSG_LEN + 520];
     ssize_t n;
 
     while (sup->zfd >= 0
@@ -552,12 +558,27 @@ static void handle_zygote_msgs(sup_t *sup)
             }
             break;              /* EAGAIN; EOF shows up as a reaped zygote */
         }
-        if (pyexec_frame_decode_hdr(buf, (size_t)n, PYEXEC_SLOT_MSG_LEN, &hdr)
+        if (pyexec_frame_decode_hdr(buf, (size_t)n, sizeof(buf), &hdr)
             != PYEXEC_FRAME_OK
+            || hdr.length != (size_t)n - PYEXEC_FRAME_HDR_LEN
+            || hdr.length < PYEXEC_SLOT_MSG_LEN
             || pyexec_slot_msg_decode(buf + PYEXEC_FRAME_HDR_LEN,
-                                      (size_t)n - PYEXEC_FRAME_HDR_LEN,
-                                      &m) != 0) {
+                                      PYEXEC_SLOT_MSG_LEN, &m) != 0) {
             continue;
+        }
+        if (hdr.type == PYEXEC_MSG_REFUSED) {
+            char missing[200];
+
+            pyexec_layers_format(PYEXEC_LAYERS_ALL & ~m.reason, missing,
+                                 sizeof(missing));
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, sup->s,
+                         PYEXEC_LOGNO(00233) "helper for slot %u refusing to "
+                         "serve (PyExecRequireSandbox): %.*s; layers missing "
+                         "on this host: %s", m.slot,
+                         (int)(hdr.length - PYEXEC_SLOT_MSG_LEN),
+                         (const char *)buf + PYEXEC_FRAME_HDR_LEN
+                         + PYEXEC_SLOT_MSG_LEN, missing);
+            continue;           /* it exits; the reaper frees the slot */
         }
         if (pyexec_lock() != APR_SUCCESS) {
             continue;
@@ -577,6 +598,7 @@ static void handle_zygote_msgs(sup_t *sup)
             if (!stale) {
                 sup->zygote_failures = 0;
                 sup->spawn_failures = 0;
+                sup->reg->helpers_failing = 0;
                 if (sup->reg->sandbox_layers != m.reason) {
                     sup->reg->sandbox_layers = m.reason;
                     layers_changed = 1;

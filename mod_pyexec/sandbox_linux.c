@@ -590,9 +590,12 @@ int pyexec_sandbox_apply(const pyexec_sandbox_opts_t *opts,
     if (drop_capabilities() == 0 && geteuid() != 0) {
         *layers |= PYEXEC_LAYER_UNPRIVILEGED;
     }
-    apply_landlock(opts->read_paths, layers, err, err_len);
+    if (!(opts->skip & PYEXEC_LAYER_LANDLOCK)) {
+        apply_landlock(opts->read_paths, layers, err, err_len);
+    }
     /* last: the filter would refuse the calls that set up the rest */
-    if (apply_seccomp(opts, err, err_len) == 0) {
+    if (!(opts->skip & PYEXEC_LAYER_SECCOMP)
+        && apply_seccomp(opts, err, err_len) == 0) {
         *layers |= PYEXEC_LAYER_SECCOMP;
     }
     missing = opts->required & ~*layers;

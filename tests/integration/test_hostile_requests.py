@@ -200,19 +200,26 @@ def test_crowd_of_good_and_hostile_clients(request):
     sup = wait_for(lambda: supervisor_pid(h))
     workers = [p for p, comm in children_of(h.main_pid())
                if comm == "apache2"]
+    # the sanitizer build is here to find memory errors, not to keep up
+    # with the full crowd: it starts helpers several times slower
+    crowd = 60 if h.sanitized() else 200
     # a first round brings every worker thread, its pools and malloc
     # arenas to their working size; the second must not grow them beyond
     # what a few retained 1 MB answer buffers explain (glibc keeps freed
     # large blocks in per-thread arenas once its mmap threshold rises)
-    with concurrent.futures.ThreadPoolExecutor(200) as ex:
-        list(ex.map(lambda n: worker(n, 6), range(200)))
+    with concurrent.futures.ThreadPoolExecutor(crowd) as ex:
+        list(ex.map(lambda n: worker(n, 6), range(crowd)))
     assert not errors, errors[:5]
     before = {p: _rss_kb(p) for p in workers + [sup]}
-    with concurrent.futures.ThreadPoolExecutor(200) as ex:
-        list(ex.map(lambda n: worker(n, 8), range(200)))
+    with concurrent.futures.ThreadPoolExecutor(crowd) as ex:
+        list(ex.map(lambda n: worker(n, 8), range(crowd)))
     assert not errors, errors[:5]
-    assert len(good_sessions) >= 300
+    assert len(good_sessions) >= crowd * 3 // 2
     after = {p: _rss_kb(p) for p in workers + [sup]}
+    if h.sanitized():
+        # ASan holds freed memory in quarantine by design: memory is
+        # judged on the normal build
+        return
     for p in before:
         bound = 4 * 1024 if p == sup else 12 * 1024
         assert after[p] - before[p] < bound, (p, before[p], after[p])

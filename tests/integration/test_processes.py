@@ -245,3 +245,47 @@ def test_helpers_as_their_own_user(request):
         "Execution timeout. Session terminated."
     assert c.post({"code": "1", "id": sid}).status_code == 404
     assert c.run("print('next')")["stdout"] == "next\n"
+
+
+def test_require_sandbox_refuses_to_run_unconfined(request):
+    """A host without a required layer (simulated with the tests-only
+    PyExecTestSkipLayers): helpers refuse to start, /execute answers 503
+    at once, and the error log says why."""
+    h = pyhttpd_start_without_waiting(request, {
+        "PyExecTestSkipLayers": "seccomp", "PyExecRequireSandbox": "On"})
+    c = Client(h)
+    assert wait_for(lambda: "refusing to serve" in h.read_log(), timeout=10)
+    assert wait_for(lambda: "required but missing: seccomp" in h.read_log(),
+                    timeout=5)
+    time.sleep(1)               # a few failures: workers stop waiting
+    t0 = time.monotonic()
+    r = c.post({"code": "print(1)"})
+    assert r.status_code == 503
+    assert "Retry-After" in r.headers
+    assert time.monotonic() - t0 < 5
+    assert "error" in r.json()
+    # and it stays that way: no unconfined helper ever serves
+    assert c.post({"code": "print(1)"}).status_code == 503
+
+
+def test_without_require_sandbox_missing_layers_are_reported(request):
+    h = start(request, directives={"PyExecTestSkipLayers": "seccomp",
+                                   "PyExecRequireSandbox": "Off"})
+    assert Client(h).run("print(1)")["stdout"] == "1\n"
+    assert wait_for(lambda: "PYX00231" in h.read_log())
+    line = [l for l in h.read_log().splitlines() if "PYX00231" in l][-1]
+    assert "unavailable on this host: seccomp" in line
+    assert "[pyexec:warn]" in line
+
+
+def pyhttpd_start_without_waiting(request, directives):
+    """Like conftest.start, for a server whose helpers never get ready."""
+    import pyhttpd
+    h = pyhttpd.Httpd(directives=directives)
+    h.start()
+
+    def fin():
+        h.stop()
+        h.cleanup()
+    request.addfinalizer(fin)
+    return h
