@@ -28,9 +28,12 @@ void *pyexec_conf_create(apr_pool_t *p, server_rec *s)
     return c;
 }
 
-static pyexec_conf_t *conf_of(cmd_parms *cmd)
+/* Every directive is main-server only (one supervisor serves all
+ * virtual hosts): the server config, or why this is the wrong place. */
+static const char *global_conf(cmd_parms *cmd, pyexec_conf_t **c)
 {
-    return ap_get_module_config(cmd->server->module_config, &pyexec_module);
+    *c = ap_get_module_config(cmd->server->module_config, &pyexec_module);
+    return ap_check_cmd_context(cmd, GLOBAL_ONLY);
 }
 
 /* "64K", "100M", "1G" or plain bytes. */
@@ -65,8 +68,8 @@ static const char *parse_size(cmd_parms *cmd, const char *arg,
 
 static const char *set_size(cmd_parms *cmd, void *dc, const char *arg)
 {
-    pyexec_conf_t *c = conf_of(cmd);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pyexec_conf_t *c;
+    const char *err = global_conf(cmd, &c);
     apr_int64_t *field = (apr_int64_t *)((char *)c
                                          + (size_t)cmd->info);
     (void)dc;
@@ -79,8 +82,8 @@ static const char *set_size(cmd_parms *cmd, void *dc, const char *arg)
 
 static const char *set_interval(cmd_parms *cmd, void *dc, const char *arg)
 {
-    pyexec_conf_t *c = conf_of(cmd);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pyexec_conf_t *c;
+    const char *err = global_conf(cmd, &c);
     apr_interval_time_t *field = (apr_interval_time_t *)((char *)c
                                                          + (size_t)cmd->info);
     (void)dc;
@@ -99,8 +102,8 @@ static const char *set_interval(cmd_parms *cmd, void *dc, const char *arg)
 
 static const char *set_count(cmd_parms *cmd, void *dc, const char *arg)
 {
-    pyexec_conf_t *c = conf_of(cmd);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pyexec_conf_t *c;
+    const char *err = global_conf(cmd, &c);
     int *field = (int *)((char *)c + (size_t)cmd->info);
     char *end;
     long v;
@@ -124,8 +127,8 @@ static const char *set_count(cmd_parms *cmd, void *dc, const char *arg)
 
 static const char *set_name(cmd_parms *cmd, void *dc, const char *arg)
 {
-    pyexec_conf_t *c = conf_of(cmd);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pyexec_conf_t *c;
+    const char *err = global_conf(cmd, &c);
 
     (void)dc;
     if (err) {
@@ -137,8 +140,8 @@ static const char *set_name(cmd_parms *cmd, void *dc, const char *arg)
 
 static const char *set_path(cmd_parms *cmd, void *dc, const char *arg)
 {
-    pyexec_conf_t *c = conf_of(cmd);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pyexec_conf_t *c;
+    const char *err = global_conf(cmd, &c);
     const char **field = (const char **)((char *)c + (size_t)cmd->info);
     (void)dc;
 
@@ -179,8 +182,8 @@ static int module_name_ok(const char *s)
 
 static const char *add_blocked(cmd_parms *cmd, void *dc, const char *arg)
 {
-    pyexec_conf_t *c = conf_of(cmd);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pyexec_conf_t *c;
+    const char *err = global_conf(cmd, &c);
     size_t i;
     (void)dc;
 
@@ -210,8 +213,8 @@ static const char *add_blocked(cmd_parms *cmd, void *dc, const char *arg)
 
 static const char *set_flag(cmd_parms *cmd, void *dc, int on)
 {
-    pyexec_conf_t *c = conf_of(cmd);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pyexec_conf_t *c;
+    const char *err = global_conf(cmd, &c);
 
     (void)dc;
     if (err) {
@@ -225,8 +228,8 @@ static const char *set_flag(cmd_parms *cmd, void *dc, int on)
 static const char *set_rate(cmd_parms *cmd, void *dc, const char *rate,
                             const char *burst)
 {
-    pyexec_conf_t *c = conf_of(cmd);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pyexec_conf_t *c;
+    const char *err = global_conf(cmd, &c);
     char *end;
     double v;
 
@@ -268,8 +271,8 @@ static const char *set_rate(cmd_parms *cmd, void *dc, const char *rate,
 
 static const char *add_skip(cmd_parms *cmd, void *dc, const char *arg)
 {
-    pyexec_conf_t *c = conf_of(cmd);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    pyexec_conf_t *c;
+    const char *err = global_conf(cmd, &c);
 
     (void)dc;
     if (err) {
