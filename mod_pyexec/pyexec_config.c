@@ -77,7 +77,14 @@ static const char *set_size(cmd_parms *cmd, void *dc, const char *arg)
     if (err) {
         return err;
     }
-    return parse_size(cmd, arg, 1024, field);
+    err = parse_size(cmd, arg, 1024, field);
+    /* output and code travel in one frame each: keep them well inside
+     * PYEXEC_FRAME_MAX_PAYLOAD */
+    if (!err && *field > 16 * 1024 * 1024
+        && (size_t)cmd->info != APR_OFFSETOF(pyexec_conf_t, memory_limit)) {
+        return apr_psprintf(cmd->pool, "%s: at most 16M", cmd->cmd->name);
+    }
+    return err;
 }
 
 static const char *set_interval(cmd_parms *cmd, void *dc, const char *arg)
@@ -117,9 +124,12 @@ static const char *set_count(cmd_parms *cmd, void *dc, const char *arg)
         return apr_psprintf(cmd->pool, "%s: '%s' is not a number from 0 to "
                             "100000", cmd->cmd->name, arg);
     }
-    if (v == 0 && (size_t)cmd->info == APR_OFFSETOF(pyexec_conf_t,
-                                                     max_sessions)) {
-        return "PyExecMaxSessions must be at least 1";
+    if (v == 0 && ((size_t)cmd->info == APR_OFFSETOF(pyexec_conf_t,
+                                                      max_sessions)
+                   || (size_t)cmd->info == APR_OFFSETOF(pyexec_conf_t,
+                                                         spare_helpers))) {
+        return apr_psprintf(cmd->pool, "%s must be at least 1",
+                            cmd->cmd->name);
     }
     *field = (int)v;
     return NULL;

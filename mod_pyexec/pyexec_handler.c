@@ -38,6 +38,7 @@ typedef enum {
     OUTCOME_TIMEOUT,
     OUTCOME_MEMORY,
     OUTCOME_DIED,
+    OUTCOME_BUSY,               /* never got its turn; session untouched */
 } outcome_t;
 
 typedef struct {
@@ -221,7 +222,7 @@ static int rate_allowed(request_rec *r, int64_t *retry)
 typedef struct {
     int32_t idx;
     uint32_t gen;
-    int queued;                 /* another request is ahead of ours */
+    uint32_t ahead;             /* requests queued before ours */
     char id[PYEXEC_ID_STRLEN + 1];
 } session_ref_t;
 
@@ -242,7 +243,7 @@ static int attach_session(const pyexec_id_t *id, session_ref_t *ref)
     s = pyexec_reg_slot(pyexec_state.reg, ref->idx);
     ref->gen = s->gen;
     s->inflight++;
-    ref->queued = s->inflight > 1;
+    ref->ahead = s->inflight - 1;
     /* backstop for the supervisor, should this worker vanish */
     s->deadline = pyexec_now_usec() + (int64_t)s->inflight * c->timeout;
     pyexec_unlock();
@@ -284,7 +285,7 @@ static int new_session(request_rec *r, session_ref_t *ref)
 
         switch (cl) {
         case PYEXEC_CLAIM_OK:
-            ref->queued = 0;
+            ref->ahead = 0;
             pyexec_id_format(&id, ref->id);
             /* a spare was used up: have the supervisor replace it now */
             pyexec_supervisor_wake();
@@ -397,14 +398,21 @@ static void run_code(request_rec *r, const session_ref_t *ref,
         run->outcome = OUTCOME_DIED;
         return;
     }
-    st = pyexec_io_send_frame(fd, PYEXEC_MSG_EXEC,
-                              ref->queued ? PYEXEC_EXEC_WANT_STARTED : 0,
+    /* always ask to be told when our run begins: whether a request is
+     * queued cannot be known for sure before the helper accepts it, and
+     * our clock must not include a run ahead of ours */
+    st = pyexec_io_send_frame(fd, PYEXEC_MSG_EXEC, PYEXEC_EXEC_WANT_STARTED,
                               code, code_len, start + IO_SLACK_US);
-    if (st == PYEXEC_IO_OK && ref->queued) {
-        /* our clock starts when the helper takes our request, not while
-         * it finishes the one ahead (which is itself bounded) */
+    if (st == PYEXEC_IO_OK) {
+        /* each run ahead ends within its deadline (or is killed) */
         st = pyexec_io_recv_frame(fd, 0, &hdr, &run->payload,
-                                  start + 4 * c->timeout + IO_SLACK_US);
+                                  start + (int64_t)(ref->ahead + 1)
+                                  * (c->timeout + IO_SLACK_US));
+        if (st == PYEXEC_IO_TIMEOUT) {
+            close(fd);
+            run->outcome = OUTCOME_BUSY;
+            return;
+        }
         if (st == PYEXEC_IO_OK && hdr.type != PYEXEC_MSG_STARTED) {
             st = PYEXEC_IO_PROTOCOL;
         }
@@ -488,6 +496,7 @@ static const char *outcome_name(const run_t *run)
     case OUTCOME_TIMEOUT: return "timeout";
     case OUTCOME_MEMORY:  return "memory";
     case OUTCOME_DIED:    return pyexec_end_reason_name(run->died_why);
+    case OUTCOME_BUSY:    return "busy";
     }
     return "unknown";
 }
@@ -588,6 +597,12 @@ int pyexec_handler(request_rec *r)
         break;
     case OUTCOME_MEMORY:
         rc = send_json(r, HTTP_OK, ref.id, NULL, 0, NULL, 0, MSG_MEMORY);
+        break;
+    case OUTCOME_BUSY:
+        apr_table_setn(r->headers_out, "Retry-After", "2");
+        rc = send_json(r, HTTP_SERVICE_UNAVAILABLE, ref.id, NULL, 0, NULL, 0,
+                       "The session is busy with earlier requests; nothing "
+                       "was run. Try again later.");
         break;
     case OUTCOME_DIED:
         rc = send_json(r, HTTP_OK, ref.id, NULL, 0, NULL, 0,

@@ -167,12 +167,13 @@ int pyexec_spawn_decode(const unsigned char *in, size_t len,
 #define PYEXEC_LAYERS_FS         (PYEXEC_LAYER_LANDLOCK | PYEXEC_LAYER_MOUNTNS)
 /* What PyExecRequireSandbox On insists on: the layers that stop file
  * access (Landlock or the mount namespace), network access, new
- * processes and privilege (user and pid namespaces are extras). */
+ * processes, signals to others and privilege. */
 #define PYEXEC_LAYERS_REQUIRED   (PYEXEC_LAYER_RLIMITS \
                                   | PYEXEC_LAYER_NO_NEW_PRIVS \
                                   | PYEXEC_LAYER_SECCOMP \
                                   | PYEXEC_LAYERS_FS \
                                   | PYEXEC_LAYER_NETNS \
+                                  | PYEXEC_LAYER_PIDNS \
                                   | PYEXEC_LAYER_UNPRIVILEGED)
 
 /* "seccomp landlock netns ..." for logs and the status page. */

@@ -165,9 +165,17 @@ static void send_ctl(uint16_t type, const void *payload, size_t len)
     if (len) {
         memcpy(msg + PYEXEC_FRAME_HDR_LEN, payload, len);
     }
-    /* non-blocking: a full queue means the supervisor is awake anyway */
-    sendto(pyexec_state.ctl_fd, msg, PYEXEC_FRAME_HDR_LEN + len,
-           MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sa, sizeof(sa));
+    /* non-blocking: for a WAKE a full queue means the supervisor is
+     * awake anyway; a KILL is worth a few retries (and the supervisor's
+     * scan kills whatever a worker ended, should one still be lost) */
+    for (int tries = 0; tries < (type == PYEXEC_MSG_KILL ? 20 : 1); tries++) {
+        if (sendto(pyexec_state.ctl_fd, msg, PYEXEC_FRAME_HDR_LEN + len,
+                   MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sa,
+                   sizeof(sa)) >= 0 || errno != EAGAIN) {
+            break;
+        }
+        apr_sleep(1000);
+    }
 }
 
 void pyexec_supervisor_wake(void)
@@ -729,6 +737,12 @@ static void scan(sup_t *sup)
                  && now - s->spawned_at > SPAWN_TIMEOUT_US) {
             pid = pyexec_reg_end(sup->reg, (int32_t)i, s->gen,
                                  PYEXEC_END_SPAWN_FAILED);
+        }
+        else if (s->state == PYEXEC_SLOT_DYING && s->pid > 0) {
+            /* ended by a worker whose KILL we may never have received
+             * (datagrams can be dropped): it is still our unreaped
+             * child, so signalling it again is safe */
+            pid = s->pid;
         }
         if (pid > 0) {
             victims[nv++] = pid;

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -448,8 +449,7 @@ static const int allowed[] = {
     SCMP_SYS(writev), SCMP_SYS(close), SCMP_SYS(lseek), SCMP_SYS(fstat),
     SCMP_SYS(newfstatat), SCMP_SYS(statx), SCMP_SYS(getdents64),
     SCMP_SYS(readlink), SCMP_SYS(readlinkat), SCMP_SYS(getcwd),
-    SCMP_SYS(faccessat), SCMP_SYS(faccessat2), SCMP_SYS(fcntl),
-    SCMP_SYS(ioctl), SCMP_SYS(dup), SCMP_SYS(dup3),
+    SCMP_SYS(faccessat), SCMP_SYS(faccessat2), SCMP_SYS(dup), SCMP_SYS(dup3),
     SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise),
     SCMP_SYS(futex), SCMP_SYS(set_robust_list), SCMP_SYS(get_robust_list),
     SCMP_SYS(rseq), SCMP_SYS(getrandom),
@@ -491,6 +491,11 @@ static const int fatal[] = {
     SCMP_SYS(reboot), SCMP_SYS(swapon), SCMP_SYS(swapoff),
     SCMP_SYS(fsopen), SCMP_SYS(fsmount), SCMP_SYS(fsconfig),
     SCMP_SYS(move_mount), SCMP_SYS(open_tree), SCMP_SYS(mount_setattr),
+};
+
+/* The ioctls CPython makes: isatty() and blocking mode. */
+static const unsigned long ioctls[] = {
+    TCGETS, FIONBIO, FIOCLEX, FIONCLEX, FIONREAD,
 };
 
 static int apply_seccomp(const pyexec_sandbox_opts_t *o, char *err,
@@ -537,6 +542,25 @@ static int apply_seccomp(const pyexec_sandbox_opts_t *o, char *err,
      * included (so no sendmsg, whose address the filter cannot see) */
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sendto), 1,
                            SCMP_A4(SCMP_CMP_EQ, 0));
+    /* descriptor flags, but no F_SETOWN/F_SETSIG/O_ASYNC and no ioctl
+     * owner changes: SIGIO can be aimed at any process of our uid */
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                           SCMP_A1(SCMP_CMP_EQ, F_GETFD));
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                           SCMP_A1(SCMP_CMP_EQ, F_SETFD));
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                           SCMP_A1(SCMP_CMP_EQ, F_GETFL));
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 2,
+                           SCMP_A1(SCMP_CMP_EQ, F_SETFL),
+                           SCMP_A2(SCMP_CMP_MASKED_EQ, O_ASYNC, 0));
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                           SCMP_A1(SCMP_CMP_EQ, F_DUPFD_CLOEXEC));
+    rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                           SCMP_A1(SCMP_CMP_EQ, F_DUPFD));
+    for (i = 0; i < sizeof(ioctls) / sizeof(ioctls[0]); i++) {
+        rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+                               SCMP_A1(SCMP_CMP_EQ, ioctls[i]));
+    }
     /* signals: only to ourselves */
     rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
                            SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)self));

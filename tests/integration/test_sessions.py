@@ -172,3 +172,41 @@ def test_session_created_in_one_child_served_by_another(request):
     with open(os.path.join(h.root, "logs", "pid_log")) as f:
         pids = {line.split()[0] for line in f if sid in line}
     assert len(pids) >= 2, pids
+
+
+@pytest.fixture(scope="module")
+def quick(request):
+    """One-second executions, to exercise queues and mass timeouts."""
+    return start(request, directives={"PyExecTimeout": 1,
+                                      "PyExecSpareHelpers": 4})
+
+
+def test_a_long_queue_gets_every_run_its_own_full_time(quick):
+    """Eight requests for one session at once, each 0.6 s of a 1 s limit:
+    all run, in turn, none is charged for the runs ahead of it."""
+    c = Client(quick)
+    sid = c.run("runs = 0")["id"]
+    code = "import time\ntime.sleep(0.6)\nruns += 1\nprint('ok')"
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        bodies = list(ex.map(lambda _: Client(quick).run(code, sid),
+                             range(8)))
+    assert [b.get("stdout") for b in bodies] == ["ok\n"] * 8, bodies
+    assert c.run("print(runs)", sid)["stdout"] == "8\n"
+
+
+def test_mass_timeouts_leave_no_helper_running(quick):
+    """Many executions timing out at the same moment: every one of their
+    helpers is killed, even if the supervisor's queue overflows."""
+    from test_processes import session_helper_pids, wait_for
+    c = Client(quick)
+    sids = [c.session() for _ in range(40)]
+    assert len(session_helper_pids(quick)) >= 40
+    with concurrent.futures.ThreadPoolExecutor(40) as ex:
+        bodies = list(ex.map(
+            lambda s: Client(quick).run("import time\ntime.sleep(1000)", s),
+            sids))
+    assert all(b.get("error") == "Execution timeout. Session terminated."
+               for b in bodies)
+    # left: the spares (4), the queue test's session, a spawn or two
+    assert wait_for(lambda: len(session_helper_pids(quick)) <= 7,
+                    timeout=5), session_helper_pids(quick)
