@@ -39,6 +39,7 @@ typedef enum {
     OUTCOME_MEMORY,
     OUTCOME_DIED,
     OUTCOME_BUSY,               /* never got its turn; session untouched */
+    OUTCOME_LOCAL,              /* this worker failed; session untouched */
 } outcome_t;
 
 typedef struct {
@@ -367,13 +368,13 @@ static int connect_helper(const session_ref_t *ref)
     if (fd < 0) {
         return -1;
     }
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0
+        /* every read and write after this one is bounded by a deadline */
+        || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
+        int e = errno;
+
         close(fd);
-        return -1;
-    }
-    /* every read and write after this one is bounded by a deadline */
-    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
-        close(fd);
+        errno = e;
         return -1;
     }
     return fd;
@@ -395,7 +396,14 @@ static void run_code(request_rec *r, const session_ref_t *ref,
     start = pyexec_now_usec();
     fd = connect_helper(ref);
     if (fd < 0) {
-        run->outcome = OUTCOME_DIED;
+        /* the helper's socket gone or refusing: the helper is; anything
+         * else is this worker's trouble, not the session's */
+        run->outcome = (errno == ENOENT || errno == ECONNREFUSED)
+                       ? OUTCOME_DIED : OUTCOME_LOCAL;
+        ap_log_rerror(APLOG_MARK, run->outcome == OUTCOME_LOCAL
+                      ? APLOG_ERR : APLOG_DEBUG, errno, r,
+                      PYEXEC_LOGNO(00305) "cannot reach the helper of "
+                      "slot %d", (int)ref->idx);
         return;
     }
     /* always ask to be told when our run begins: whether a request is
@@ -497,6 +505,7 @@ static const char *outcome_name(const run_t *run)
     case OUTCOME_MEMORY:  return "memory";
     case OUTCOME_DIED:    return pyexec_end_reason_name(run->died_why);
     case OUTCOME_BUSY:    return "busy";
+    case OUTCOME_LOCAL:   return "error";
     }
     return "unknown";
 }
@@ -603,6 +612,11 @@ int pyexec_handler(request_rec *r)
         rc = send_json(r, HTTP_SERVICE_UNAVAILABLE, ref.id, NULL, 0, NULL, 0,
                        "The session is busy with earlier requests; nothing "
                        "was run. Try again later.");
+        break;
+    case OUTCOME_LOCAL:
+        rc = send_json(r, HTTP_INTERNAL_SERVER_ERROR, ref.id, NULL, 0, NULL,
+                       0, "Internal error; nothing was run. See the "
+                       "server's error log.");
         break;
     case OUTCOME_DIED:
         rc = send_json(r, HTTP_OK, ref.id, NULL, 0, NULL, 0,

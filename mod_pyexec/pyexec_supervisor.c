@@ -54,6 +54,9 @@ typedef struct {
     int spawn_failures;
     unsigned char *spawn_tmpl;  /* SPAWN frame with a blank slot/gen */
     size_t spawn_len;
+    pid_t unknown_reaped[16];   /* children reaped before the zygote's
+                                   SPAWNED named them (ring) */
+    unsigned unknown_next;
     uid_t helper_uid;           /* (uid_t)-1: run helpers as we run */
     gid_t helper_gid;
 } sup_t;
@@ -500,6 +503,12 @@ static void reap(sup_t *sup)
             continue;
         }
         idx = pyexec_reg_find_pid(sup->reg, pid);
+        if (idx == PYEXEC_REG_NONE) {
+            /* a helper that died before its SPAWNED arrived: remember
+             * it, or that late report would bind a dead (and perhaps
+             * reused) pid to a slot */
+            sup->unknown_reaped[sup->unknown_next++ % 16] = pid;
+        }
         if (idx != PYEXEC_REG_NONE) {
             pyexec_slot_t *s = pyexec_reg_slot(sup->reg, idx);
             int spawning = s->state == PYEXEC_SLOT_SPAWNING;
@@ -531,6 +540,17 @@ static void reap(sup_t *sup)
                          pyexec_end_reason_name(why), status);
         }
     }
+}
+
+static int reaped_unknown(sup_t *sup, pid_t pid)
+{
+    for (int i = 0; i < 16; i++) {
+        if (sup->unknown_reaped[i] == pid) {
+            sup->unknown_reaped[i] = 0;
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* Say once, and again on any change, which layers confine the helpers
@@ -593,6 +613,11 @@ static void handle_zygote_msgs(sup_t *sup)
         }
         if (hdr.type == PYEXEC_MSG_SPAWNED && m.pid <= 0) {
             /* the fork failed: free the slot, if it is still this spawn */
+            pyexec_reg_end(sup->reg, (int32_t)m.slot, m.gen,
+                           PYEXEC_END_SPAWN_FAILED);
+        }
+        else if (hdr.type == PYEXEC_MSG_SPAWNED && reaped_unknown(sup, m.pid)) {
+            /* it is gone already: the spawn failed */
             pyexec_reg_end(sup->reg, (int32_t)m.slot, m.gen,
                            PYEXEC_END_SPAWN_FAILED);
         }
