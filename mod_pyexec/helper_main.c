@@ -62,7 +62,18 @@ static void die(int code, const char *fmt, const char *arg)
 
 /* --- one execution, answered on conn --------------------------------- */
 
-static void serve_connection(int conn, uint32_t max_code)
+/* Constant time: the comparison must not tell how much was right. */
+static int token_ok(const unsigned char *got, const uint8_t *want)
+{
+    unsigned char diff = 0;
+
+    for (int i = 0; i < PYEXEC_TOKEN_LEN; i++) {
+        diff |= (unsigned char)(got[i] ^ want[i]);
+    }
+    return diff == 0;
+}
+
+static void serve_connection(int conn, const pyexec_spawn_t *sp)
 {
     static const char marker_fmt[] =
         "\n[output truncated: more than %u bytes]\n";
@@ -78,19 +89,22 @@ static void serve_connection(int conn, uint32_t max_code)
 
     /* the worker writes the whole request at once; a stall is a broken
      * peer and must not wedge the session */
-    st = pyexec_io_recv_frame(conn, max_code, &hdr, &code,
-                              pyexec_now_usec() + 5000000);
+    st = pyexec_io_recv_frame(conn, sp->max_code + PYEXEC_TOKEN_LEN, &hdr,
+                              &code, pyexec_now_usec() + 5000000);
     if (st == PYEXEC_IO_ERROR && errno == ENOMEM) {
         _exit(PYEXEC_EXIT_MEMORY);
     }
-    if (st != PYEXEC_IO_OK || hdr.type != PYEXEC_MSG_EXEC) {
+    /* only whoever read our token from httpd's shared memory may run
+     * code here: anything else is dropped unanswered */
+    if (st != PYEXEC_IO_OK || hdr.type != PYEXEC_MSG_EXEC
+        || hdr.length < PYEXEC_TOKEN_LEN || !token_ok(code, sp->token)) {
         free(code);
         return;
     }
     if (hdr.flags & PYEXEC_EXEC_WANT_STARTED) {
         pyexec_io_send_frame(conn, PYEXEC_MSG_STARTED, 0, NULL, 0, 0);
     }
-    pyexec_py_exec(code ? (const char *)code : "", &res);
+    pyexec_py_exec((const char *)code + PYEXEC_TOKEN_LEN, &res);
     free(code);
 
     if (res.out_cut) {
@@ -214,7 +228,7 @@ static void session_main(int chan, int lfd, const pyexec_spawn_t *sp,
             }
             _exit(PYEXEC_EXIT_SETUP);
         }
-        serve_connection(c, sp->max_code);
+        serve_connection(c, sp);
         close(c);
     }
 }

@@ -224,6 +224,7 @@ typedef struct {
     int32_t idx;
     uint32_t gen;
     uint32_t ahead;             /* requests queued before ours */
+    uint8_t token[PYEXEC_TOKEN_LEN];    /* the helper wants it in EXEC */
     char id[PYEXEC_ID_STRLEN + 1];
 } session_ref_t;
 
@@ -245,6 +246,7 @@ static int attach_session(const pyexec_id_t *id, session_ref_t *ref)
     ref->gen = s->gen;
     s->inflight++;
     ref->ahead = s->inflight - 1;
+    memcpy(ref->token, s->token, PYEXEC_TOKEN_LEN);
     /* backstop for the supervisor, should this worker vanish */
     s->deadline = pyexec_now_usec() + (int64_t)s->inflight * c->timeout;
     pyexec_unlock();
@@ -278,6 +280,7 @@ static int new_session(request_rec *r, session_ref_t *ref)
         if (cl == PYEXEC_CLAIM_OK) {
             pyexec_slot_t *s = pyexec_reg_slot(pyexec_state.reg, ref->idx);
             ref->gen = s->gen;
+            memcpy(ref->token, s->token, PYEXEC_TOKEN_LEN);
             s->inflight = 1;
             s->deadline = now + c->timeout;
         }
@@ -389,6 +392,8 @@ static void run_code(request_rec *r, const session_ref_t *ref,
                            + 2 * ((uint32_t)c->max_output + 256);
     pyexec_frame_hdr_t hdr;
     pyexec_io_status_t st;
+    unsigned char ehdr[PYEXEC_FRAME_HDR_LEN];
+    struct iovec iov[3];
     int64_t start, deadline;
     int fd;
 
@@ -409,8 +414,15 @@ static void run_code(request_rec *r, const session_ref_t *ref,
     /* always ask to be told when our run begins: whether a request is
      * queued cannot be known for sure before the helper accepts it, and
      * our clock must not include a run ahead of ours */
-    st = pyexec_io_send_frame(fd, PYEXEC_MSG_EXEC, PYEXEC_EXEC_WANT_STARTED,
-                              code, code_len, start + IO_SLACK_US);
+    pyexec_frame_encode_hdr(ehdr, PYEXEC_MSG_EXEC, PYEXEC_EXEC_WANT_STARTED,
+                            (uint32_t)(PYEXEC_TOKEN_LEN + code_len));
+    iov[0].iov_base = ehdr;
+    iov[0].iov_len = sizeof(ehdr);
+    iov[1].iov_base = (void *)ref->token;
+    iov[1].iov_len = PYEXEC_TOKEN_LEN;
+    iov[2].iov_base = (void *)code;
+    iov[2].iov_len = code_len;
+    st = pyexec_io_writev_full(fd, iov, 3, start + IO_SLACK_US);
     if (st == PYEXEC_IO_OK) {
         /* each run ahead ends within its deadline (or is killed) */
         st = pyexec_io_recv_frame(fd, 0, &hdr, &run->payload,

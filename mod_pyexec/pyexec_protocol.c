@@ -155,6 +155,7 @@ void pyexec_spawn_encode(unsigned char out[PYEXEC_SPAWN_FIXED_LEN],
     put_u32(out + 20, sp->cpu_seconds);
     put_u32(out + 24, sp->max_code);
     put_u32(out + 28, sp->flags);
+    memcpy(out + 32, sp->token, sizeof(sp->token));
 }
 
 int pyexec_spawn_decode(const unsigned char *in, size_t len,
@@ -170,6 +171,7 @@ int pyexec_spawn_decode(const unsigned char *in, size_t len,
     sp->cpu_seconds = get_u32(in + 20);
     sp->max_code = get_u32(in + 24);
     sp->flags = get_u32(in + 28);
+    memcpy(sp->token, in + 32, sizeof(sp->token));
     return 0;
 }
 

@@ -26,7 +26,8 @@
 
 typedef enum {
     /* worker -> helper */
-    PYEXEC_MSG_EXEC     = 1,    /* payload: UTF-8 source */
+    PYEXEC_MSG_EXEC     = 1,    /* payload: the helper's token, then
+                                   UTF-8 source */
     /* helper -> worker */
     PYEXEC_MSG_STARTED  = 2,    /* no payload: execution has begun */
     PYEXEC_MSG_RESULT   = 3,    /* payload: pyexec_result_t + stdout + stderr */
@@ -137,8 +138,11 @@ typedef struct {
     uint32_t cpu_seconds;   /* RLIMIT_CPU backstop */
     uint32_t max_code;      /* largest EXEC payload accepted */
     uint32_t flags;         /* PYEXEC_SPAWN_* */
+    uint8_t token[16];      /* an EXEC must carry it: the helper's socket
+                               alone does not authenticate a caller */
 } pyexec_spawn_t;
-#define PYEXEC_SPAWN_FIXED_LEN 32
+#define PYEXEC_SPAWN_FIXED_LEN 48
+#define PYEXEC_TOKEN_LEN       16
 
 void pyexec_spawn_encode(unsigned char out[PYEXEC_SPAWN_FIXED_LEN],
                          const pyexec_spawn_t *sp);

@@ -59,6 +59,7 @@ typedef struct {
     int64_t  deadline;      /* monotonic usec; 0 while nothing runs */
     int64_t  spawned_at;    /* monotonic usec */
     uint64_t executions;
+    uint8_t  token[16];     /* what an EXEC to this helper must carry */
 } pyexec_slot_t;
 
 typedef struct {

@@ -9,6 +9,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -838,6 +839,7 @@ static void refill(sup_t *sup)
     const pyexec_conf_t *c = &pyexec_state.conf;
     int32_t todo[MAX_CONCURRENT_SPAWNS];
     uint32_t gens[MAX_CONCURRENT_SPAWNS];
+    uint8_t tokens[MAX_CONCURRENT_SPAWNS][PYEXEC_TOKEN_LEN];
     int n = 0, i, lfd;
     int64_t now = pyexec_now_usec();
 
@@ -864,8 +866,16 @@ static void refill(sup_t *sup)
         if (idx == PYEXEC_REG_NONE) {
             break;
         }
+        /* a fresh secret per helper: the socket file's permissions are
+         * all other programs of User would otherwise meet */
+        if (getrandom(pyexec_reg_slot(r, idx)->token, PYEXEC_TOKEN_LEN, 0)
+            != PYEXEC_TOKEN_LEN) {
+            pyexec_reg_reaped(r, idx, PYEXEC_END_SPAWN_FAILED);
+            break;
+        }
         todo[n] = idx;
         gens[n] = pyexec_reg_slot(r, idx)->gen;
+        memcpy(tokens[n], pyexec_reg_slot(r, idx)->token, PYEXEC_TOKEN_LEN);
         n++;
     }
     pyexec_unlock();
@@ -881,6 +891,7 @@ static void refill(sup_t *sup)
         f[5] = (unsigned char)(gens[i] >> 8);
         f[6] = (unsigned char)(gens[i] >> 16);
         f[7] = (unsigned char)(gens[i] >> 24);
+        memcpy(f + 32, tokens[i], PYEXEC_TOKEN_LEN);
         lfd = helper_socket((uint32_t)todo[i], gens[i]);
         if (lfd < 0 || send_spawn(sup, lfd) != 0) {
             if (lfd < 0) {

@@ -289,3 +289,35 @@ def pyhttpd_start_without_waiting(request, directives):
         h.cleanup()
     request.addfinalizer(fin)
     return h
+
+
+def test_helper_sockets_need_the_token(client, httpd):
+    """Another program that can reach the socket directory (anything
+    running as httpd's User: a CGI script, PHP) cannot run code in a
+    session by connecting to its helper: EXEC must carry the helper's
+    token, which only httpd's shared memory holds."""
+    import socket as pysocket
+    import struct
+    sid = client.run("x = 'real'")["id"]
+    code = b"x = 'forged'"
+    forged = 0
+    for name in os.listdir(httpd.sockdir):
+        if not (name.startswith("h") and name.endswith(".sock")):
+            continue
+        for token in (b"\0" * 16, os.urandom(16), b""):
+            body = token + code
+            frame = struct.pack("<IHHII", 0x58455950, 1, 1, 1,
+                                len(body)) + body
+            with pysocket.socket(pysocket.AF_UNIX,
+                                 pysocket.SOCK_STREAM) as s:
+                s.settimeout(5)
+                try:
+                    s.connect(os.path.join(httpd.sockdir, name))
+                    s.sendall(frame)
+                    answer = s.recv(64)
+                except OSError:
+                    answer = b""
+            forged += 1
+            assert answer == b"", (name, answer)
+    assert forged >= 3
+    assert client.run("print(x)", sid)["stdout"] == "real\n"

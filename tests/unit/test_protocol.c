@@ -380,12 +380,14 @@ START_TEST(test_spawn_layout)
         0x00, 0x00, 0x10, 0x00,                             /* max_output */
         0x05, 0x00, 0x00, 0x00,                             /* cpu */
         0x00, 0x00, 0x01, 0x00,                             /* max_code */
-        0x01, 0x00, 0x00, 0x80                              /* flags */
+        0x01, 0x00, 0x00, 0x80,                             /* flags */
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15  /* token */
     };
     pyexec_spawn_t sp = {
         .slot = 3, .gen = 9, .memory_limit = 0x106400000ull,
         .max_output = 0x100000u, .cpu_seconds = 5, .max_code = 0x10000u,
         .flags = 0x80000001u,
+        .token = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
     };
     unsigned char out[PYEXEC_SPAWN_FIXED_LEN];
 
@@ -403,6 +405,8 @@ START_TEST(test_spawn_round_trip)
         .memory_limit = 6ull * 1024 * 1024 * 1024 + 17,
         .max_output = 1024u * 1024u, .cpu_seconds = 7,
         .max_code = 65536, .flags = 0xa5a5a5a5u,
+        .token = {0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+                  0xff},
     };
     pyexec_spawn_t out;
 
@@ -416,6 +420,7 @@ START_TEST(test_spawn_round_trip)
     ck_assert_uint_eq(out.cpu_seconds, in.cpu_seconds);
     ck_assert_uint_eq(out.max_code, in.max_code);
     ck_assert_uint_eq(out.flags, in.flags);
+    ck_assert_mem_eq(out.token, in.token, sizeof(in.token));
 }
 END_TEST
 
