@@ -651,6 +651,33 @@ static void handle_zygote_msgs(sup_t *sup)
     }
 }
 
+/* The parent of pid, from /proc (the name in parentheses may hold
+ * anything, so parse after its last ')'). -1 if unknown. */
+static pid_t parent_of(pid_t pid)
+{
+    char path[64], buf[512], *p;
+    ssize_t n;
+    int fd;
+    int ppid = -1;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) {
+        return -1;
+    }
+    buf[n] = '\0';
+    p = strrchr(buf, ')');
+    if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1) {
+        return -1;
+    }
+    return (pid_t)ppid;
+}
+
 /* Who sent a datagram: the kernel's word, not the sender's. */
 static pid_t recv_ctl(int fd, unsigned char *buf, size_t len, ssize_t *n)
 {
@@ -703,10 +730,12 @@ static void handle_ctl_msgs(sup_t *sup)
         if (pyexec_lock() != APR_SUCCESS) {
             continue;
         }
-        /* only httpd's workers may end sessions: never a helper (whose
-         * sandbox should stop it from sending at all) nor the zygote */
+        /* only httpd's workers (children of httpd's parent, like us) may
+         * end sessions: never a helper, the zygote, or another program
+         * that happens to run as User */
         forged = sender <= 0 || sender == sup->zpid
-                 || pyexec_reg_find_pid(sup->reg, sender) != PYEXEC_REG_NONE;
+                 || pyexec_reg_find_pid(sup->reg, sender) != PYEXEC_REG_NONE
+                 || parent_of(sender) != getppid();
         if (!forged) {
             pid = pyexec_reg_end(sup->reg, (int32_t)m.slot, m.gen,
                                  (pyexec_end_reason_t)m.reason);

@@ -88,6 +88,8 @@ def test_timeout_helper_is_killed_from_outside(request):
                  "    except BaseException:\n        pass", sid)
     assert body["error"] == "Execution timeout. Session terminated."
     assert wait_for(lambda: not alive(spare[0]), timeout=2)
+    # the worker's KILL was taken as a worker's (not ignored as forged)
+    assert "PYX00232" not in h.read_log()
 
 
 def test_supervisor_killed_mid_run(own):
@@ -321,3 +323,25 @@ def test_helper_sockets_need_the_token(client, httpd):
             assert answer == b"", (name, answer)
     assert forged >= 3
     assert client.run("print(x)", sid)["stdout"] == "real\n"
+
+
+def test_supervisor_ignores_kills_from_outside_httpd(client, httpd):
+    """A program that can reach the supervisor's socket but is not one of
+    httpd's workers cannot end sessions with forged KILL datagrams."""
+    import socket as pysocket
+    import struct
+    sid = client.run("kept = 1")["id"]
+    sent = 0
+    with pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_DGRAM) as s:
+        for name in os.listdir(httpd.sockdir):
+            if not (name.startswith("h") and name.endswith(".sock")):
+                continue
+            slot, gen = map(int, name[1:-5].split("-"))
+            body = struct.pack("<IIiI", slot, gen, 0, 2)     # timeout
+            s.sendto(struct.pack("<IHHII", 0x58455950, 1, 11, 0,
+                                 len(body)) + body,
+                     os.path.join(httpd.sockdir, "supervisor.sock"))
+            sent += 1
+    assert sent >= 1
+    assert wait_for(lambda: "PYX00232" in httpd.read_log(), timeout=5)
+    assert client.run("print(kept)", sid)["stdout"] == "1\n"
