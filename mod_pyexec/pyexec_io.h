@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #include "pyexec_protocol.h"
@@ -18,6 +19,10 @@
 int64_t pyexec_now_usec(void);
 /* Wall clock in microseconds (for timestamps people read). */
 int64_t pyexec_wallclock_usec(void);
+
+/* Read a small file (a /proc entry) into buf, NUL terminated. Returns
+ * the bytes read, or -1. */
+ssize_t pyexec_read_small_file(const char *path, char *buf, size_t len);
 
 typedef enum {
     PYEXEC_IO_OK = 0,

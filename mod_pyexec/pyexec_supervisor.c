@@ -656,23 +656,12 @@ static void handle_zygote_msgs(sup_t *sup)
 static pid_t parent_of(pid_t pid)
 {
     char path[64], buf[512], *p;
-    ssize_t n;
-    int fd;
     int ppid = -1;
 
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return -1;
-    }
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0) {
-        return -1;
-    }
-    buf[n] = '\0';
-    p = strrchr(buf, ')');
-    if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1) {
+    if (pyexec_read_small_file(path, buf, sizeof(buf)) < 0
+        || !(p = strrchr(buf, ')'))
+        || sscanf(p + 1, " %*c %d", &ppid) != 1) {
         return -1;
     }
     return (pid_t)ppid;

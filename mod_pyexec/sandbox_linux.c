@@ -43,6 +43,7 @@
 #include <seccomp.h>
 
 #include "helper_sandbox.h"
+#include "pyexec_io.h"
 
 /* --- small helpers --------------------------------------------------- */
 
@@ -277,20 +278,10 @@ static int set_limit(int res, rlim_t soft, rlim_t hard)
 static int current_vm_bytes(uint64_t *out)
 {
     char buf[128];
-    ssize_t n;
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     unsigned long long pages;
 
-    if (fd < 0) {
-        return -1;
-    }
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0) {
-        return -1;
-    }
-    buf[n] = '\0';
-    if (sscanf(buf, "%llu", &pages) != 1) {
+    if (pyexec_read_small_file("/proc/self/statm", buf, sizeof(buf)) < 0
+        || sscanf(buf, "%llu", &pages) != 1) {
         return -1;
     }
     *out = (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE);
