@@ -35,7 +35,7 @@ class Httpd:
 
     def __init__(self, build_dir=None, port=None, mpm="event", servers=2,
                  threads=25, directives=None, extra_conf="", loglevel="info",
-                 timeout=30):
+                 timeout=30, execute_location=True):
         self.build_dir = os.path.abspath(
             build_dir or os.environ.get("PYEXEC_BUILD_DIR")
             or os.path.join(REPO, "build"))
@@ -47,6 +47,7 @@ class Httpd:
         self.extra_conf = extra_conf
         self.loglevel = loglevel
         self.timeout = timeout
+        self.execute_location = execute_location
         self.httpd = os.environ.get("HTTPD") or os.path.join(
             _apxs("SBINDIR"), _apxs("PROGNAME"))
         self.moddir = _apxs("LIBEXECDIR")
@@ -128,6 +129,7 @@ LoadModule mpm_{mpm}_module {moddir}/mod_mpm_{mpm}.so
 LoadModule authz_core_module {moddir}/mod_authz_core.so
 LoadModule mime_module {moddir}/mod_mime.so
 LoadModule dir_module {moddir}/mod_dir.so
+LoadModule alias_module {moddir}/mod_alias.so
 LoadModule pyexec_module {module}
 TypesConfig /etc/mime.types
 {mpm_conf}
@@ -139,14 +141,14 @@ DirectoryIndex index.html
     Require all granted
 </Directory>
 {pyexec}
-<Location "/execute">
-    SetHandler pyexec
-</Location>
+{location}
 {extra}
 """.format(root=self.root, port=self.port, user=user, mpm=self.mpm,
            moddir=self.moddir, module=self.module_path(),
            mpm_conf=mpm_conf, htdocs=self.htdocs, pyexec=pyexec,
            extra=self.extra_conf, loglevel=self.loglevel,
+           location=('<Location "/execute">\n    SetHandler pyexec\n'
+                     '</Location>' if self.execute_location else ""),
            timeout=self.timeout)
 
     def write_config(self):
@@ -306,6 +308,10 @@ def serve(argv=None):
     ap.add_argument("--build-dir", default=None)
     ap.add_argument("--port", type=int,
                     default=int(os.environ.get("PYEXEC_PORT", "5000")))
+    ap.add_argument("--exit-with-parent", action="store_true",
+                    help="stop when the process that started this one is "
+                    "gone (for test runners: a crashed one must not leave "
+                    "an httpd behind)")
     args = ap.parse_args(argv)
     h = Httpd(build_dir=args.build_dir, port=args.port)
     stopping = []
@@ -320,7 +326,9 @@ def serve(argv=None):
         print("mod_pyexec: UI at %s/  API at %s/execute  (Ctrl-C stops)"
               % (h.url, h.url), flush=True)
         print("error log: %s" % h.error_log, flush=True)
-        while not stopping and h.proc.poll() is None:
+        parent = os.getppid()
+        while (not stopping and h.proc.poll() is None
+               and not (args.exit_with_parent and os.getppid() != parent)):
             time.sleep(0.2)
     finally:
         h.stop()

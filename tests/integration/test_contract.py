@@ -271,8 +271,16 @@ def test_ui_is_served_at_root(httpd):
     r = requests.get(httpd.url + "/", timeout=10)
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("text/html")
-    assert 'fetch("execute"' in r.text
-    assert "textContent" in r.text      # output rendered as text, never HTML
+    assert '<script src="app.js"' in r.text
+    assert "Content-Security-Policy" in r.text
+    app = requests.get(httpd.url + "/app.js", timeout=10)
+    assert app.status_code == 200
+    assert 'new URL("execute", document.baseURI)' in app.text
+    # output is rendered as text, never HTML (the browser tests show it)
+    assert "textContent" in app.text and "innerHTML" not in app.text
+    editor = requests.get(httpd.url + "/assets/editor.js", timeout=10)
+    assert editor.status_code == 200
+    assert "javascript" in editor.headers["Content-Type"]
 
 
 def test_stdlib_packages_import_lazily_inside_the_sandbox(client):

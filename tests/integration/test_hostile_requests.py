@@ -46,7 +46,7 @@ def test_rate_limit_is_off_by_default(client):
 
 def test_shipped_config_turns_rate_limit_on():
     here = os.path.dirname(os.path.abspath(__file__))
-    conf = open(os.path.join(here, "..", "..", "conf", "pyexec.conf")).read()
+    conf = open(os.path.join(here, "..", "..", "conf", "pyexec.conf.in")).read()
     lines = [l.split("#")[0].split() for l in conf.splitlines()]
     assert any(l[:1] == ["PyExecRateLimit"] and l[1] != "off" for l in lines)
 

@@ -1,0 +1,465 @@
+// mod_pyexec's page: an editor, an Execute button and the runs of one
+// session as cells. Everything the server sends is shown with
+// textContent, never parsed as HTML.
+"use strict";
+
+(function () {
+    const ENDPOINT = new URL("execute", document.baseURI).href;
+    // The server ends every run after its own limit (2 s by default), but a
+    // run may wait its turn behind others of the same session.
+    const CLIENT_TIMEOUT_MS = 60000;
+    const SESSION_KEY = "pyexec.session";
+    const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+    const EXAMPLES = [
+        {title: "Hello, World!", code: "print('Hello, World!')\n"},
+        {title: "Variables persist between runs", code:
+            "# Variables, functions and imports live on in the session.\n" +
+            "# Run this a few times: the count goes up.\n" +
+            "try:\n    count += 1\nexcept NameError:\n    count = 1\n" +
+            "print('run number', count)\n"},
+        {title: "Output and errors", code:
+            "print('What is printed goes to stdout.')\n\n" +
+            "def ratio(a, b):\n    return a / b\n\n" +
+            "# An exception's traceback goes to stderr.\nratio(1, 0)\n"},
+        {title: "Blocked import", code:
+            "# Modules that reach the host (os, sys, socket, subprocess, ...)\n" +
+            "# are refused.\nimport os\n"},
+        {title: "Timeout", code:
+            "# A run that takes longer than the limit (2 s by default) is\n" +
+            "# stopped and its session ends; the next run starts a new one.\n" +
+            "while True:\n    pass\n"},
+        {title: "Memory limit", code:
+            "# Asking for more than the limit (100 MB by default) ends the\n" +
+            "# session.\n" +
+            "data = bytearray(200 * 1024 * 1024)\n"},
+        {title: "Top-level await", code:
+            "import asyncio\n\nasync def square(n):\n    await asyncio.sleep(0.1)\n" +
+            "    return n * n\n\n" +
+            "print(await asyncio.gather(*(square(i) for i in range(5))))\n"},
+    ];
+
+    const $ = (id) => document.getElementById(id);
+    const els = {
+        code: $("code"), codeLabel: $("code-label"), examples: $("examples"),
+        run: $("run"), status: $("status"), sid: $("sid"), copy: $("copy"),
+        fresh: $("new"), runs: $("runs"), empty: $("empty"),
+    };
+    let editor = null;
+    let busy = false;
+    let runNo = 0;
+
+    // -- editor: CodeMirror from assets/editor.js, else the textarea -----
+
+    function textareaEditor(ta) {
+        ta.hidden = false;
+        ta.addEventListener("keydown", (e) => {
+            if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+                e.preventDefault();
+                run();
+            } else if (e.key === "Tab" && !e.shiftKey && !e.ctrlKey &&
+                       !e.altKey && !e.metaKey && !ta.dataset.escaped) {
+                e.preventDefault();
+                ta.setRangeText("    ", ta.selectionStart, ta.selectionEnd, "end");
+            } else if (e.key === "Escape") {
+                ta.dataset.escaped = "1";   // the next Tab leaves
+                return;
+            }
+            delete ta.dataset.escaped;
+        });
+        return {
+            kind: "textarea",
+            getCode: () => ta.value,
+            setCode: (text) => { ta.value = text; },
+            focus: () => ta.focus(),
+        };
+    }
+
+    function setupEditor() {
+        const lib = window.PyExecEditor;
+        if (lib && typeof lib.create === "function") {
+            try {
+                const ed = lib.create(els.code, {
+                    onRun: run, labelId: "code-label", describedBy: "keys-hint",
+                });
+                ed.kind = "codemirror";
+                // the label points at the hidden textarea; make it work
+                els.codeLabel.addEventListener("click", (e) => {
+                    e.preventDefault();
+                    ed.focus();
+                });
+                return ed;
+            } catch (err) {
+                console.error("mod_pyexec: editor failed, using a textarea", err);
+            }
+        }
+        return textareaEditor(els.code);
+    }
+
+    // -- session id ------------------------------------------------------
+
+    function currentSession() {
+        return els.sid.value.trim();
+    }
+
+    function setSession(id) {
+        els.sid.value = id || "";
+        els.sid.dataset.known = id || "";
+        try {
+            if (id) sessionStorage.setItem(SESSION_KEY, id);
+            else sessionStorage.removeItem(SESSION_KEY);
+        } catch (e) { /* storage off: the field still holds the id */ }
+    }
+
+    function shortId(id) {
+        return id ? id.slice(0, 8) + "…" : "";
+    }
+
+    // -- output ----------------------------------------------------------
+
+    function setStatus(text, isError) {
+        els.status.textContent = text;
+        els.status.classList.toggle("is-error", !!isError);
+    }
+
+    function el(tag, cls, text) {
+        const node = document.createElement(tag);
+        if (cls) node.className = cls;
+        if (text !== undefined) node.textContent = text;   // text, never HTML
+        return node;
+    }
+
+    // One labelled block of a cell: the code, stdout or stderr.
+    function block(no, name, text, labelClass) {
+        const box = el("div", "stream " + (name === "code" ? "source" : name));
+        const label = el("span", labelClass, name);
+        label.id = "run-" + no + "-" + name;
+        box.setAttribute("role", "group");
+        box.setAttribute("aria-labelledby", label.id);
+        box.append(label, el("pre", name === "code" ? "code" : null, text));
+        return box;
+    }
+
+    // Long output scrolls inside its cell; then it must scroll by keyboard
+    // too, so it becomes a tab stop (only then: a tab stop per cell is noise).
+    function focusableIfScrolling(cell) {
+        for (const pre of cell.querySelectorAll("pre")) {
+            if (pre.scrollHeight > pre.clientHeight + 1) pre.tabIndex = 0;
+        }
+    }
+
+    function addCell(run) {
+        const cell = el("article", "run");
+        cell.dataset.outcome = run.outcome;
+        if (run.error || run.stderr) cell.classList.add("has-error");
+
+        const head = el("div", "run-head");
+        const no = el("span", "run-no", "[" + run.no + "]");
+        // run numbers restart only with New session, which clears the cells
+        no.id = "run-" + run.no;
+        cell.setAttribute("aria-labelledby", no.id);
+        no.setAttribute("aria-label", "Run " + run.no);
+        head.append(no);
+        if (Number.isFinite(run.ms)) {
+            const t = el("span", "run-time", formatMs(run.ms));
+            t.title = "time spent running the code (Server-Timing)";
+            head.append(t);
+        }
+        if (run.session) {
+            const s = el("span", "run-session",
+                          (run.newSession ? "new session " : "session ") +
+                          shortId(run.session));
+            s.title = run.session;
+            head.append(s);
+        }
+        const again = el("button", "reuse", "Edit");
+        again.type = "button";
+        again.setAttribute("aria-label", "Edit the code of run " + run.no);
+        again.title = "Put this code back into the editor";
+        again.addEventListener("click", () => {
+            editor.setCode(run.code);
+            editor.focus();
+        });
+        head.append(again);
+        cell.append(head);
+
+        cell.append(block(run.no, "code", run.code, "visually-hidden"));
+        if (run.stdout) cell.append(block(run.no, "stdout", run.stdout, "stream-label"));
+        if (run.stderr) cell.append(block(run.no, "stderr", run.stderr, "stream-label"));
+        if (run.error) cell.append(el("div", "error", run.error));
+        if (!run.stdout && !run.stderr && !run.error) {
+            cell.append(el("p", "quiet", "(no output)"));
+        }
+        if (run.notice) cell.append(el("p", "notice", run.notice));
+
+        els.empty.hidden = true;
+        els.runs.append(cell);
+        focusableIfScrolling(cell);
+        cell.scrollIntoView({block: "nearest"});
+    }
+
+    function addMarker(text) {
+        els.runs.append(el("p", "run is-marker", text));
+    }
+
+    function formatMs(ms) {
+        if (ms < 10) return ms.toFixed(2) + " ms";
+        if (ms < 1000) return ms.toFixed(1) + " ms";
+        return (ms / 1000).toFixed(2) + " s";
+    }
+
+    // -- one run -----------------------------------------------------------
+
+    function serverTiming(response) {
+        const m = /(?:^|,)\s*exec\s*;[^,]*\bdur=([0-9.]+)/.exec(
+            response.headers.get("Server-Timing") || "");
+        return m ? parseFloat(m[1]) : null;
+    }
+
+    // What the page makes of one answer; `sent` is the id the request carried.
+    function interpret(response, text, sent) {
+        let answer = null;
+        try {
+            answer = JSON.parse(text);
+        } catch (e) { /* handled below */ }
+        const status = response.status;
+        if (!answer || typeof answer !== "object" || Array.isArray(answer)) {
+            const type = (response.headers.get("Content-Type") || "no type").split(";")[0];
+            return {
+                outcome: "bad-answer",
+                ms: null,
+                error: "The server answered HTTP " + status +
+                       (response.statusText ? " " + response.statusText : "") +
+                       " with " + type + ", not the JSON mod_pyexec sends. " +
+                       "Is mod_pyexec handling " + ENDPOINT + "?",
+            };
+        }
+        const run = {
+            outcome: "ok",
+            stdout: typeof answer.stdout === "string" ? answer.stdout : "",
+            stderr: typeof answer.stderr === "string" ? answer.stderr : "",
+            error: typeof answer.error === "string" ? answer.error : "",
+            session: typeof answer.id === "string" ? answer.id : "",
+            ms: serverTiming(response),
+        };
+        if (response.ok) {
+            if (run.error && /Session terminated/i.test(run.error)) {
+                run.outcome = "terminated";
+                run.ended = true;
+                run.notice = "This session has ended and its variables are gone. " +
+                             "The next run starts a new session.";
+            } else if (run.error) {
+                run.outcome = "error";
+            }
+            return run;
+        }
+        run.outcome = "http-" + status;
+        if (!run.error) run.error = "The server answered HTTP " + status + ".";
+        if (status === 404 && sent) {
+            run.ended = true;
+            run.session = sent;
+            run.notice = "Session " + shortId(sent) + " no longer exists (it " +
+                         "expired, was ended, or the id is mistyped). The next " +
+                         "run starts a new session.";
+        } else if (status === 400 && sent && /'id'/.test(run.error)) {
+            run.ended = true;
+            run.notice = "That is not a session id, so the field was cleared: " +
+                         "the next run starts a new session.";
+        } else if (status === 429 || status === 503) {
+            const after = response.headers.get("Retry-After");
+            if (after) run.notice = "Try again in " + after + " s.";
+        }
+        return run;
+    }
+
+    // The Execute button stays focusable while busy (aria-disabled, not
+    // disabled), so keyboard focus is not thrown to <body> by every run;
+    // `busy` is what refuses a second request.
+    function setBusy(on) {
+        busy = on;
+        els.run.setAttribute("aria-disabled", on ? "true" : "false");
+        els.run.setAttribute("aria-busy", on ? "true" : "false");
+        els.run.textContent = on ? "Running…" : "Execute";
+        els.fresh.disabled = on;
+        els.sid.readOnly = on;
+        document.body.classList.toggle("is-running", on);
+    }
+
+    async function run() {
+        if (busy) {
+            setStatus("Still running the previous code…");
+            return;
+        }
+        const code = editor.getCode();
+        if (!code.trim()) {
+            setStatus("Nothing to run: the editor is empty.", true);
+            return;
+        }
+        setBusy(true);
+        setStatus("Running…");
+        const sent = currentSession();
+        const body = {code};
+        if (sent) body.id = sent;
+        const no = ++runNo;
+        let result;
+        const abort = new AbortController();
+        const timer = setTimeout(() => abort.abort(), CLIENT_TIMEOUT_MS);
+        try {
+            const response = await fetch(ENDPOINT, {
+                method: "POST",
+                headers: {"Content-Type": "application/json",
+                          "Accept": "application/json"},
+                body: JSON.stringify(body),
+                cache: "no-store",
+                credentials: "same-origin",
+                signal: abort.signal,
+            });
+            result = interpret(response, await response.text(), sent);
+        } catch (err) {
+            result = {
+                outcome: "network",
+                ms: null,
+                error: err.name === "AbortError"
+                    ? "No answer from the server within " +
+                      CLIENT_TIMEOUT_MS / 1000 + " s."
+                    : "Could not reach the server (" + err.message + "). " +
+                      "Check the connection and run again.",
+            };
+        } finally {
+            clearTimeout(timer);
+        }
+        result.no = no;
+        result.code = code;
+        result.newSession = !sent && !!result.session;
+        if (result.ended) {
+            setSession("");
+        } else if (result.session) {
+            setSession(result.session);
+        }
+        // the results log announces the cell; the status line only keeps
+        // what is wrong in view, so nothing is read out twice
+        addCell(result);
+        setStatus(result.error ? "Run " + no + ": " + result.error : "",
+                  !!result.error);
+        setBusy(false);
+    }
+
+    // -- wiring ----------------------------------------------------------
+
+    async function copySession() {
+        const id = currentSession();
+        if (!id) {
+            setStatus("No session yet: the first run starts one.");
+            return;
+        }
+        try {
+            await navigator.clipboard.writeText(id);
+        } catch (e) {
+            // no Clipboard API outside secure contexts (plain http)
+            els.sid.select();
+            if (!document.execCommand || !document.execCommand("copy")) {
+                setStatus("Copying is not allowed here: the id is selected, " +
+                          "copy it with Ctrl+C.", true);
+                return;
+            }
+        }
+        setStatus("Session ID copied.");
+    }
+
+    function newSession() {
+        setSession("");
+        runNo = 0;
+        els.runs.textContent = "";
+        els.empty.hidden = false;
+        setStatus("New session: the next run starts it.");
+        editor.focus();
+    }
+
+    function sessionEdited() {
+        const id = currentSession();
+        if (id === (els.sid.dataset.known || "")) return;
+        if (id && !SESSION_ID.test(id)) {
+            setStatus("That is not a session id: ids look like " +
+                      "0b7c2c5e-3f0e-4a52-9d8e-3f3b8c1d2a11.", true);
+            return;
+        }
+        setSession(id);
+        if (els.runs.children.length) {
+            addMarker(id ? "Now in session " + shortId(id) + "." :
+                           "No session: the next run starts a new one.");
+        }
+        setStatus(id ? "The next run uses session " + shortId(id) + "." :
+                       "The next run starts a new session.");
+    }
+
+    function loadExample() {
+        const value = els.examples.value;
+        if (value === "") return;
+        const ex = EXAMPLES[Number(value)];
+        els.examples.value = "";
+        if (!ex) return;
+        editor.setCode(ex.code);
+        editor.focus();
+        setStatus("Loaded the example “" + ex.title + "”. Ctrl+Enter runs it.");
+    }
+
+    // Chrome changes a closed <select> on every arrow key; loading an
+    // example there would replace the user's code while they browse the
+    // list. Picked by mouse or touch, it loads; by keyboard, Enter loads.
+    let examplesByKey = false;
+    function examplesKey(e) {
+        if (e.key === "Enter" || e.key === " ") {
+            if (els.examples.value !== "") {
+                e.preventDefault();
+                loadExample();
+            }
+        } else if (e.key.startsWith("Arrow") || e.key.length === 1 ||
+                   e.key === "Home" || e.key === "End" ||
+                   e.key.startsWith("Page")) {
+            examplesByKey = true;
+        }
+    }
+
+    function examplesChanged() {
+        if (examplesByKey) {
+            examplesByKey = false;
+            const ex = EXAMPLES[Number(els.examples.value)];
+            if (ex) setStatus("Enter loads the example “" + ex.title + "”.");
+            return;
+        }
+        loadExample();
+    }
+
+    function init() {
+        EXAMPLES.forEach((ex, i) => {
+            const opt = el("option", null, ex.title);
+            opt.value = String(i);
+            els.examples.append(opt);
+        });
+        editor = setupEditor();
+        document.documentElement.dataset.editor = editor.kind;
+        let saved = "";
+        try { saved = sessionStorage.getItem(SESSION_KEY) || ""; } catch (e) { /* off */ }
+        setSession(saved);
+
+        els.run.addEventListener("click", run);
+        els.copy.addEventListener("click", copySession);
+        els.fresh.addEventListener("click", newSession);
+        els.sid.addEventListener("change", sessionEdited);
+        els.sid.addEventListener("keydown", (e) => {
+            // Ctrl+Enter goes on to the page's handler and runs
+            if (e.key === "Enter") sessionEdited();
+        });
+        els.examples.addEventListener("keydown", examplesKey);
+        els.examples.addEventListener("change", examplesChanged);
+        // Ctrl+Enter from anywhere on the page, not only the editor
+        document.addEventListener("keydown", (e) => {
+            if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && !e.defaultPrevented) {
+                e.preventDefault();
+                run();
+            }
+        });
+    }
+
+    init();
+}());

@@ -1,0 +1,535 @@
+// The web page (htdocs/) in a real browser against a real httpd with
+// mod_pyexec. Run by `scripts/dev test`; screenshots land in
+// <build>/e2e/screenshots.
+import {test, before, after} from "node:test";
+import assert from "node:assert/strict";
+import {createRequire} from "node:module";
+import {startHttpd, launchBrowser, shot} from "./harness.mjs";
+
+const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
+
+let server;
+let browser;
+
+before(async () => {
+    server = await startHttpd();
+    browser = await launchBrowser();
+});
+
+after(async () => {
+    if (browser) await browser.close();
+    if (server) await server.stop();
+});
+
+const CELLS = "#runs > article.run";
+
+// A fresh browser profile on the page; fails the test on any script error.
+async function open(t, options = {}, url = server.url) {
+    const context = await browser.newContext({
+        viewport: {width: 1000, height: 900}, ...options,
+    });
+    t.after(() => context.close());
+    const page = await context.newPage();
+    // no script errors, no CSP refusals, nothing fetched from elsewhere
+    const errors = [];
+    const origin = new URL(url).origin;
+    page.on("pageerror", (e) => errors.push(String(e)));
+    page.on("console", (m) => {
+        if (/Content Security Policy/.test(m.text())) errors.push(m.text());
+    });
+    page.on("request", (r) => {
+        const u = new URL(r.url());
+        if (u.origin !== origin && u.protocol !== "data:") errors.push("fetched " + r.url());
+    });
+    t.after(() => assert.deepEqual(errors, []));
+    if (options.beforeGoto) await options.beforeGoto(page);
+    await page.goto(url);
+    return page;
+}
+
+// Replaces the editor's text as a user's paste would.
+async function setCode(page, code) {
+    await page.locator(".cm-content").click();
+    await page.keyboard.press("ControlOrMeta+A");
+    await page.keyboard.press("Delete");
+    await page.keyboard.insertText(code);
+}
+
+async function cell(page, n) {
+    const c = page.locator(CELLS).nth(n - 1);
+    await c.waitFor({timeout: 15000});
+    return c;
+}
+
+async function runAndWait(page, code, how = "click") {
+    const before = await page.locator(CELLS).count();
+    await setCode(page, code);
+    if (how === "click") await page.locator("#run").click();
+    else await page.keyboard.press(how);
+    const c = await cell(page, before + 1);
+    await assert.doesNotReject(page.locator("#run").filter({hasText: "Execute"})
+        .waitFor({timeout: 15000}));
+    return c;
+}
+
+const text = (loc) => loc.textContent();
+const editorFocused = (page) => page.evaluate(
+    () => document.activeElement.classList.contains("cm-content"));
+
+test("the editor is CodeMirror with line numbers, Python highlighting and indentation", async (t) => {
+    const page = await open(t);
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.editor),
+                 "codemirror");
+    assert.equal(await page.locator("#code").isHidden(), true);
+    await setCode(page, "for i in range(3):");
+    await page.keyboard.press("Enter");
+    await page.keyboard.type("print(i)");
+    await page.keyboard.press("Enter");
+    await page.keyboard.press("Tab");
+    await page.keyboard.type("x = [1, 2");
+    const doc = await page.evaluate(
+        () => [...document.querySelectorAll(".cm-line")].map((l) => l.textContent));
+    // auto-indent after the colon, Tab indents by four more, ']' closed
+    assert.deepEqual(doc, ["for i in range(3):", "    print(i)", "        x = [1, 2]"]);
+    assert.deepEqual(await page.locator(".cm-lineNumbers .cm-gutterElement:visible")
+                         .allTextContents().then((a) => a.filter((s) => /^\d+$/.test(s))),
+                     ["1", "2", "3"]);
+    // 'for' is coloured as a keyword, unlike the plain name next to it
+    const colours = await page.evaluate(() => {
+        const line = document.querySelector(".cm-line");
+        const kw = [...line.querySelectorAll("span")].find((s) => s.textContent === "for");
+        return [kw && getComputedStyle(kw).color, getComputedStyle(line).color];
+    });
+    assert.ok(colours[0], "the keyword has a span of its own");
+    assert.notEqual(colours[0], colours[1]);
+    // the cursor sits after '2', before the auto-closed ']': matching bracket shown
+    await page.keyboard.press("ArrowRight");
+    assert.ok(await page.locator(".cm-matchingBracket").count() >= 1);
+    // completion only when asked for
+    await page.keyboard.press("End");
+    await page.keyboard.press("Enter");
+    await page.keyboard.type("pri");
+    assert.equal(await page.locator(".cm-tooltip-autocomplete").count(), 0);
+    await page.keyboard.press("Control+Space");
+    await page.locator(".cm-tooltip-autocomplete").getByText("print").first().waitFor();
+});
+
+test("code typed and run by the button shows its stdout, the time and the session", async (t) => {
+    const page = await open(t);
+    await page.locator(".cm-content").click();
+    await page.keyboard.press("ControlOrMeta+A");
+    await page.keyboard.type("print('typed', 6 * 7)");
+    const answer = page.waitForResponse("**/execute");
+    await page.locator("#run").click();
+    const timing = (await answer).headers()["server-timing"];
+    const c = await cell(page, 1);
+    assert.equal(await text(c.locator(".stdout pre")), "typed 42\n");
+    assert.equal(await c.locator("pre.code").textContent(), "print('typed', 6 * 7)");
+    // the time shown is the one in the Server-Timing header
+    const ms = parseFloat(/dur=([0-9.]+)/.exec(timing)[1]);
+    const shown = await text(c.locator(".run-time"));
+    assert.match(shown, /^\d+\.\d+ ms$/);
+    assert.ok(Math.abs(parseFloat(shown) - ms) < 0.01, shown + " vs " + timing);
+    const sid = await page.locator("#sid").inputValue();
+    assert.match(sid, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.equal(await c.locator(".run-session").getAttribute("title"), sid);
+    await page.screenshot({path: shot("run-click")});
+});
+
+test("Ctrl+Enter and Cmd+Enter run the code", async (t) => {
+    const page = await open(t);
+    let c = await runAndWait(page, "print('by keyboard')", "Control+Enter");
+    assert.equal(await text(c.locator(".stdout pre")), "by keyboard\n");
+    c = await runAndWait(page, "print('by mac keyboard')", "Meta+Enter");
+    assert.equal(await text(c.locator(".stdout pre")), "by mac keyboard\n");
+    // no blank line inserted by the key: the code ran as it was
+    assert.equal(await text(c.locator("pre.code")), "print('by mac keyboard')");
+});
+
+test("variables persist across runs of the session", async (t) => {
+    const page = await open(t);
+    await runAndWait(page, "x = 41\ndef f(): return x + 1");
+    const sid = await page.locator("#sid").inputValue();
+    const c = await runAndWait(page, "print(f())");
+    assert.equal(await text(c.locator(".stdout pre")), "42\n");
+    assert.equal(await page.locator("#sid").inputValue(), sid);
+    assert.equal(await text(c.locator(".run-no")), "[2]");
+});
+
+test("the button shows the run and cannot fire twice", async (t) => {
+    const page = await open(t);
+    const posts = [];
+    page.on("request", (r) => { if (r.method() === "POST") posts.push(r.url()); });
+    await setCode(page, "import time\ntime.sleep(0.6)\nprint('slept')");
+    const run = page.locator("#run");
+    await run.focus();
+    await page.keyboard.press("Enter");
+    assert.equal(await run.isDisabled(), true);
+    assert.equal(await run.getAttribute("aria-busy"), "true");
+    assert.equal(await text(run), "Running…");
+    // the id field cannot change under a run in flight
+    assert.equal(await page.locator("#sid").evaluate((n) => n.readOnly), true);
+    await run.click({force: true});
+    await page.keyboard.press("Enter");
+    await page.keyboard.press("Control+Enter");
+    const c = await cell(page, 1);
+    assert.equal(await text(c.locator(".stdout pre")), "slept\n");
+    await page.waitForTimeout(300);
+    assert.equal(await page.locator(CELLS).count(), 1);
+    assert.equal(posts.length, 1);
+    assert.equal(await run.isDisabled(), false);
+    assert.equal(await text(run), "Execute");
+    // keyboard focus stayed on the button through the run
+    assert.equal(await page.evaluate(() => document.activeElement.id), "run");
+});
+
+test("a blocked import shows the PermissionError traceback", async (t) => {
+    const page = await open(t);
+    const c = await runAndWait(page, "import socket");
+    const err = await text(c.locator(".stderr pre"));
+    assert.match(err, /^Traceback \(most recent call last\):\n/);
+    assert.match(err, /PermissionError: Importing 'socket' is restricted\.\n$/);
+    assert.equal(await c.evaluate((n) => n.classList.contains("has-error")), true);
+});
+
+test("the timeout ends the session, says so, and the next run starts a new one", async (t) => {
+    const page = await open(t);
+    await runAndWait(page, "kept = 1");
+    const first = await page.locator("#sid").inputValue();
+    const c = await runAndWait(page, "while True:\n    pass");
+    assert.equal(await text(c.locator(".error")), "Execution timeout. Session terminated.");
+    assert.match(await text(c.locator(".notice")), /next run starts a new session/);
+    assert.equal(await page.locator("#sid").inputValue(), "");
+    await page.screenshot({path: shot("timeout")});
+    const next = await runAndWait(page, "print('kept' in globals())");
+    assert.equal(await text(next.locator(".stdout pre")), "False\n");
+    const second = await page.locator("#sid").inputValue();
+    assert.ok(second && second !== first);
+    assert.match(await text(next.locator(".run-session")), /^new session/);
+});
+
+test("the memory limit ends the session, says so, and the next run works", async (t) => {
+    const page = await open(t);
+    await runAndWait(page, "print('before')");
+    const first = await page.locator("#sid").inputValue();
+    const c = await runAndWait(page, "data = bytearray(200 * 1024 * 1024)");
+    assert.equal(await text(c.locator(".error")), "Memory limit exceeded. Session terminated.");
+    assert.match(await text(c.locator(".notice")), /session has ended/);
+    const next = await runAndWait(page, "print('after')");
+    assert.equal(await text(next.locator(".stdout pre")), "after\n");
+    const second = await page.locator("#sid").inputValue();
+    assert.ok(second && second !== first);
+});
+
+test("an unknown session id says so plainly, then a new session starts", async (t) => {
+    const page = await open(t);
+    const gone = "00000000-0000-4000-8000-000000000000";
+    await page.getByLabel("Session ID").fill(gone);
+    await page.getByLabel("Session ID").press("Enter");
+    const c = await runAndWait(page, "print(1)");
+    assert.match(await text(c.locator(".error")), /Unknown session id/);
+    assert.match(await text(c.locator(".notice")), /no longer exists.*next run starts a new session/);
+    assert.equal(await page.locator("#sid").inputValue(), "");
+    const next = await runAndWait(page, "print(2)");
+    assert.equal(await text(next.locator(".stdout pre")), "2\n");
+    assert.notEqual(await page.locator("#sid").inputValue(), "");
+});
+
+test("a pasted id continues another page's session; Copy copies the id", async (t) => {
+    const first = await open(t, {permissions: ["clipboard-read", "clipboard-write"]});
+    await runAndWait(first, "shared = 'from the first page'");
+    await first.getByRole("button", {name: "Copy"}).click();
+    await first.locator("#status").filter({hasText: "copied"}).waitFor();
+    const copied = await first.evaluate(() => navigator.clipboard.readText());
+    assert.equal(copied, await first.locator("#sid").inputValue());
+
+    const second = await open(t);
+    await setCode(second, "print(shared)");
+    await second.getByLabel("Session ID").fill(copied);
+    // Ctrl+Enter works from the id field too
+    await second.getByLabel("Session ID").press("Control+Enter");
+    const c = await cell(second, 1);
+    assert.equal(await text(c.locator(".stdout pre")), "from the first page\n");
+});
+
+test("a reload stays in the session; Edit puts a cell's code back", async (t) => {
+    const page = await open(t);
+    await runAndWait(page, "kept = 'across a reload'");
+    const sid = await page.locator("#sid").inputValue();
+    await page.reload();
+    assert.equal(await page.locator("#sid").inputValue(), sid);
+    const c = await runAndWait(page, "print(kept)");
+    assert.equal(await text(c.locator(".stdout pre")), "across a reload\n");
+    await setCode(page, "something else");
+    await c.getByRole("button", {name: "Edit the code of run 1"}).click();
+    assert.deepEqual(await page.locator(".cm-line").allTextContents(), ["print(kept)"]);
+    assert.equal(await editorFocused(page), true);
+});
+
+test("a malformed id is refused without sticking", async (t) => {
+    const page = await open(t);
+    await page.getByLabel("Session ID").fill("not-a-session");
+    await page.getByLabel("Session ID").press("Enter");
+    assert.match(await text(page.locator("#status")), /not a session id/);
+    const c = await runAndWait(page, "print(1)");
+    assert.match(await text(c.locator(".error")), /'id' is not a session id/);
+    assert.match(await text(c.locator(".notice")), /next run starts a new session/);
+    assert.equal(await page.locator("#sid").inputValue(), "");
+    const next = await runAndWait(page, "print(2)");
+    assert.equal(await text(next.locator(".stdout pre")), "2\n");
+});
+
+test("Copy works without the Clipboard API (plain http on a remote host)", async (t) => {
+    const page = await open(t, {
+        permissions: ["clipboard-read", "clipboard-write"],
+        beforeGoto: (p) => p.addInitScript(() => Object.defineProperty(
+            Navigator.prototype, "clipboard", {get: () => undefined})),
+    });
+    await runAndWait(page, "pass");
+    const sid = await page.locator("#sid").inputValue();
+    await page.getByRole("button", {name: "Copy"}).click();
+    await page.locator("#status").filter({hasText: "copied"}).waitFor();
+    const reader = await page.context().newPage();
+    await reader.goto(server.url + "app.css");
+    assert.equal(await reader.evaluate(() => navigator.clipboard.readText()), sid);
+});
+
+test("New session clears the history and starts fresh", async (t) => {
+    const page = await open(t);
+    await runAndWait(page, "y = 5");
+    const old = await page.locator("#sid").inputValue();
+    await page.getByRole("button", {name: "New session"}).click();
+    assert.equal(await page.locator(CELLS).count(), 0);
+    assert.equal(await page.locator("#sid").inputValue(), "");
+    const c = await runAndWait(page, "print('y' in globals())");
+    assert.equal(await text(c.locator(".stdout pre")), "False\n");
+    assert.equal(await text(c.locator(".run-no")), "[1]");
+    assert.notEqual(await page.locator("#sid").inputValue(), old);
+});
+
+test("the examples menu loads each feature and limit, and they run", async (t) => {
+    const page = await open(t);
+    const labels = await page.locator("#examples option").allTextContents();
+    for (const want of ["Hello", "persist", "Blocked import", "Timeout",
+                        "Memory limit", "Top-level await"]) {
+        assert.ok(labels.some((l) => l.includes(want)), "example: " + want);
+    }
+    const expect = {
+        "Hello, World!": (c) => c.locator(".stdout pre").textContent()
+            .then((s) => assert.equal(s, "Hello, World!\n")),
+        "Variables persist between runs": (c) => c.locator(".stdout pre").textContent()
+            .then((s) => assert.equal(s, "run number 1\n")),
+        "Blocked import": (c) => c.locator(".stderr pre").textContent()
+            .then((s) => assert.match(s, /PermissionError: Importing 'os' is restricted/)),
+        "Top-level await": (c) => c.locator(".stdout pre").textContent()
+            .then((s) => assert.equal(s, "[0, 1, 4, 9, 16]\n")),
+        "Output and errors": async (c) => {
+            assert.equal(await text(c.locator(".stdout pre")),
+                         "What is printed goes to stdout.\n");
+            assert.match(await text(c.locator(".stderr pre")),
+                         /line 7, in <module>\n  File "<stdin>", line 4, in ratio\nZeroDivisionError: division by zero\n$/);
+        },
+        "Timeout": (c) => c.locator(".error").textContent()
+            .then((s) => assert.equal(s, "Execution timeout. Session terminated.")),
+        "Memory limit": (c) => c.locator(".error").textContent()
+            .then((s) => assert.match(s, /Memory limit exceeded/)),
+    };
+    assert.deepEqual(Object.keys(expect).sort(), labels.slice(1).sort(),
+                     "every example is run here");
+    let n = 0;
+    for (const [label, check] of Object.entries(expect)) {
+        await page.selectOption("#examples", {label});
+        // the menu resets, so the same example can be picked again
+        assert.equal(await page.locator("#examples").inputValue(), "");
+        assert.equal(await editorFocused(page), true);
+        await page.keyboard.press("Control+Enter");
+        await check(await cell(page, ++n));
+    }
+    await page.selectOption("#examples", {label: "Variables persist between runs"});
+    await page.keyboard.press("Control+Enter");
+    // a second Ctrl+Enter while that runs is ignored (else "run number 2")
+    await page.keyboard.press("Control+Enter");
+    const c = await cell(page, ++n);
+    assert.equal(await text(c.locator(".stdout pre")), "run number 1\n",
+                 "a new session after the memory limit ended the old one");
+    await page.waitForFunction(() => !document.querySelector("#run").disabled);
+    await page.keyboard.press("Control+Enter");
+    assert.equal(await text((await cell(page, ++n)).locator(".stdout pre")), "run number 2\n");
+
+    // browsing the closed menu by keyboard does not replace the code...
+    await setCode(page, "mine = 1");
+    await page.locator("#examples").focus();
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("ArrowDown");
+    assert.deepEqual(await page.locator(".cm-line").allTextContents(), ["mine = 1"]);
+    // ...Enter loads the one chosen
+    await page.keyboard.press("Enter");
+    assert.equal(await page.locator(".cm-line").first().textContent(),
+                 "# Variables, functions and imports live on in the session.");
+});
+
+test("output is always text: <script> and tags are shown, never run", async (t) => {
+    const page = await open(t);
+    const c = await runAndWait(page,
+        "print('<script>window.owned = 1</script><img src=x onerror=\"window.owned = 2\"><b>bold</b>')\n" +
+        "raise ValueError('<i>not italic</i>')");
+    assert.equal(await text(c.locator(".stdout pre")),
+        "<script>window.owned = 1</script><img src=x onerror=\"window.owned = 2\"><b>bold</b>\n");
+    assert.match(await text(c.locator(".stderr pre")), /ValueError: <i>not italic<\/i>\n$/);
+    await page.waitForTimeout(200);
+    assert.equal(await page.evaluate(() => window.owned), undefined);
+    assert.equal(await page.locator("#runs script, #runs img, #runs b, #runs i").count(), 0);
+});
+
+test("long output scrolls inside its cell", async (t) => {
+    const page = await open(t);
+    const c = await runAndWait(page, "for i in range(400):\n    print('line', i)");
+    const box = await c.locator(".stdout pre").evaluate((n) => ({
+        scroll: n.scrollHeight, client: n.clientHeight,
+        overflow: getComputedStyle(n).overflowY,
+    }));
+    assert.ok(box.scroll > box.client * 3, JSON.stringify(box));
+    assert.equal(box.overflow, "auto");
+    assert.match(await text(c.locator(".stdout pre")), /line 399\n$/);
+});
+
+test("a network failure shows a clear message and keeps the session", async (t) => {
+    const own = await startHttpd();
+    t.after(() => own.stop());
+    const page = await open(t, {}, own.url);
+    await runAndWait(page, "x = 1");
+    const sid = await page.locator("#sid").inputValue();
+    await own.stop();
+    const c = await runAndWait(page, "print(x)");
+    assert.match(await text(c.locator(".error")), /^Could not reach the server/);
+    assert.match(await text(page.locator("#status")), /Could not reach the server/);
+    assert.equal(await page.locator("#run").isDisabled(), false);
+    assert.equal(await page.locator("#sid").inputValue(), sid);
+});
+
+test("an answer that is not JSON shows a clear message", async (t) => {
+    const page = await open(t, {beforeGoto: (p) => p.route("**/execute", (route) =>
+        route.fulfill({status: 502, contentType: "text/html",
+                       body: "<html><body><h1>Bad Gateway</h1></body></html>"}))});
+    const c = await runAndWait(page, "print(1)");
+    assert.match(await text(c.locator(".error")),
+                 /HTTP 502.*text\/html, not the JSON mod_pyexec sends/);
+    assert.equal(await page.locator("#runs h1").count(), 0);
+    assert.equal(await c.locator(".run-time").count(), 0, "no time without Server-Timing");
+});
+
+test("labels, live regions and keyboard focus order", async (t) => {
+    const page = await open(t);
+    // every control has an accessible name
+    for (const [role, name] of [["button", "Execute"], ["button", "Copy"],
+                                ["button", "New session"], ["combobox", "Examples"],
+                                ["textbox", "Session ID"], ["textbox", "Code"]]) {
+        assert.equal(await page.getByRole(role, {name, exact: true}).count(), 1,
+                     role + " " + name);
+    }
+    assert.equal(await page.locator("#runs").getAttribute("aria-live"), "polite");
+    assert.equal(await page.locator("#status").getAttribute("role"), "status");
+    // Tab order: examples, editor; Tab inside indents; Esc then Tab leaves
+    await page.locator("#examples").focus();
+    await page.keyboard.press("Tab");
+    assert.equal(await editorFocused(page), true);
+    await page.keyboard.press("Tab");
+    assert.equal(await editorFocused(page), true, "Tab indents, focus stays");
+    assert.equal(await page.locator(".cm-line").first().textContent(),
+                 "    print('Hello, World!')");
+    // Esc then Tab leaves, even after a pause to read the hint
+    await page.keyboard.press("Escape");
+    await page.waitForTimeout(2500);
+    await page.keyboard.press("Tab");
+    assert.equal(await page.evaluate(() => document.activeElement.id), "run");
+    // back in the editor, Tab indents again
+    await page.keyboard.press("Shift+Tab");
+    assert.equal(await editorFocused(page), true);
+    await page.keyboard.press("Tab");
+    assert.equal(await editorFocused(page), true);
+    await page.keyboard.press("Escape");
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Enter");
+    const c = await cell(page, 1);
+    // both Tabs in the editor indented the line
+    assert.equal(await text(c.locator("pre.code")), "        print('Hello, World!')");
+    assert.match(await text(c.locator(".stderr pre")), /IndentationError/);
+    // blocks of a cell are named groups
+    assert.equal(await c.getByRole("group", {name: "stderr"}).count(), 1);
+    assert.equal(await c.getByRole("group", {name: "code"}).count(), 1);
+});
+
+// axe-core's WCAG 2 A/AA rules, colour contrast included, on a page that
+// shows every kind of result.
+async function axeViolations(page) {
+    await page.addScriptTag({path: AXE});
+    return page.evaluate(async () => {
+        const r = await window.axe.run(document, {
+            runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21aa"]},
+        });
+        return r.violations.map((v) => v.id + ": " +
+            v.nodes.map((n) => n.target.join(" ")).join(", "));
+    });
+}
+
+for (const colorScheme of ["light", "dark"]) {
+    test("no WCAG A/AA violations found by axe-core (" + colorScheme + ")", async (t) => {
+        const page = await open(t, {colorScheme, bypassCSP: true});
+        await runAndWait(page, "print('out')");
+        await runAndWait(page, "1/0");
+        await runAndWait(page, "while True: pass");
+        assert.deepEqual(await axeViolations(page), []);
+    });
+}
+
+test("readable in dark mode", async (t) => {
+    const page = await open(t, {colorScheme: "dark"});
+    await runAndWait(page, "print('dark')\n1/0");
+    const [bg, fg] = await page.evaluate(() => {
+        const s = getComputedStyle(document.body);
+        return [s.backgroundColor, s.color];
+    });
+    const lum = (c) => c.match(/\d+/g).slice(0, 3).map(Number).reduce((a, b) => a + b) / 3;
+    assert.ok(lum(bg) < 60 && lum(fg) > 180, bg + " on " + fg);
+    await page.screenshot({path: shot("dark"), fullPage: true});
+});
+
+test("usable at phone width", async (t) => {
+    const page = await open(t, {viewport: {width: 375, height: 740}, isMobile: true,
+                                hasTouch: true});
+    const c = await runAndWait(page, "print('on a phone')");
+    assert.equal(await text(c.locator(".stdout pre")), "on a phone\n");
+    const overflow = await page.evaluate(
+        () => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 0, "no sideways scrolling: " + overflow + " px");
+    for (const sel of ["#run", "#new", "#copy", "#examples", "#sid", ".cm-editor"]) {
+        const b = await page.locator(sel).boundingBox();
+        assert.ok(b && b.x >= 0 && b.x + b.width <= 375, sel + " " + JSON.stringify(b));
+    }
+    assert.ok((await page.locator("#run").boundingBox()).height >= 40, "touch-sized button");
+    await page.screenshot({path: shot("phone"), fullPage: true});
+});
+
+test("without the editor bundle the page still works on a textarea", async (t) => {
+    const page = await open(t, {beforeGoto: (p) => p.route("**/assets/editor.js",
+        (route) => route.fulfill({status: 404, body: ""}))});
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.editor),
+                 "textarea");
+    const ta = page.getByRole("textbox", {name: "Code"});
+    await ta.fill("if True:\n");
+    await ta.press("End");
+    await ta.press("Tab");
+    await ta.pressSequentially("print('plain')");
+    await ta.press("Control+Enter");
+    const c = await cell(page, 1);
+    assert.equal(await text(c.locator(".stdout pre")), "plain\n");
+});
+
+test("screenshot for the README", async (t) => {
+    const page = await open(t, {viewport: {width: 960, height: 1000}});
+    await runAndWait(page, "primes = [n for n in range(2, 50)\n          if all(n % d for d in range(2, n))]\nprint(primes)");
+    await runAndWait(page, "print(len(primes), 'primes below 50; the largest is', max(primes))");
+    await runAndWait(page, "import os");
+    await setCode(page, "import asyncio\n\nasync def square(n):\n    await asyncio.sleep(0.1)\n    return n * n\n\nprint(await asyncio.gather(*(square(i) for i in range(5))))\n");
+    await page.screenshot({path: shot("readme"), fullPage: true});
+});
