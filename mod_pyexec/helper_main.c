@@ -98,8 +98,14 @@ static void serve_connection(int conn, const pyexec_spawn_t *sp)
         free(code);
         return;
     }
-    if (hdr.flags & PYEXEC_EXEC_WANT_STARTED) {
-        pyexec_io_send_frame(conn, PYEXEC_MSG_STARTED, 0, NULL, 0, 0);
+    /* a request that waited in our backlog: if whoever sent it gave up
+     * waiting, nobody hears STARTED, and nobody would bound the run */
+    if ((hdr.flags & PYEXEC_EXEC_WANT_STARTED)
+        && pyexec_io_send_frame(conn, PYEXEC_MSG_STARTED, 0, NULL, 0,
+                                pyexec_now_usec() + 1000000)
+           != PYEXEC_IO_OK) {
+        free(code);
+        return;
     }
     pyexec_py_exec((const char *)code + PYEXEC_TOKEN_LEN, &res);
     free(code);

@@ -899,11 +899,67 @@ cleanup:
     Py_XDECREF(tb);
 }
 
+/* --- compiled code, kept for the next run of the same source ---------- */
+
+/* Sessions run the same cell again and again; compiling it is most of
+ * what a short run costs. A code object is immutable and compiling the
+ * same text with the same flags and file name gives an equal one, so a
+ * small cache per helper changes nothing but the time. */
+#define CODE_CACHE_SLOTS      8
+#define CODE_CACHE_MAX_SOURCE 8192
+
+typedef struct {
+    char *source;
+    size_t len;
+    PyObject *code;
+} code_cache_entry_t;
+
+static code_cache_entry_t code_cache[CODE_CACHE_SLOTS];
+
+/* A new reference to the cached code of this source, moved to the front;
+ * NULL if there is none. */
+static PyObject *code_cache_get(const char *source, size_t len)
+{
+    for (int i = 0; i < CODE_CACHE_SLOTS; i++) {
+        if (code_cache[i].code && code_cache[i].len == len
+            && memcmp(code_cache[i].source, source, len) == 0) {
+            code_cache_entry_t hit = code_cache[i];
+
+            memmove(&code_cache[1], &code_cache[0],
+                    (size_t)i * sizeof(code_cache_entry_t));
+            code_cache[0] = hit;
+            Py_INCREF(hit.code);
+            return hit.code;
+        }
+    }
+    return NULL;
+}
+
+static void code_cache_put(const char *source, size_t len, PyObject *code)
+{
+    code_cache_entry_t *last = &code_cache[CODE_CACHE_SLOTS - 1];
+    char *copy;
+
+    if (len > CODE_CACHE_MAX_SOURCE || !(copy = malloc(len))) {
+        return;
+    }
+    memcpy(copy, source, len);
+    free(last->source);
+    Py_XDECREF(last->code);
+    memmove(&code_cache[1], &code_cache[0],
+            (CODE_CACHE_SLOTS - 1) * sizeof(code_cache_entry_t));
+    code_cache[0].source = copy;
+    code_cache[0].len = len;
+    code_cache[0].code = code;
+    Py_INCREF(code);
+}
+
 void pyexec_py_exec(const char *code, pyexec_py_result_t *res)
 {
     PyCompilerFlags cf = _PyCompilerFlags_INIT;
     PyObject *co, *r = NULL;
     int64_t t0 = pyexec_now_usec();
+    size_t code_len = strlen(code);
 
     memset(res, 0, sizeof(*res));
     S.out->len = 0;
@@ -917,7 +973,14 @@ void pyexec_py_exec(const char *code, pyexec_py_result_t *res)
 
     cf.cf_flags = PyCF_ALLOW_TOP_LEVEL_AWAIT | PyCF_IGNORE_COOKIE
                   | PyCF_SOURCE_IS_UTF8;
-    co = Py_CompileStringExFlags(code, USER_FILENAME, Py_file_input, &cf, -1);
+    co = code_cache_get(code, code_len);
+    if (!co) {
+        co = Py_CompileStringExFlags(code, USER_FILENAME, Py_file_input,
+                                     &cf, -1);
+        if (co) {
+            code_cache_put(code, code_len, co);
+        }
+    }
     if (co) {
         r = PyEval_EvalCode(co, S.globals, S.globals);
         if (r && (((PyCodeObject *)co)->co_flags & CO_COROUTINE)) {

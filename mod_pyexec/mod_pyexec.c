@@ -13,6 +13,7 @@
  */
 #include <httpd.h>
 #include <http_config.h>
+#include <http_request.h>
 
 #include "pyexec_private.h"
 #include "pyexec_handler.h"
@@ -25,6 +26,9 @@ static void pyexec_register_hooks(apr_pool_t *p)
     ap_hook_post_config(pyexec_shared_post_config, NULL, NULL,
                         APR_HOOK_MIDDLE);
     ap_hook_child_init(pyexec_shared_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_translate_name(pyexec_translate_name, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_map_to_storage(pyexec_map_to_storage, NULL, NULL,
+                           APR_HOOK_FIRST);
     ap_hook_handler(pyexec_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 

@@ -1,7 +1,6 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -9,6 +8,8 @@
 #include <unistd.h>
 
 #include <apr_strings.h>
+#include <ap_expr.h>
+#include <http_core.h>
 #include <http_protocol.h>
 #include <http_request.h>
 
@@ -32,6 +33,7 @@
 #define IO_SLACK_US          (5 * 1000 * 1000)
 /* Time for the supervisor to reap a helper that hung up on us. */
 #define REAP_WAIT_US         (2 * 1000 * 1000)
+#define SPIN_US              100
 
 typedef enum {
     OUTCOME_OK = 0,
@@ -245,6 +247,7 @@ static int attach_session(const pyexec_id_t *id, session_ref_t *ref)
     s = pyexec_reg_slot(pyexec_state.reg, ref->idx);
     ref->gen = s->gen;
     s->inflight++;
+    pyexec_state.reg->running++;
     ref->ahead = s->inflight - 1;
     memcpy(ref->token, s->token, PYEXEC_TOKEN_LEN);
     /* backstop for the supervisor, should this worker vanish */
@@ -282,6 +285,7 @@ static int new_session(request_rec *r, session_ref_t *ref)
             ref->gen = s->gen;
             memcpy(ref->token, s->token, PYEXEC_TOKEN_LEN);
             s->inflight = 1;
+            pyexec_state.reg->running++;
             s->deadline = now + c->timeout;
         }
         failing = pyexec_state.reg->helpers_failing;
@@ -367,13 +371,14 @@ static int connect_helper(const session_ref_t *ref)
                                ref->gen) < 0) {
         return -1;
     }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* non-blocking from the start: every read and write is bounded by a
+     * deadline, and a helper whose backlog is full (EAGAIN) must not hold
+     * this thread with no deadline at all */
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
         return -1;
     }
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0
-        /* every read and write after this one is bounded by a deadline */
-        || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
         int e = errno;
 
         close(fd);
@@ -381,6 +386,23 @@ static int connect_helper(const session_ref_t *ref)
         return -1;
     }
     return fd;
+}
+
+/* Whether to wait for a short run's answer on the CPU rather than asleep.
+ * Sleeping costs a wake-up when the answer comes, which on a virtual
+ * machine is an interrupt to another CPU (tens of microseconds, as much
+ * as a whole static request); spinning costs a CPU, which is free only
+ * while most of them are idle. So: only while fewer runs are in progress
+ * than half the CPUs, and for no longer than a short run takes. */
+static int spin_worthwhile(void)
+{
+    static long ncpu;
+
+    if (ncpu == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        ncpu = n > 0 ? n : 1;
+    }
+    return (long)pyexec_state.reg->running * 2 <= ncpu;
 }
 
 /* Send the code, wait for the answer within the deadline. */
@@ -400,6 +422,12 @@ static void run_code(request_rec *r, const session_ref_t *ref,
     memset(run, 0, sizeof(*run));
     start = pyexec_now_usec();
     fd = connect_helper(ref);
+    if (fd < 0 && errno == EAGAIN) {
+        /* so many requests queued for this session that its backlog is
+         * full: as busy as a session gets */
+        run->outcome = OUTCOME_BUSY;
+        return;
+    }
     if (fd < 0) {
         /* the helper's socket gone or refusing: the helper is; anything
          * else is this worker's trouble, not the session's */
@@ -411,10 +439,14 @@ static void run_code(request_rec *r, const session_ref_t *ref,
                       "slot %d", (int)ref->idx);
         return;
     }
-    /* always ask to be told when our run begins: whether a request is
-     * queued cannot be known for sure before the helper accepts it, and
-     * our clock must not include a run ahead of ours */
-    pyexec_frame_encode_hdr(ehdr, PYEXEC_MSG_EXEC, PYEXEC_EXEC_WANT_STARTED,
+    /* With runs of this session ahead of ours, ask to be told when ours
+     * begins: our clock must not include theirs. With none, the helper
+     * starts on it at once, and waiting for that news would cost a
+     * wake-up of this thread on every request. (A request that gave up
+     * waiting leaves no run ahead: the helper skips it, as its STARTED
+     * finds no one to tell.) */
+    pyexec_frame_encode_hdr(ehdr, PYEXEC_MSG_EXEC,
+                            ref->ahead ? PYEXEC_EXEC_WANT_STARTED : 0,
                             (uint32_t)(PYEXEC_TOKEN_LEN + code_len));
     iov[0].iov_base = ehdr;
     iov[0].iov_len = sizeof(ehdr);
@@ -423,7 +455,7 @@ static void run_code(request_rec *r, const session_ref_t *ref,
     iov[2].iov_base = (void *)code;
     iov[2].iov_len = code_len;
     st = pyexec_io_writev_full(fd, iov, 3, start + IO_SLACK_US);
-    if (st == PYEXEC_IO_OK) {
+    if (st == PYEXEC_IO_OK && ref->ahead) {
         /* each run ahead ends within its deadline (or is killed) */
         st = pyexec_io_recv_frame(fd, 0, &hdr, &run->payload,
                                   start + (int64_t)(ref->ahead + 1)
@@ -439,6 +471,9 @@ static void run_code(request_rec *r, const session_ref_t *ref,
         start = pyexec_now_usec();
     }
     deadline = start + c->timeout;
+    if (st == PYEXEC_IO_OK && spin_worthwhile()) {
+        pyexec_io_spin_readable(fd, SPIN_US);
+    }
     if (st == PYEXEC_IO_OK) {
         st = pyexec_io_recv_frame(fd, max_payload, &hdr, &run->payload,
                                   deadline);
@@ -494,6 +529,9 @@ static void detach_session(const session_ref_t *ref, run_t *run)
             s->executions++;
         }
         pyexec_state.reg->stats.executions++;
+        if (pyexec_state.reg->running > 0) {
+            pyexec_state.reg->running--;
+        }
         if (end != PYEXEC_END_NONE) {
             /* gone from lookups before we answer, so the next request
              * for this id is told it no longer exists */
@@ -520,6 +558,39 @@ static const char *outcome_name(const run_t *run)
     case OUTCOME_LOCAL:   return "error";
     }
     return "unknown";
+}
+
+/* The endpoint names no file, so the directory and file walk (a stat
+ * and an .htaccess probe per path component) would be wasted on every
+ * request. As mod_proxy does for its URLs: translate_name, which still
+ * sees the <Location> configuration, marks the request, and
+ * map_to_storage then skips the walk. What governs access to the
+ * endpoint is <Location>, which httpd walks again after this. */
+#define PYEXEC_FILENAME_PREFIX "pyexec:"
+
+int pyexec_translate_name(request_rec *r)
+{
+    core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
+    const char *handler, *err = NULL;
+
+    if (!d || !d->expr_handler || !r->uri) {
+        return DECLINED;
+    }
+    handler = ap_expr_str_exec(r, d->expr_handler, &err);
+    if (err || !handler || strcmp(handler, PYEXEC_HANDLER)) {
+        return DECLINED;
+    }
+    r->filename = apr_pstrcat(r->pool, PYEXEC_FILENAME_PREFIX, r->uri, NULL);
+    return OK;
+}
+
+int pyexec_map_to_storage(request_rec *r)
+{
+    if (r->filename && strncmp(r->filename, PYEXEC_FILENAME_PREFIX,
+                               sizeof(PYEXEC_FILENAME_PREFIX) - 1) == 0) {
+        return OK;
+    }
+    return DECLINED;
 }
 
 int pyexec_handler(request_rec *r)

@@ -5,6 +5,10 @@
 
 #include <httpd.h>
 
+/* Where SetHandler pyexec applies, no file is looked for. */
+int pyexec_translate_name(request_rec *r);
+int pyexec_map_to_storage(request_rec *r);
+
 /* SetHandler pyexec: the /execute endpoint. */
 int pyexec_handler(request_rec *r);
 

@@ -79,6 +79,22 @@ static pyexec_io_status_t wait_fd(int fd, short events, int64_t deadline_usec)
     }
 }
 
+int pyexec_io_spin_readable(int fd, int64_t usec)
+{
+    int64_t until = pyexec_now_usec() + usec;
+    struct pollfd pfd;
+
+    do {
+        pfd.fd = fd;
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        if (poll(&pfd, 1, 0) != 0) {
+            return 1;           /* readable, hung up, or an error to read */
+        }
+    } while (pyexec_now_usec() < until);
+    return 0;
+}
+
 pyexec_io_status_t pyexec_io_read_full(int fd, void *buf, size_t len,
                                        int64_t deadline_usec)
 {
@@ -111,37 +127,65 @@ pyexec_io_status_t pyexec_io_read_full(int fd, void *buf, size_t len,
     return PYEXEC_IO_OK;
 }
 
+/* Every byte of buf, with send(): it never raises SIGPIPE, never blocks
+ * past the deadline, and can name no destination, so the helper's system
+ * call filter may allow it (sendmsg() and writev() are not). */
+static pyexec_io_status_t send_full(int fd, const char *p, size_t left,
+                                    int64_t deadline_usec)
+{
+    while (left > 0) {
+        ssize_t n = send(fd, p, left, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+        if (n >= 0) {
+            p += n;
+            left -= (size_t)n;
+            continue;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno == EPIPE || errno == ECONNRESET) {
+            return PYEXEC_IO_EOF;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            return PYEXEC_IO_ERROR;
+        }
+        pyexec_io_status_t st = wait_fd(fd, POLLOUT, deadline_usec);
+        if (st != PYEXEC_IO_OK) {
+            return st;
+        }
+    }
+    return PYEXEC_IO_OK;
+}
+
 pyexec_io_status_t pyexec_io_writev_full(int fd, struct iovec *iov, int iovcnt,
                                          int64_t deadline_usec)
 {
-    for (; iovcnt > 0; iov++, iovcnt--) {
-        const char *p = iov->iov_base;
-        size_t left = iov->iov_len;
+    char gather[PYEXEC_IO_GATHER_MAX];
+    size_t total = 0;
+    int i;
 
-        while (left > 0) {
-            /* send(), not sendmsg() or writev(): it never raises SIGPIPE,
-             * never blocks past the deadline, and can name no destination,
-             * so the helper's system call filter may allow it */
-            ssize_t n = send(fd, p, left, MSG_NOSIGNAL | MSG_DONTWAIT);
+    for (i = 0; i < iovcnt; i++) {
+        total += iov[i].iov_len;
+    }
+    /* A small message goes out in one send(): the reader then wakes up
+     * once, with the whole frame there, not once per piece. */
+    if (total <= sizeof(gather)) {
+        char *p = gather;
 
-            if (n >= 0) {
-                p += n;
-                left -= (size_t)n;
-                continue;
+        for (i = 0; i < iovcnt; i++) {
+            if (iov[i].iov_len) {
+                memcpy(p, iov[i].iov_base, iov[i].iov_len);
+                p += iov[i].iov_len;
             }
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno == EPIPE || errno == ECONNRESET) {
-                return PYEXEC_IO_EOF;
-            }
-            if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                return PYEXEC_IO_ERROR;
-            }
-            pyexec_io_status_t st = wait_fd(fd, POLLOUT, deadline_usec);
-            if (st != PYEXEC_IO_OK) {
-                return st;
-            }
+        }
+        return send_full(fd, gather, total, deadline_usec);
+    }
+    for (i = 0; i < iovcnt; i++) {
+        pyexec_io_status_t st = send_full(fd, iov[i].iov_base,
+                                          iov[i].iov_len, deadline_usec);
+        if (st != PYEXEC_IO_OK) {
+            return st;
         }
     }
     return PYEXEC_IO_OK;

@@ -37,6 +37,13 @@ typedef enum {
 pyexec_io_status_t pyexec_io_read_full(int fd, void *buf, size_t len,
                                        int64_t deadline_usec);
 
+/* Poll fd without sleeping for up to usec microseconds, until it is
+ * readable (1) or the time is up (0). */
+int pyexec_io_spin_readable(int fd, int64_t usec);
+
+/* Messages up to this size are sent with a single system call. */
+#define PYEXEC_IO_GATHER_MAX (32 * 1024)
+
 /* Write every byte of the iovecs; never raises SIGPIPE, never blocks
  * past the deadline. */
 pyexec_io_status_t pyexec_io_writev_full(int fd, struct iovec *iov, int iovcnt,

@@ -80,7 +80,7 @@ typedef struct {
     uint32_t count[PYEXEC_SLOT_NSTATES];
     uint32_t sandbox_layers;    /* PYEXEC_LAYER_* the last helper reported */
     uint32_t helpers_failing;   /* new helpers keep failing to start */
-    uint32_t pad_;
+    uint32_t running;           /* requests between attach and detach */
     pyexec_reg_stats_t stats;
     /* int32_t buckets[nbuckets]; pyexec_slot_t slots[nslots]; follow */
 } pyexec_registry_t;

@@ -291,3 +291,40 @@ def test_stdlib_packages_import_lazily_inside_the_sandbox(client):
                       "print(importlib.util.find_spec('json') is not None)\n"
                       "print(email.parser.Parser().parsestr('A: b')['A'])")
     assert body.get("stdout") == "True\nb\n", body
+
+
+# --- compiled code is kept per session: it must change nothing -------------
+
+def test_the_same_cell_run_again_sees_the_new_state(client):
+    sid = client.session()
+    client.run("n = 0", sid)
+    outs = [client.run("n += 1\nprint(n)", sid)["stdout"] for _ in range(5)]
+    assert outs == ["1\n", "2\n", "3\n", "4\n", "5\n"]
+
+
+def test_the_same_failing_cell_fails_the_same_way_each_time(client):
+    sid = client.session()
+    errs = [client.run("print('before')\nundefined_name", sid) for _ in range(3)]
+    assert all(e["stdout"] == "before\n" for e in errs)
+    assert len({e["stderr"] for e in errs}) == 1
+    assert errs[0]["stderr"].endswith(
+        "NameError: name 'undefined_name' is not defined\n")
+    syn = [client.run("def f(:\n    pass", sid)["stderr"] for _ in range(2)]
+    assert syn[0] == syn[1] and "SyntaxError" in syn[0]
+
+
+def test_cells_that_differ_late_are_not_confused(client):
+    sid = client.session()
+    a = "x = 'a'\n" + "# padding\n" * 200 + "print(x)"
+    b = "x = 'b'\n" + "# padding\n" * 200 + "print(x)"
+    for code, want in ((a, "a\n"), (b, "b\n"), (a, "a\n")):
+        assert client.run(code, sid)["stdout"] == want
+
+
+def test_a_redefined_function_replaces_the_old_one(client):
+    sid = client.session()
+    client.run("def f(): return 1", sid)
+    client.run("def g(): return f() + 1", sid)
+    assert client.run("print(g())", sid)["stdout"] == "2\n"
+    client.run("def f(): return 10", sid)
+    assert client.run("print(g())", sid)["stdout"] == "11\n"

@@ -149,3 +149,45 @@ def test_malformed_requests_leave_the_server_serving(client, httpd):
 def test_error_bodies_are_json_objects(client):
     r = client.post(raw=b"{")
     assert json.loads(r.text) == r.json()
+
+
+# --- the endpoint is a URL, not a file -------------------------------------
+
+@pytest.fixture(scope="module")
+def fenced(request):
+    """<Directory> forbids the document root; <Location> forbids one URL
+    that is also handled by pyexec."""
+    from conftest import start
+    import pyhttpd
+    htdocs = pyhttpd.Httpd().htdocs
+    return start(request, extra_conf="""
+<Directory "%s">
+    Require all denied
+</Directory>
+<Location "/closed/execute">
+    SetHandler pyexec
+    Require all denied
+</Location>
+""" % htdocs)
+
+
+def test_directory_rules_do_not_reach_the_endpoint(fenced):
+    """Like mod_proxy's URLs, /execute maps to no file: httpd does not walk
+    the file system for it, so <Directory> sections do not apply."""
+    r = requests.post(fenced.url + "/execute", json={"code": "print(1)"},
+                      timeout=10)
+    assert r.status_code == 200 and r.json()["stdout"] == "1\n"
+    # ...while they still govern the files next to it
+    assert requests.get(fenced.url + "/index.html",
+                        timeout=10).status_code == 403
+
+
+def test_location_rules_govern_the_endpoint(fenced):
+    url = fenced.url + "/execute"
+    sid = requests.post(url, json={"code": "n = 0"}, timeout=10).json()["id"]
+    r = requests.post(fenced.url + "/closed/execute",
+                      json={"code": "n += 1", "id": sid}, timeout=10)
+    assert r.status_code == 403
+    # refused before anything ran
+    r = requests.post(url, json={"code": "print(n)", "id": sid}, timeout=10)
+    assert r.json()["stdout"] == "0\n"

@@ -461,6 +461,85 @@ START_TEST(test_read_full_bad_fd)
 }
 END_TEST
 
+/* --- one system call per small message --------------------------- */
+
+/* On a SOCK_SEQPACKET pair every send() is a record of its own, so the
+ * number of records received is the number of system calls that sent
+ * them: a small frame must be one, whatever its iovecs, so that the
+ * reader wakes up once and finds the whole frame there. */
+START_TEST(test_small_writev_is_one_send)
+{
+    int sp[2];
+    char a[] = "head", b[] = "token", c[] = "code";
+    char buf[64];
+    struct iovec iov[3] = {{a, 4}, {b, 5}, {c, 4}};
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sp), 0);
+    ck_assert_int_eq(pyexec_io_writev_full(sp[0], iov, 3,
+                                           deadline_in(SLACK_US)),
+                     PYEXEC_IO_OK);
+    ck_assert_int_eq(recv(sp[1], buf, sizeof(buf), MSG_DONTWAIT), 13);
+    ck_assert_int_eq(memcmp(buf, "headtokencode", 13), 0);
+    ck_assert_int_eq(recv(sp[1], buf, sizeof(buf), MSG_DONTWAIT), -1);
+    close(sp[0]);
+    close(sp[1]);
+}
+END_TEST
+
+/* Above the gather size the pieces go out as they are, all of them. */
+START_TEST(test_large_writev_is_whole)
+{
+    size_t big = PYEXEC_IO_GATHER_MAX + 1000;
+    char *a = malloc(big), *back = malloc(big + 10);
+    struct iovec iov[2] = {{a, big}, {"tail", 4}};
+    pid_t pid;
+    int status;
+
+    for (size_t i = 0; i < big; i++) {
+        a[i] = (char)(i * 7);
+    }
+    pid = fork();
+    if (pid == 0) {
+        _exit(pyexec_io_writev_full(sv[0], iov, 2, deadline_in(SLACK_US)));
+    }
+    ck_assert_int_eq(pyexec_io_read_full(sv[1], back, big + 4,
+                                         deadline_in(SLACK_US)),
+                     PYEXEC_IO_OK);
+    ck_assert_int_eq(memcmp(back, a, big), 0);
+    ck_assert_int_eq(memcmp(back + big, "tail", 4), 0);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == PYEXEC_IO_OK);
+    free(a);
+    free(back);
+}
+END_TEST
+
+/* --- spinning for an answer -------------------------------------------- */
+
+START_TEST(test_spin_sees_data)
+{
+    ck_assert_int_eq(write(sv[0], "x", 1), 1);
+    ck_assert_int_eq(pyexec_io_spin_readable(sv[1], 1000), 1);
+}
+END_TEST
+
+START_TEST(test_spin_sees_hangup)
+{
+    close_end(0);
+    ck_assert_int_eq(pyexec_io_spin_readable(sv[1], 1000), 1);
+}
+END_TEST
+
+START_TEST(test_spin_gives_up_in_time)
+{
+    int64_t t0 = pyexec_now_usec();
+
+    ck_assert_int_eq(pyexec_io_spin_readable(sv[1], 2000), 0);
+    ck_assert(pyexec_now_usec() - t0 >= 2000);
+    ck_assert(pyexec_now_usec() - t0 < 1000000);
+}
+END_TEST
+
 Suite *io_suite(void)
 {
     Suite *s = suite_create("io");
@@ -492,6 +571,11 @@ Suite *io_suite(void)
     tcase_add_test(tc, test_length_above_global_max);
     tcase_add_test(tc, test_send_too_large);
     tcase_add_test(tc, test_read_full_bad_fd);
+    tcase_add_test(tc, test_small_writev_is_one_send);
+    tcase_add_test(tc, test_large_writev_is_whole);
+    tcase_add_test(tc, test_spin_sees_data);
+    tcase_add_test(tc, test_spin_sees_hangup);
+    tcase_add_test(tc, test_spin_gives_up_in_time);
     suite_add_tcase(s, tc);
 
     return s;
