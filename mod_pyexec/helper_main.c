@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,12 +71,40 @@ static int token_ok(const unsigned char *got, const uint8_t *want)
     return diff == 0;
 }
 
-static void serve_connection(int conn, const pyexec_spawn_t *sp)
+/* One EXEC read from conn: its code (token first) and flags. Returns
+ * whether it is a request to run; anything else is dropped unanswered. */
+static int read_request(int conn, const pyexec_spawn_t *sp,
+                        unsigned char **code, uint32_t *flags)
+{
+    pyexec_frame_hdr_t hdr;
+    pyexec_io_status_t st;
+
+    /* the worker writes the whole request at once; a stall is a broken
+     * peer and must not wedge the session */
+    st = pyexec_io_recv_frame(conn, sp->max_code + PYEXEC_TOKEN_LEN, &hdr,
+                              code, pyexec_now_usec() + 5000000);
+    if (st == PYEXEC_IO_ERROR && errno == ENOMEM) {
+        _exit(PYEXEC_EXIT_MEMORY);
+    }
+    /* only whoever read our token from httpd's shared memory may run
+     * code here */
+    if (st != PYEXEC_IO_OK || hdr.type != PYEXEC_MSG_EXEC
+        || hdr.length < PYEXEC_TOKEN_LEN || !token_ok(*code, sp->token)) {
+        free(*code);
+        *code = NULL;
+        return 0;
+    }
+    *flags = hdr.flags;
+    return 1;
+}
+
+/* Run a request read by read_request (code is freed) and answer it on
+ * conn. Returns whether conn may carry the next one: not after anything
+ * that went wrong. */
+static int run_request(int conn, unsigned char *code, uint32_t flags)
 {
     static const char marker_fmt[] =
         "\n[output truncated: more than %u bytes]\n";
-    pyexec_frame_hdr_t hdr;
-    unsigned char *code = NULL;
     unsigned char hbuf[PYEXEC_FRAME_HDR_LEN], fixed[PYEXEC_RESULT_FIXED_LEN];
     char out_marker[80], err_marker[80];
     pyexec_py_result_t res;
@@ -84,28 +113,14 @@ static void serve_connection(int conn, const pyexec_spawn_t *sp)
     pyexec_io_status_t st;
     size_t out_mlen = 0, err_mlen = 0;
 
-    /* the worker writes the whole request at once; a stall is a broken
-     * peer and must not wedge the session */
-    st = pyexec_io_recv_frame(conn, sp->max_code + PYEXEC_TOKEN_LEN, &hdr,
-                              &code, pyexec_now_usec() + 5000000);
-    if (st == PYEXEC_IO_ERROR && errno == ENOMEM) {
-        _exit(PYEXEC_EXIT_MEMORY);
-    }
-    /* only whoever read our token from httpd's shared memory may run
-     * code here: anything else is dropped unanswered */
-    if (st != PYEXEC_IO_OK || hdr.type != PYEXEC_MSG_EXEC
-        || hdr.length < PYEXEC_TOKEN_LEN || !token_ok(code, sp->token)) {
-        free(code);
-        return;
-    }
-    /* a request that waited in our backlog: if whoever sent it gave up
+    /* a request that waited behind others: if whoever sent it gave up
      * waiting, nobody hears STARTED, and nobody would bound the run */
-    if ((hdr.flags & PYEXEC_EXEC_WANT_STARTED)
+    if ((flags & PYEXEC_EXEC_WANT_STARTED)
         && pyexec_io_send_frame(conn, PYEXEC_MSG_STARTED, 0, NULL, 0,
                                 pyexec_now_usec() + 1000000)
            != PYEXEC_IO_OK) {
         free(code);
-        return;
+        return 0;
     }
     pyexec_py_exec((const char *)code + PYEXEC_TOKEN_LEN, &res);
     free(code);
@@ -141,10 +156,154 @@ static void serve_connection(int conn, const pyexec_spawn_t *sp)
     iov[4].iov_len = res.err_len;
     iov[5].iov_base = err_marker;
     iov[5].iov_len = err_mlen;
-    pyexec_io_writev_full(conn, iov, 6, pyexec_now_usec() + 5000000);
+    st = pyexec_io_writev_full(conn, iov, 6, pyexec_now_usec() + 5000000);
 
     if (res.memory_exceeded) {
         _exit(PYEXEC_EXIT_MEMORY);
+    }
+    return st == PYEXEC_IO_OK;
+}
+
+/* Workers keep their connection to a helper for the session's next
+ * request (pyexec_handler.c), which spares both sides a socket, a
+ * connect, an accept and two closes per request. The helper serves the
+ * connections it holds one request at a time, in turn; to take a new one
+ * past HELPER_MAX_CONNS it closes the idle one used longest ago. That
+ * never loses or repeats a run: a request that reaches a connection just
+ * as it is closed was never read, and its worker, seeing the connection
+ * closed before the first byte of an answer, sends it again on a new
+ * one. */
+#define HELPER_MAX_CONNS 8          /* of the 32 descriptors RLIMIT_NOFILE leaves */
+
+typedef struct {
+    int fd[HELPER_MAX_CONNS];
+    uint64_t last[HELPER_MAX_CONNS];
+    int n;
+    uint64_t clock;
+    int next;                       /* where the next round starts */
+} conns_t;
+
+static void conns_drop(conns_t *cs, int i)
+{
+    close(cs->fd[i]);
+    cs->n--;
+    cs->fd[i] = cs->fd[cs->n];
+    cs->last[i] = cs->last[cs->n];
+}
+
+static int has_input(int fd)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+
+    return poll(&p, 1, 0) != 0;
+}
+
+/* Room for one more connection: none needed below the limit; at it, the
+ * connection used longest ago among those with no request waiting is
+ * closed. With a request waiting on every one, there is no room: the
+ * newcomer waits in the backlog until a round has served them. */
+static int conns_make_room(conns_t *cs)
+{
+    int oldest = -1;
+
+    if (cs->n < HELPER_MAX_CONNS) {
+        return 1;
+    }
+    for (int i = 0; i < cs->n; i++) {
+        if ((oldest < 0 || cs->last[i] < cs->last[oldest])
+            && !has_input(cs->fd[i])) {
+            oldest = i;
+        }
+    }
+    if (oldest < 0) {
+        return 0;
+    }
+    conns_drop(cs, oldest);
+    return 1;
+}
+
+static void conns_add(conns_t *cs, int fd)
+{
+    cs->fd[cs->n] = fd;
+    cs->last[cs->n] = ++cs->clock;
+    cs->n++;
+}
+
+static void serve_forever(int lfd, const pyexec_spawn_t *sp)
+{
+    struct pollfd pfd[1 + HELPER_MAX_CONNS];
+    unsigned char *code[HELPER_MAX_CONNS];
+    uint32_t flags[HELPER_MAX_CONNS];
+    conns_t cs;
+
+    memset(&cs, 0, sizeof(cs));
+    for (;;) {
+        int n, k, ready;
+
+        for (k = 0; k < cs.n; k++) {
+            pfd[k].fd = cs.fd[k];
+            pfd[k].events = POLLIN;
+            pfd[k].revents = 0;
+        }
+        pfd[cs.n].fd = lfd;
+        pfd[cs.n].events = POLLIN;
+        pfd[cs.n].revents = 0;
+        n = cs.n;
+        ready = poll(pfd, (nfds_t)n + 1, -1);
+        if (ready < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            _exit(PYEXEC_EXIT_SETUP);
+        }
+        /* One request per connection and round. The one sent without
+         * WANT_STARTED goes first: its worker found no run of this session
+         * in progress and started its clock when it sent, so it is the
+         * oldest here and must not wait. The others, whose clocks start
+         * at STARTED, follow in turn, starting where the last round
+         * stopped, so that none waits behind another twice. */
+        for (int j = 0; j < n; j++) {
+            int i = (cs.next + j) % n;
+
+            code[i] = NULL;
+            if (pfd[i].revents
+                && !read_request(cs.fd[i], sp, &code[i], &flags[i])) {
+                /* also the normal end: the worker closed it (EOF) */
+                pfd[i].fd = -2;         /* marks it for removal below */
+            }
+        }
+        for (int pass = 0; pass < 2; pass++) {
+            for (int j = 0; j < n; j++) {
+                int i = (cs.next + j) % n;
+
+                if (!code[i] || (pass == 0)
+                    == !!(flags[i] & PYEXEC_EXEC_WANT_STARTED)) {
+                    continue;
+                }
+                cs.last[i] = ++cs.clock;
+                if (!run_request(cs.fd[i], code[i], flags[i])) {
+                    pfd[i].fd = -2;
+                }
+                code[i] = NULL;
+            }
+        }
+        cs.next = n ? (cs.next + 1) % n : 0;
+        for (k = n - 1; k >= 0; k--) {
+            if (pfd[k].fd == -2) {
+                conns_drop(&cs, k);
+            }
+        }
+        if (pfd[n].revents && conns_make_room(&cs)) {
+            int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+            if (c >= 0) {
+                conns_add(&cs, c);
+            }
+            else if (errno != EINTR && errno != ECONNABORTED
+                     && errno != EAGAIN) {
+                _exit(PYEXEC_EXIT_SETUP);
+            }
+        }
     }
 }
 
@@ -222,18 +381,7 @@ static void session_main(int chan, int lfd, const pyexec_spawn_t *sp,
     close(chan);
     pyexec_py_arm_memory_guard();
 
-    for (;;) {
-        int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-
-        if (c < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) {
-                continue;
-            }
-            _exit(PYEXEC_EXIT_SETUP);
-        }
-        serve_connection(c, sp);
-        close(c);
-    }
+    serve_forever(lfd, sp);
 }
 
 /* --- the zygote ------------------------------------------------------ */

@@ -26,6 +26,8 @@ static void pyexec_register_hooks(apr_pool_t *p)
     ap_hook_post_config(pyexec_shared_post_config, NULL, NULL,
                         APR_HOOK_MIDDLE);
     ap_hook_child_init(pyexec_shared_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    /* after the registry is attached */
+    ap_hook_child_init(pyexec_handler_child_init, NULL, NULL, APR_HOOK_LAST);
     ap_hook_translate_name(pyexec_translate_name, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_map_to_storage(pyexec_map_to_storage, NULL, NULL,
                            APR_HOOK_FIRST);

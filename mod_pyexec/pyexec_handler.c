@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <apr_strings.h>
+#include <apr_thread_mutex.h>
 #include <ap_expr.h>
 #include <http_core.h>
 #include <http_protocol.h>
@@ -405,6 +406,115 @@ static int spin_worthwhile(void)
     return (long)pyexec_state.reg->running * 2 <= ncpu;
 }
 
+/* --- connections kept for a session's next request ------------------- */
+
+/* One idle connection per helper slot and process, at most KEPT_MAX open
+ * (a worker process's descriptors are for clients first). The helper's
+ * side of this is in helper_main.c. */
+#define KEPT_MAX 128
+
+typedef struct {
+    int fd;
+    uint32_t gen;
+} kept_conn_t;
+
+static kept_conn_t *kept;
+static uint32_t kept_slots;
+static int kept_open;
+static apr_thread_mutex_t *kept_lock;
+
+static apr_status_t kept_close_all(void *unused)
+{
+    (void)unused;
+    for (uint32_t i = 0; kept && i < kept_slots; i++) {
+        if (kept[i].fd >= 0) {
+            close(kept[i].fd);
+            kept[i].fd = -1;
+        }
+    }
+    kept_open = 0;
+    return APR_SUCCESS;
+}
+
+void pyexec_handler_child_init(apr_pool_t *p, server_rec *s)
+{
+    (void)s;
+    if (!pyexec_state.reg
+        || apr_thread_mutex_create(&kept_lock, APR_THREAD_MUTEX_DEFAULT, p)
+           != APR_SUCCESS) {
+        return;                 /* no keeping: a connection per request */
+    }
+    kept_slots = pyexec_state.reg->nslots;
+    kept = apr_palloc(p, kept_slots * sizeof(*kept));
+    for (uint32_t i = 0; i < kept_slots; i++) {
+        kept[i].fd = -1;
+    }
+    apr_pool_cleanup_register(p, NULL, kept_close_all,
+                              apr_pool_cleanup_null);
+}
+
+/* This slot's kept connection, if it still leads to the same helper. */
+static int kept_take(const session_ref_t *ref)
+{
+    kept_conn_t *k;
+    int fd = -1;
+
+    if (!kept || ref->idx < 0 || (uint32_t)ref->idx >= kept_slots
+        || apr_thread_mutex_lock(kept_lock) != APR_SUCCESS) {
+        return -1;
+    }
+    k = &kept[ref->idx];
+    if (k->fd >= 0) {
+        if (k->gen == ref->gen) {
+            fd = k->fd;
+        }
+        else {
+            close(k->fd);       /* its helper is gone */
+        }
+        k->fd = -1;
+        kept_open--;
+    }
+    apr_thread_mutex_unlock(kept_lock);
+    return fd;
+}
+
+/* Close what leads to helpers that have gone since (read without the
+ * registry lock: a wrong guess costs one reconnect, nothing more). */
+static void kept_sweep(void)
+{
+    for (uint32_t i = 0; i < kept_slots; i++) {
+        if (kept[i].fd >= 0
+            && pyexec_reg_slot(pyexec_state.reg, (int32_t)i)->gen
+               != kept[i].gen) {
+            close(kept[i].fd);
+            kept[i].fd = -1;
+            kept_open--;
+        }
+    }
+}
+
+static void kept_put(const session_ref_t *ref, int fd)
+{
+    if (kept && ref->idx >= 0 && (uint32_t)ref->idx < kept_slots
+        && apr_thread_mutex_lock(kept_lock) == APR_SUCCESS) {
+        kept_conn_t *k = &kept[ref->idx];
+
+        if (k->fd < 0 && kept_open >= KEPT_MAX) {
+            kept_sweep();
+        }
+        if (k->fd < 0 && kept_open < KEPT_MAX) {
+            k->fd = fd;
+            k->gen = ref->gen;
+            kept_open++;
+            fd = -1;
+        }
+        apr_thread_mutex_unlock(kept_lock);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+}
+
 /* Send the code, wait for the answer within the deadline. */
 static void run_code(request_rec *r, const session_ref_t *ref,
                      const char *code, size_t code_len, run_t *run)
@@ -417,11 +527,32 @@ static void run_code(request_rec *r, const session_ref_t *ref,
     unsigned char ehdr[PYEXEC_FRAME_HDR_LEN];
     struct iovec iov[3];
     int64_t start, deadline;
-    int fd;
+    int fd, retried = 0, unsent, spin;
 
     memset(run, 0, sizeof(*run));
+    /* With runs of this session ahead of ours, ask to be told when ours
+     * begins: our clock must not include theirs. With none, the helper
+     * starts on it at once, and waiting for that news would cost a
+     * wake-up of this thread on every request. (A request that gave up
+     * waiting leaves no run ahead: the helper skips it, as its STARTED
+     * finds no one to tell.) */
+    spin = spin_worthwhile();
+    pyexec_frame_encode_hdr(ehdr, PYEXEC_MSG_EXEC,
+                            ref->ahead ? PYEXEC_EXEC_WANT_STARTED : 0,
+                            (uint32_t)(PYEXEC_TOKEN_LEN + code_len));
+    iov[0].iov_base = ehdr;
+    iov[0].iov_len = sizeof(ehdr);
+    iov[1].iov_base = (void *)ref->token;
+    iov[1].iov_len = PYEXEC_TOKEN_LEN;
+    iov[2].iov_base = (void *)code;
+    iov[2].iov_len = code_len;
+
     start = pyexec_now_usec();
-    fd = connect_helper(ref);
+    fd = kept_take(ref);
+again:
+    if (fd < 0) {
+        fd = connect_helper(ref);
+    }
     if (fd < 0 && errno == EAGAIN) {
         /* so many requests queued for this session that its backlog is
          * full: as busy as a session gets */
@@ -439,22 +570,10 @@ static void run_code(request_rec *r, const session_ref_t *ref,
                       "slot %d", (int)ref->idx);
         return;
     }
-    /* With runs of this session ahead of ours, ask to be told when ours
-     * begins: our clock must not include theirs. With none, the helper
-     * starts on it at once, and waiting for that news would cost a
-     * wake-up of this thread on every request. (A request that gave up
-     * waiting leaves no run ahead: the helper skips it, as its STARTED
-     * finds no one to tell.) */
-    pyexec_frame_encode_hdr(ehdr, PYEXEC_MSG_EXEC,
-                            ref->ahead ? PYEXEC_EXEC_WANT_STARTED : 0,
-                            (uint32_t)(PYEXEC_TOKEN_LEN + code_len));
-    iov[0].iov_base = ehdr;
-    iov[0].iov_len = sizeof(ehdr);
-    iov[1].iov_base = (void *)ref->token;
-    iov[1].iov_len = PYEXEC_TOKEN_LEN;
-    iov[2].iov_base = (void *)code;
-    iov[2].iov_len = code_len;
     st = pyexec_io_writev_full(fd, iov, 3, start + IO_SLACK_US);
+    /* a helper reads a request whole or not at all: if sending failed,
+     * nothing ran */
+    unsent = st != PYEXEC_IO_OK;
     if (st == PYEXEC_IO_OK && ref->ahead) {
         /* each run ahead ends within its deadline (or is killed) */
         st = pyexec_io_recv_frame(fd, 0, &hdr, &run->payload,
@@ -471,17 +590,27 @@ static void run_code(request_rec *r, const session_ref_t *ref,
         start = pyexec_now_usec();
     }
     deadline = start + c->timeout;
-    if (st == PYEXEC_IO_OK && spin_worthwhile()) {
+    if (st == PYEXEC_IO_OK && spin) {
         pyexec_io_spin_readable(fd, SPIN_US);
     }
     if (st == PYEXEC_IO_OK) {
         st = pyexec_io_recv_frame(fd, max_payload, &hdr, &run->payload,
                                   deadline);
     }
-    close(fd);
+    /* A connection the helper closed while our request waited on it
+     * unread (it keeps a few; helper_main.c) fails before any answer:
+     * send the request once more on a new connection. A helper that
+     * died refuses that one, so nothing runs twice. */
+    if (!retried && (unsent || st == PYEXEC_IO_CLOSED)) {
+        close(fd);
+        fd = -1;
+        retried = 1;
+        goto again;
+    }
     run->exec_usec = pyexec_now_usec() - start;
 
     if (st == PYEXEC_IO_TIMEOUT) {
+        close(fd);
         run->outcome = OUTCOME_TIMEOUT;
         run->exec_usec = c->timeout;
         return;
@@ -493,14 +622,20 @@ static void run_code(request_rec *r, const session_ref_t *ref,
                           PYEXEC_LOGNO(00303) "helper of slot %d sent a "
                           "malformed answer", (int)ref->idx);
         }
+        close(fd);
         free(run->payload);
         run->payload = NULL;
         run->outcome = OUTCOME_DIED;
         return;
     }
     run->exec_usec = (int64_t)run->res.exec_usec;
-    run->outcome = run->res.status == PYEXEC_EXEC_MEMORY ? OUTCOME_MEMORY
-                                                          : OUTCOME_OK;
+    if (run->res.status == PYEXEC_EXEC_MEMORY) {
+        close(fd);              /* the helper is on its way out */
+        run->outcome = OUTCOME_MEMORY;
+        return;
+    }
+    kept_put(ref, fd);
+    run->outcome = OUTCOME_OK;
 }
 
 /* Count us out; end the session if this run ended it. */

@@ -5,6 +5,9 @@
 
 #include <httpd.h>
 
+/* Per worker process: the connections kept for sessions' next requests. */
+void pyexec_handler_child_init(apr_pool_t *p, server_rec *s);
+
 /* Where SetHandler pyexec applies, no file is looked for. */
 int pyexec_translate_name(request_rec *r);
 int pyexec_map_to_storage(request_rec *r);

@@ -95,16 +95,15 @@ int pyexec_io_spin_readable(int fd, int64_t usec)
     return 0;
 }
 
-pyexec_io_status_t pyexec_io_read_full(int fd, void *buf, size_t len,
-                                       int64_t deadline_usec)
+/* Read exactly len bytes; *got says how many came, whatever the end. */
+static pyexec_io_status_t read_counted(int fd, unsigned char *p, size_t len,
+                                       int64_t deadline_usec, size_t *got)
 {
-    unsigned char *p = buf;
-    size_t got = 0;
-
-    while (got < len) {
-        ssize_t n = recv(fd, p + got, len - got, MSG_DONTWAIT);
+    *got = 0;
+    while (*got < len) {
+        ssize_t n = recv(fd, p + *got, len - *got, MSG_DONTWAIT);
         if (n > 0) {
-            got += (size_t)n;
+            *got += (size_t)n;
             continue;
         }
         if (n == 0) {
@@ -125,6 +124,14 @@ pyexec_io_status_t pyexec_io_read_full(int fd, void *buf, size_t len,
         }
     }
     return PYEXEC_IO_OK;
+}
+
+pyexec_io_status_t pyexec_io_read_full(int fd, void *buf, size_t len,
+                                       int64_t deadline_usec)
+{
+    size_t got;
+
+    return read_counted(fd, buf, len, deadline_usec, &got);
 }
 
 /* Every byte of buf, with send(): it never raises SIGPIPE, never blocks
@@ -217,9 +224,14 @@ pyexec_io_status_t pyexec_io_recv_frame(int fd, uint32_t max_payload,
     unsigned char raw[PYEXEC_FRAME_HDR_LEN];
     pyexec_io_status_t st;
     unsigned char *buf = NULL;
+    size_t got;
 
     *payload = NULL;
-    st = pyexec_io_read_full(fd, raw, sizeof(raw), deadline_usec);
+    st = read_counted(fd, raw, sizeof(raw), deadline_usec, &got);
+    if (st == PYEXEC_IO_EOF && got == 0) {
+        /* a kept connection closed between frames, not inside one */
+        return PYEXEC_IO_CLOSED;
+    }
     if (st != PYEXEC_IO_OK) {
         return st;
     }

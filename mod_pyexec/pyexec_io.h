@@ -27,6 +27,7 @@ ssize_t pyexec_read_small_file(const char *path, char *buf, size_t len);
 typedef enum {
     PYEXEC_IO_OK = 0,
     PYEXEC_IO_EOF,        /* peer closed before a whole frame arrived */
+    PYEXEC_IO_CLOSED,     /* ... and before any byte of it (recv_frame) */
     PYEXEC_IO_TIMEOUT,    /* deadline passed */
     PYEXEC_IO_ERROR,      /* errno says why */
     PYEXEC_IO_PROTOCOL,   /* a frame that breaks the protocol */

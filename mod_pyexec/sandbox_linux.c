@@ -504,6 +504,11 @@ static int apply_seccomp(const pyexec_sandbox_opts_t *o, char *err,
     /* 32-bit and x32 calls would bypass every rule below */
     rc |= seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH,
                            SCMP_ACT_KILL_PROCESS);
+#ifdef SCMP_FLTATR_CTL_OPTIMIZE
+    /* the filter runs on every system call: a binary search over the
+     * list, not a walk through it (libseccomp >= 2.5; same verdicts) */
+    seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+#endif
     for (i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
         rc |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0);
     }

@@ -194,6 +194,22 @@ def test_a_long_queue_gets_every_run_its_own_full_time(quick):
     assert c.run("print(runs)", sid)["stdout"] == "8\n"
 
 
+def test_the_first_of_two_requests_runs_first(quick):
+    """A request sent while nothing runs in its session starts its clock
+    at once; one sent just after it waits for it (and is told when its
+    own run begins). Arriving together on two connections, the first must
+    still run first, or its clock would count the other's run: twice
+    0.6 s of a 1 s limit, both must finish."""
+    c = Client(quick)
+    sid = c.run("pass")["id"]
+    code = "import time\ntime.sleep(0.6)\nprint('ok')"
+    clients = [Client(quick), Client(quick)]
+    for _ in range(8):
+        with concurrent.futures.ThreadPoolExecutor(2) as ex:
+            runs = list(ex.map(lambda cl: cl.run(code, sid), clients))
+        assert [r.get("stdout") for r in runs] == ["ok\n", "ok\n"], runs
+
+
 def test_mass_timeouts_leave_no_helper_running(quick):
     """Many executions timing out at the same moment: every one of their
     helpers is killed, even if the supervisor's queue overflows."""
@@ -210,3 +226,30 @@ def test_mass_timeouts_leave_no_helper_running(quick):
     # left: the spares (4), the queue test's session, a spawn or two
     assert wait_for(lambda: len(session_helper_pids(quick)) <= 7,
                     timeout=5), session_helper_pids(quick)
+
+
+def test_more_worker_processes_than_a_helper_keeps_connections(request):
+    """Each worker process keeps a connection to a session's helper for
+    the next request; a helper keeps at most 8 and closes the one idle
+    longest. Twelve prefork children taking turns on one session make it
+    close kept connections under them, again and again: every request
+    must still run, and run exactly once."""
+    h = start(request, mpm="prefork", servers=12, extra_conf=(
+        'LogFormat "%P %{pyexec-session}n" pidlog\n'
+        'CustomLog "logs/pid_log" pidlog\n'))
+    c = Client(h)
+    sid = c.run("n = 0")["id"]
+
+    def burst(_):
+        mine = Client(h)            # keep-alive: one child per client
+        return [mine.run("n += 1", sid) for _ in range(10)]
+
+    for _ in range(3):
+        with concurrent.futures.ThreadPoolExecutor(12) as ex:
+            for bodies in ex.map(burst, range(12)):
+                assert all(set(b) == {"id"} for b in bodies), bodies
+    assert c.run("print(n)", sid)["stdout"] == "360\n"
+    import os
+    with open(os.path.join(h.root, "logs", "pid_log")) as f:
+        pids = {line.split()[0] for line in f if sid in line}
+    assert len(pids) > 8, pids      # more than the helper keeps

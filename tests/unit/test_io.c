@@ -235,11 +235,31 @@ START_TEST(test_eof_before_frame)
     static unsigned char stale[1];
     unsigned char *payload = stale;
 
+    /* between frames is not inside one: a kept connection the helper
+     * closed while idle, which the worker may retry on a new one */
     close_end(0);
     ck_assert_int_eq(pyexec_io_recv_frame(sv[1], 1024, &hdr, &payload,
                                           deadline_in(SLACK_US)),
-                     PYEXEC_IO_EOF);
+                     PYEXEC_IO_CLOSED);
     ck_assert_ptr_null(payload);
+}
+END_TEST
+
+START_TEST(test_close_after_a_frame)
+{
+    pyexec_frame_hdr_t hdr;
+    unsigned char *payload;
+
+    ck_assert_int_eq(pyexec_io_send_frame(sv[0], PYEXEC_MSG_STARTED, 0, NULL,
+                                          0, deadline_in(SLACK_US)),
+                     PYEXEC_IO_OK);
+    close_end(0);
+    ck_assert_int_eq(pyexec_io_recv_frame(sv[1], 1024, &hdr, &payload,
+                                          deadline_in(SLACK_US)),
+                     PYEXEC_IO_OK);
+    ck_assert_int_eq(pyexec_io_recv_frame(sv[1], 1024, &hdr, &payload,
+                                          deadline_in(SLACK_US)),
+                     PYEXEC_IO_CLOSED);
 }
 END_TEST
 
@@ -558,6 +578,7 @@ Suite *io_suite(void)
     tcase_add_test(tc, test_binary_payload);
     tcase_add_test(tc, test_large_payload);
     tcase_add_test(tc, test_eof_before_frame);
+    tcase_add_test(tc, test_close_after_a_frame);
     tcase_add_test(tc, test_eof_mid_header);
     tcase_add_test(tc, test_eof_mid_payload);
     tcase_add_test(tc, test_send_to_closed_peer);
