@@ -180,7 +180,7 @@ def phase_ceiling_and_warm(seconds, docroot):
         wrk(static, "static", 8, 2)
         wrk(execute, "warm", 8, 2, ids)
         res = {}
-        before = flat_snapshot(h, ids)
+        before = flat_snapshot(h)
         # A shared machine's speed drifts by more than the differences
         # measured here: the ceiling and the warm runs alternate, and each
         # is reported by its median run.
@@ -235,7 +235,7 @@ def phase_limits(h, execute, ids, seconds):
             "load_rps": result["load"]["rps"]}
 
 
-def flat_snapshot(h, ids):
+def flat_snapshot(h):
     t = tree(h)
     return {
         "workers_rss_kib": sum(smaps(p).get("rss", 0) for p in t["workers"]),
@@ -251,7 +251,7 @@ def phase_flat(h, execute, ids, before):
     while done < 100000 and rounds < 20:
         done += wrk(execute, "warm", 8, 5, ids)["requests"]
         rounds += 1
-    after = flat_snapshot(h, ids)
+    after = flat_snapshot(h)
     return {"requests": done, "before": before, "after": after,
             "delta_kib": {k: after[k] - before[k] for k in before
                           if k.endswith("_kib")}}

@@ -191,13 +191,6 @@ static void conns_drop(conns_t *cs, int i)
     cs->last[i] = cs->last[cs->n];
 }
 
-static int has_input(int fd)
-{
-    struct pollfd p = {fd, POLLIN, 0};
-
-    return poll(&p, 1, 0) != 0;
-}
-
 /* Room for one more connection: none needed below the limit; at it, the
  * connection used longest ago among those with no request waiting is
  * closed. With a request waiting on every one, there is no room: the
@@ -211,7 +204,7 @@ static int conns_make_room(conns_t *cs)
     }
     for (int i = 0; i < cs->n; i++) {
         if ((oldest < 0 || cs->last[i] < cs->last[oldest])
-            && !has_input(cs->fd[i])) {
+            && !pyexec_io_spin_readable(cs->fd[i], 0)) {
             oldest = i;
         }
     }

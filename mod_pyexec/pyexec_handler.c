@@ -527,7 +527,7 @@ static void run_code(request_rec *r, const session_ref_t *ref,
     unsigned char ehdr[PYEXEC_FRAME_HDR_LEN];
     struct iovec iov[3];
     int64_t start, deadline;
-    int fd, retried = 0, unsent, spin;
+    int fd, retried = 0, unsent;
 
     memset(run, 0, sizeof(*run));
     /* With runs of this session ahead of ours, ask to be told when ours
@@ -536,7 +536,6 @@ static void run_code(request_rec *r, const session_ref_t *ref,
      * wake-up of this thread on every request. (A request that gave up
      * waiting leaves no run ahead: the helper skips it, as its STARTED
      * finds no one to tell.) */
-    spin = spin_worthwhile();
     pyexec_frame_encode_hdr(ehdr, PYEXEC_MSG_EXEC,
                             ref->ahead ? PYEXEC_EXEC_WANT_STARTED : 0,
                             (uint32_t)(PYEXEC_TOKEN_LEN + code_len));
@@ -590,7 +589,7 @@ again:
         start = pyexec_now_usec();
     }
     deadline = start + c->timeout;
-    if (st == PYEXEC_IO_OK && spin) {
+    if (st == PYEXEC_IO_OK && spin_worthwhile()) {
         pyexec_io_spin_readable(fd, SPIN_US);
     }
     if (st == PYEXEC_IO_OK) {
