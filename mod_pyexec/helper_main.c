@@ -71,37 +71,47 @@ static int token_ok(const unsigned char *got, const uint8_t *want)
     return diff == 0;
 }
 
-/* One EXEC read from conn: its code (token first) and flags. Returns
- * whether it is a request to run; anything else is dropped unanswered. */
-static int read_request(int conn, const pyexec_spawn_t *sp,
-                        unsigned char **code, uint32_t *flags)
+/* A request read from a connection and not yet run. */
+typedef struct {
+    unsigned char *payload;     /* pyexec_exec_fixed_t, then the source */
+    uint32_t flags;
+    uint32_t ticket;
+} request_t;
+
+/* One EXEC read from conn. Returns whether it is a request to run;
+ * anything else is dropped unanswered. */
+static int read_request(int conn, const pyexec_spawn_t *sp, request_t *rq)
 {
     pyexec_frame_hdr_t hdr;
+    pyexec_exec_fixed_t fixed;
     pyexec_io_status_t st;
 
     /* the worker writes the whole request at once; a stall is a broken
      * peer and must not wedge the session */
-    st = pyexec_io_recv_frame(conn, sp->max_code + PYEXEC_TOKEN_LEN, &hdr,
-                              code, pyexec_now_usec() + 5000000);
+    st = pyexec_io_recv_frame(conn, sp->max_code + PYEXEC_EXEC_FIXED_LEN,
+                              &hdr, &rq->payload,
+                              pyexec_now_usec() + 5000000);
     if (st == PYEXEC_IO_ERROR && errno == ENOMEM) {
         _exit(PYEXEC_EXIT_MEMORY);
     }
     /* only whoever read our token from httpd's shared memory may run
      * code here */
     if (st != PYEXEC_IO_OK || hdr.type != PYEXEC_MSG_EXEC
-        || hdr.length < PYEXEC_TOKEN_LEN || !token_ok(*code, sp->token)) {
-        free(*code);
-        *code = NULL;
+        || pyexec_exec_decode(rq->payload, hdr.length, &fixed) != 0
+        || !token_ok(fixed.token, sp->token)) {
+        free(rq->payload);
+        rq->payload = NULL;
         return 0;
     }
-    *flags = hdr.flags;
+    rq->flags = hdr.flags;
+    rq->ticket = fixed.ticket;
     return 1;
 }
 
-/* Run a request read by read_request (code is freed) and answer it on
- * conn. Returns whether conn may carry the next one: not after anything
- * that went wrong. */
-static int run_request(int conn, unsigned char *code, uint32_t flags)
+/* Run a request read by read_request (its payload is freed) and answer
+ * it on conn. Returns whether conn may carry the next one: not after
+ * anything that went wrong. */
+static int run_request(int conn, request_t *rq)
 {
     static const char marker_fmt[] =
         "\n[output truncated: more than %u bytes]\n";
@@ -115,15 +125,17 @@ static int run_request(int conn, unsigned char *code, uint32_t flags)
 
     /* a request that waited behind others: if whoever sent it gave up
      * waiting, nobody hears STARTED, and nobody would bound the run */
-    if ((flags & PYEXEC_EXEC_WANT_STARTED)
+    if ((rq->flags & PYEXEC_EXEC_WANT_STARTED)
         && pyexec_io_send_frame(conn, PYEXEC_MSG_STARTED, 0, NULL, 0,
                                 pyexec_now_usec() + 1000000)
            != PYEXEC_IO_OK) {
-        free(code);
+        free(rq->payload);
+        rq->payload = NULL;
         return 0;
     }
-    pyexec_py_exec((const char *)code + PYEXEC_TOKEN_LEN, &res);
-    free(code);
+    pyexec_py_exec((const char *)rq->payload + PYEXEC_EXEC_FIXED_LEN, &res);
+    free(rq->payload);
+    rq->payload = NULL;
 
     if (res.out_cut) {
         out_mlen = (size_t)snprintf(out_marker, sizeof(out_marker),
@@ -166,137 +178,198 @@ static int run_request(int conn, unsigned char *code, uint32_t flags)
 
 /* Workers keep their connection to a helper for the session's next
  * request (pyexec_handler.c), which spares both sides a socket, a
- * connect, an accept and two closes per request. The helper serves the
- * connections it holds one request at a time, in turn; to take a new one
- * past HELPER_MAX_CONNS it closes the idle one used longest ago. That
- * never loses or repeats a run: a request that reaches a connection just
- * as it is closed was never read, and its worker, seeing the connection
- * closed before the first byte of an answer, sends it again on a new
- * one. */
-#define HELPER_MAX_CONNS 8          /* of the 32 descriptors RLIMIT_NOFILE leaves */
+ * connect, an accept and two closes per request. To take a new one past
+ * HELPER_KEEP_CONNS, the helper closes the idle one used longest ago.
+ * That never loses or repeats a run: a request that reaches a connection
+ * just as it is closed was never read, and its worker, seeing the
+ * connection closed before any answer, sends it again on a new one.
+ *
+ * Requests run in the order of their tickets (pyexec_protocol.h), which
+ * is the order in which their workers counted themselves in, whatever
+ * order their frames arrive in. A ticket that does not arrive within
+ * TURN_WAIT_US is passed over: its worker gave up before sending, or
+ * died. Should it arrive after all, it is answered SKIPPED, unrun, as the
+ * requests after it may have changed the session meanwhile. */
+#define HELPER_KEEP_CONNS 8     /* idle connections kept open */
+#define HELPER_MAX_CONNS 16     /* of the 32 descriptors RLIMIT_NOFILE leaves:
+                                   room to find a missing turn while a
+                                   request waits on every kept one */
+#define TURN_WAIT_US 200000
 
 typedef struct {
-    int fd[HELPER_MAX_CONNS];
-    uint64_t last[HELPER_MAX_CONNS];
+    int fd;
+    uint64_t last;              /* when it last carried a request; 0: never,
+                                   its first is on the way */
+    request_t rq;               /* read, waiting for its turn, if payload */
+} conn_t;
+
+typedef struct {
+    conn_t c[HELPER_MAX_CONNS];
     int n;
     uint64_t clock;
-    int next;                       /* where the next round starts */
+    uint32_t turn;              /* the ticket to run next */
+    int64_t gap_since;          /* waiting for a missing turn since */
 } conns_t;
 
 static void conns_drop(conns_t *cs, int i)
 {
-    close(cs->fd[i]);
+    close(cs->c[i].fd);
+    free(cs->c[i].rq.payload);
     cs->n--;
-    cs->fd[i] = cs->fd[cs->n];
-    cs->last[i] = cs->last[cs->n];
+    cs->c[i] = cs->c[cs->n];
 }
 
-/* Room for one more connection: none needed below the limit; at it, the
- * connection used longest ago among those with no request waiting is
- * closed. With a request waiting on every one, there is no room: the
- * newcomer waits in the backlog until a round has served them. */
+/* Room for one more connection: none needed below the number kept; at
+ * it, the idle connection used longest ago is closed. One that has
+ * carried nothing yet is not idle: a worker connected to send a request,
+ * and closing it would only make it connect again. With a request
+ * waiting or on its way on every one, more are taken up to the hard
+ * limit, as one of those may be the turn that is missing. */
 static int conns_make_room(conns_t *cs)
 {
     int oldest = -1;
 
-    if (cs->n < HELPER_MAX_CONNS) {
+    if (cs->n < HELPER_KEEP_CONNS) {
         return 1;
     }
     for (int i = 0; i < cs->n; i++) {
-        if ((oldest < 0 || cs->last[i] < cs->last[oldest])
-            && !pyexec_io_spin_readable(cs->fd[i], 0)) {
+        if (!cs->c[i].rq.payload && cs->c[i].last
+            && (oldest < 0 || cs->c[i].last < cs->c[oldest].last)
+            && !pyexec_io_spin_readable(cs->c[i].fd, 0)) {
             oldest = i;
         }
     }
-    if (oldest < 0) {
-        return 0;
+    if (oldest >= 0) {
+        conns_drop(cs, oldest);
+        return 1;
     }
-    conns_drop(cs, oldest);
-    return 1;
+    return cs->n < HELPER_MAX_CONNS;
 }
 
-static void conns_add(conns_t *cs, int fd)
+/* Everything waiting in the backlog, as far as there is room. */
+static void conns_accept(conns_t *cs, int lfd)
 {
-    cs->fd[cs->n] = fd;
-    cs->last[cs->n] = ++cs->clock;
-    cs->n++;
+    while (conns_make_room(cs)) {
+        int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+        if (c < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            if (errno != EAGAIN) {
+                _exit(PYEXEC_EXIT_SETUP);
+            }
+            return;
+        }
+        memset(&cs->c[cs->n], 0, sizeof(cs->c[cs->n]));
+        cs->c[cs->n].fd = c;
+        cs->n++;
+    }
+}
+
+/* Run whatever requests have their turn; returns with none left that
+ * can run now. */
+static void run_turns(conns_t *cs)
+{
+    for (;;) {
+        int next = -1;
+
+        /* descending, so that a drop moves a visited one into place */
+        for (int i = cs->n - 1; i >= 0; i--) {
+            request_t *rq = &cs->c[i].rq;
+
+            if (!rq->payload) {
+                continue;
+            }
+            if (PYEXEC_TICKET_BEFORE(rq->ticket, cs->turn)) {
+                free(rq->payload);
+                rq->payload = NULL;
+                cs->c[i].last = ++cs->clock;
+                if (pyexec_io_send_frame(cs->c[i].fd, PYEXEC_MSG_SKIPPED, 0,
+                                         NULL, 0, pyexec_now_usec() + 100000)
+                    != PYEXEC_IO_OK) {
+                    conns_drop(cs, i);
+                }
+                continue;
+            }
+            if (next < 0
+                || PYEXEC_TICKET_BEFORE(rq->ticket, cs->c[next].rq.ticket)) {
+                next = i;
+            }
+        }
+        if (next < 0) {
+            cs->gap_since = 0;
+            return;
+        }
+        if (cs->c[next].rq.ticket != cs->turn) {
+            int64_t now = pyexec_now_usec();
+
+            if (!cs->gap_since) {
+                cs->gap_since = now;
+            }
+            if (now - cs->gap_since < TURN_WAIT_US) {
+                return;
+            }
+            cs->turn = cs->c[next].rq.ticket;
+        }
+        cs->gap_since = 0;
+        cs->turn++;
+        cs->c[next].last = ++cs->clock;
+        if (!run_request(cs->c[next].fd, &cs->c[next].rq)) {
+            conns_drop(cs, next);
+        }
+    }
 }
 
 static void serve_forever(int lfd, const pyexec_spawn_t *sp)
 {
     struct pollfd pfd[1 + HELPER_MAX_CONNS];
-    unsigned char *code[HELPER_MAX_CONNS];
-    uint32_t flags[HELPER_MAX_CONNS];
+    int which[HELPER_MAX_CONNS];
     conns_t cs;
 
     memset(&cs, 0, sizeof(cs));
     for (;;) {
-        int n, k, ready;
+        int np = 0, timeout = -1, ready;
 
-        for (k = 0; k < cs.n; k++) {
-            pfd[k].fd = cs.fd[k];
-            pfd[k].events = POLLIN;
-            pfd[k].revents = 0;
+        /* a connection whose request waits for its turn has nothing more
+         * to say until it is answered */
+        for (int i = 0; i < cs.n; i++) {
+            if (cs.c[i].rq.payload) {
+                continue;
+            }
+            pfd[np].fd = cs.c[i].fd;
+            pfd[np].events = POLLIN;
+            pfd[np].revents = 0;
+            which[np++] = i;
         }
-        pfd[cs.n].fd = lfd;
-        pfd[cs.n].events = POLLIN;
-        pfd[cs.n].revents = 0;
-        n = cs.n;
-        ready = poll(pfd, (nfds_t)n + 1, -1);
+        pfd[np].fd = lfd;
+        pfd[np].events = POLLIN;
+        pfd[np].revents = 0;
+        if (cs.gap_since) {
+            int64_t left = cs.gap_since + TURN_WAIT_US - pyexec_now_usec();
+
+            timeout = left > 0 ? (int)((left + 999) / 1000) : 0;
+        }
+        ready = poll(pfd, (nfds_t)np + 1, timeout);
         if (ready < 0) {
             if (errno == EINTR) {
                 continue;
             }
             _exit(PYEXEC_EXIT_SETUP);
         }
-        /* One request per connection and round. The one sent without
-         * WANT_STARTED goes first: its worker found no run of this session
-         * in progress and started its clock when it sent, so it is the
-         * oldest here and must not wait. The others, whose clocks start
-         * at STARTED, follow in turn, starting where the last round
-         * stopped, so that none waits behind another twice. */
-        for (int j = 0; j < n; j++) {
-            int i = (cs.next + j) % n;
-
-            code[i] = NULL;
-            if (pfd[i].revents
-                && !read_request(cs.fd[i], sp, &code[i], &flags[i])) {
+        /* descending, so that a drop leaves the indexes still to visit
+         * alone */
+        for (int k = np - 1; k >= 0; k--) {
+            if (pfd[k].revents
+                && !read_request(cs.c[which[k]].fd, sp, &cs.c[which[k]].rq)) {
                 /* also the normal end: the worker closed it (EOF) */
-                pfd[i].fd = -2;         /* marks it for removal below */
+                conns_drop(&cs, which[k]);
             }
         }
-        for (int pass = 0; pass < 2; pass++) {
-            for (int j = 0; j < n; j++) {
-                int i = (cs.next + j) % n;
-
-                if (!code[i] || (pass == 0)
-                    == !!(flags[i] & PYEXEC_EXEC_WANT_STARTED)) {
-                    continue;
-                }
-                cs.last[i] = ++cs.clock;
-                if (!run_request(cs.fd[i], code[i], flags[i])) {
-                    pfd[i].fd = -2;
-                }
-                code[i] = NULL;
-            }
+        if (pfd[np].revents) {
+            conns_accept(&cs, lfd);
         }
-        cs.next = n ? (cs.next + 1) % n : 0;
-        for (k = n - 1; k >= 0; k--) {
-            if (pfd[k].fd == -2) {
-                conns_drop(&cs, k);
-            }
-        }
-        if (pfd[n].revents && conns_make_room(&cs)) {
-            int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-
-            if (c >= 0) {
-                conns_add(&cs, c);
-            }
-            else if (errno != EINTR && errno != ECONNABORTED
-                     && errno != EAGAIN) {
-                _exit(PYEXEC_EXIT_SETUP);
-            }
-        }
+        run_turns(&cs);
     }
 }
 
@@ -319,6 +392,10 @@ static void session_main(int chan, int lfd, const pyexec_spawn_t *sp,
     setsid();
     /* a worker that hangs up early must cost a write error, not us */
     signal(SIGPIPE, SIG_IGN);
+    /* the backlog is emptied until accept() finds nothing (serve_forever) */
+    if (fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK) != 0) {
+        die(PYEXEC_EXIT_SETUP, "listening socket: %s", strerror(errno));
+    }
 
     if (pyexec_py_session_setup(blocked, nblocked, sp->max_output,
                                 !(sp->flags & PYEXEC_SPAWN_NO_IMPORT_HOOK),

@@ -19,6 +19,8 @@
 #include "pyexec_handler.h"
 #include "pyexec_shared.h"
 
+static const char *const rewrite_after[] = { "mod_rewrite.c", NULL };
+
 static void pyexec_register_hooks(apr_pool_t *p)
 {
     (void)p;
@@ -28,7 +30,10 @@ static void pyexec_register_hooks(apr_pool_t *p)
     ap_hook_child_init(pyexec_shared_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     /* after the registry is attached */
     ap_hook_child_init(pyexec_handler_child_init, NULL, NULL, APR_HOOK_LAST);
-    ap_hook_translate_name(pyexec_translate_name, NULL, NULL, APR_HOOK_FIRST);
+    /* before any hook that could change the URI or stop the chain: ours
+     * only notes the URI the <Location> configuration was found for */
+    ap_hook_translate_name(pyexec_translate_name, NULL, rewrite_after,
+                           APR_HOOK_FIRST);
     ap_hook_map_to_storage(pyexec_map_to_storage, NULL, NULL,
                            APR_HOOK_FIRST);
     ap_hook_handler(pyexec_handler, NULL, NULL, APR_HOOK_MIDDLE);

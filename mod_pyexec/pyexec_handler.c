@@ -227,6 +227,7 @@ typedef struct {
     int32_t idx;
     uint32_t gen;
     uint32_t ahead;             /* requests queued before ours */
+    uint32_t ticket;            /* our place in the session's queue */
     uint8_t token[PYEXEC_TOKEN_LEN];    /* the helper wants it in EXEC */
     char id[PYEXEC_ID_STRLEN + 1];
 } session_ref_t;
@@ -250,6 +251,7 @@ static int attach_session(const pyexec_id_t *id, session_ref_t *ref)
     s->inflight++;
     pyexec_state.reg->running++;
     ref->ahead = s->inflight - 1;
+    ref->ticket = s->next_ticket++;
     memcpy(ref->token, s->token, PYEXEC_TOKEN_LEN);
     /* backstop for the supervisor, should this worker vanish */
     s->deadline = pyexec_now_usec() + (int64_t)s->inflight * c->timeout;
@@ -286,6 +288,7 @@ static int new_session(request_rec *r, session_ref_t *ref)
             ref->gen = s->gen;
             memcpy(ref->token, s->token, PYEXEC_TOKEN_LEN);
             s->inflight = 1;
+            ref->ticket = s->next_ticket++;
             pyexec_state.reg->running++;
             s->deadline = now + c->timeout;
         }
@@ -515,6 +518,39 @@ static void kept_put(const session_ref_t *ref, int fd)
     }
 }
 
+/* We stop waiting for our turn. The helper may be sending STARTED at
+ * this very moment: shutting the connection down first makes a STARTED
+ * not yet sent fail, and the helper then skips our request; one already
+ * sent is in our buffer. In that case the run has begun with nobody left
+ * to bound it, and it is treated as out of time. */
+static outcome_t give_up_waiting(int fd)
+{
+    pyexec_frame_hdr_t hdr;
+    unsigned char *payload = NULL;
+    int begun;
+
+    shutdown(fd, SHUT_RDWR);
+    begun = pyexec_io_recv_frame(fd, 0, &hdr, &payload, pyexec_now_usec())
+            == PYEXEC_IO_OK && hdr.type == PYEXEC_MSG_STARTED;
+    free(payload);
+    close(fd);
+    return begun ? OUTCOME_TIMEOUT : OUTCOME_BUSY;
+}
+
+/* Whether the helper of ref still takes connections: after a request
+ * met two connections closed unread, that tells a helper making room
+ * for others (alive: "busy, nothing was run") from one that died. */
+static int helper_listening(const session_ref_t *ref)
+{
+    int fd = connect_helper(ref);
+
+    if (fd >= 0) {
+        close(fd);
+        return 1;
+    }
+    return errno == EAGAIN;
+}
+
 /* Send the code, wait for the answer within the deadline. */
 static void run_code(request_rec *r, const session_ref_t *ref,
                      const char *code, size_t code_len, run_t *run)
@@ -523,32 +559,35 @@ static void run_code(request_rec *r, const session_ref_t *ref,
     uint32_t max_payload = PYEXEC_RESULT_FIXED_LEN
                            + 2 * ((uint32_t)c->max_output + 256);
     pyexec_frame_hdr_t hdr;
+    pyexec_exec_fixed_t fixed;
     pyexec_io_status_t st;
-    unsigned char ehdr[PYEXEC_FRAME_HDR_LEN];
+    unsigned char ehdr[PYEXEC_FRAME_HDR_LEN], efixed[PYEXEC_EXEC_FIXED_LEN];
     struct iovec iov[3];
     int64_t start, deadline;
-    int fd, retried = 0, unsent;
+    int fd, retried = 0, unsent, started;
 
     memset(run, 0, sizeof(*run));
     /* With runs of this session ahead of ours, ask to be told when ours
      * begins: our clock must not include theirs. With none, the helper
-     * starts on it at once, and waiting for that news would cost a
-     * wake-up of this thread on every request. (A request that gave up
-     * waiting leaves no run ahead: the helper skips it, as its STARTED
-     * finds no one to tell.) */
+     * starts on it at once (our ticket is its turn), and waiting for that
+     * news would cost a wake-up of this thread on every request. */
+    memcpy(fixed.token, ref->token, PYEXEC_TOKEN_LEN);
+    fixed.ticket = ref->ticket;
+    pyexec_exec_encode(efixed, &fixed);
     pyexec_frame_encode_hdr(ehdr, PYEXEC_MSG_EXEC,
                             ref->ahead ? PYEXEC_EXEC_WANT_STARTED : 0,
-                            (uint32_t)(PYEXEC_TOKEN_LEN + code_len));
+                            (uint32_t)(PYEXEC_EXEC_FIXED_LEN + code_len));
     iov[0].iov_base = ehdr;
     iov[0].iov_len = sizeof(ehdr);
-    iov[1].iov_base = (void *)ref->token;
-    iov[1].iov_len = PYEXEC_TOKEN_LEN;
+    iov[1].iov_base = efixed;
+    iov[1].iov_len = sizeof(efixed);
     iov[2].iov_base = (void *)code;
     iov[2].iov_len = code_len;
 
     start = pyexec_now_usec();
     fd = kept_take(ref);
 again:
+    started = 0;
     if (fd < 0) {
         fd = connect_helper(ref);
     }
@@ -579,32 +618,39 @@ again:
                                   start + (int64_t)(ref->ahead + 1)
                                   * (c->timeout + IO_SLACK_US));
         if (st == PYEXEC_IO_TIMEOUT) {
-            close(fd);
-            run->outcome = OUTCOME_BUSY;
+            run->outcome = give_up_waiting(fd);
             return;
         }
-        if (st == PYEXEC_IO_OK && hdr.type != PYEXEC_MSG_STARTED) {
-            st = PYEXEC_IO_PROTOCOL;
+        if (st == PYEXEC_IO_OK) {
+            started = hdr.type == PYEXEC_MSG_STARTED;
+            if (!started && hdr.type != PYEXEC_MSG_SKIPPED) {
+                st = PYEXEC_IO_PROTOCOL;
+            }
         }
         start = pyexec_now_usec();
     }
     deadline = start + c->timeout;
-    if (st == PYEXEC_IO_OK && spin_worthwhile()) {
-        pyexec_io_spin_readable(fd, SPIN_US);
-    }
-    if (st == PYEXEC_IO_OK) {
+    if (st == PYEXEC_IO_OK && (started || !ref->ahead)) {
+        if (spin_worthwhile()) {
+            pyexec_io_spin_readable(fd, SPIN_US);
+        }
         st = pyexec_io_recv_frame(fd, max_payload, &hdr, &run->payload,
                                   deadline);
     }
     /* A connection the helper closed while our request waited on it
-     * unread (it keeps a few; helper_main.c) fails before any answer:
-     * send the request once more on a new connection. A helper that
-     * died refuses that one, so nothing runs twice. */
-    if (!retried && (unsent || st == PYEXEC_IO_CLOSED)) {
+     * unread (it keeps a few; helper_main.c) ends before any answer:
+     * send the request once more on a new connection. Its ticket is
+     * unchanged, so it keeps its turn, and a helper that did run it
+     * would answer SKIPPED rather than run it twice. */
+    if (!started && (unsent || st == PYEXEC_IO_CLOSED)) {
         close(fd);
         fd = -1;
-        retried = 1;
-        goto again;
+        if (!retried) {
+            retried = 1;
+            goto again;
+        }
+        run->outcome = helper_listening(ref) ? OUTCOME_BUSY : OUTCOME_DIED;
+        return;
     }
     run->exec_usec = pyexec_now_usec() - start;
 
@@ -612,6 +658,13 @@ again:
         close(fd);
         run->outcome = OUTCOME_TIMEOUT;
         run->exec_usec = c->timeout;
+        return;
+    }
+    if (st == PYEXEC_IO_OK && hdr.type == PYEXEC_MSG_SKIPPED) {
+        /* our turn passed before the request arrived (TURN_WAIT_US in
+         * helper_main.c): nothing ran */
+        kept_put(ref, fd);
+        run->outcome = OUTCOME_BUSY;
         return;
     }
     if (st != PYEXEC_IO_OK || hdr.type != PYEXEC_MSG_RESULT
@@ -696,11 +749,17 @@ static const char *outcome_name(const run_t *run)
 
 /* The endpoint names no file, so the directory and file walk (a stat
  * and an .htaccess probe per path component) would be wasted on every
- * request. As mod_proxy does for its URLs: translate_name, which still
- * sees the <Location> configuration, marks the request, and
- * map_to_storage then skips the walk. What governs access to the
- * endpoint is <Location>, which httpd walks again after this. */
-#define PYEXEC_FILENAME_PREFIX "pyexec:"
+ * request. map_to_storage could skip it, but by then httpd has set the
+ * request's configuration back to the server's; translate_name, run
+ * first, still sees the <Location> configuration found for the URI. So
+ * translate_name notes a URI that SetHandler pyexec covers and declines
+ * (mod_rewrite, mod_alias or the core map it as usual), and
+ * map_to_storage skips the walk only if the URI is still that one: a
+ * request rewritten to another URI gets the walk, and with it its
+ * <Directory> rules. What governs access to the endpoint is <Location>,
+ * which httpd walks again after this, for the same URI, so the handler
+ * is still ours. */
+#define PYEXEC_NOTE_NO_WALK "pyexec-no-walk"
 
 int pyexec_translate_name(request_rec *r)
 {
@@ -711,17 +770,17 @@ int pyexec_translate_name(request_rec *r)
         return DECLINED;
     }
     handler = ap_expr_str_exec(r, d->expr_handler, &err);
-    if (err || !handler || strcmp(handler, PYEXEC_HANDLER)) {
-        return DECLINED;
+    if (!err && handler && !strcmp(handler, PYEXEC_HANDLER)) {
+        apr_table_setn(r->notes, PYEXEC_NOTE_NO_WALK, r->uri);
     }
-    r->filename = apr_pstrcat(r->pool, PYEXEC_FILENAME_PREFIX, r->uri, NULL);
-    return OK;
+    return DECLINED;
 }
 
 int pyexec_map_to_storage(request_rec *r)
 {
-    if (r->filename && strncmp(r->filename, PYEXEC_FILENAME_PREFIX,
-                               sizeof(PYEXEC_FILENAME_PREFIX) - 1) == 0) {
+    const char *uri = apr_table_get(r->notes, PYEXEC_NOTE_NO_WALK);
+
+    if (uri && r->uri && !strcmp(uri, r->uri)) {
         return OK;
     }
     return DECLINED;

@@ -175,6 +175,24 @@ int pyexec_spawn_decode(const unsigned char *in, size_t len,
     return 0;
 }
 
+void pyexec_exec_encode(unsigned char out[PYEXEC_EXEC_FIXED_LEN],
+                        const pyexec_exec_fixed_t *e)
+{
+    memcpy(out, e->token, PYEXEC_TOKEN_LEN);
+    put_u32(out + PYEXEC_TOKEN_LEN, e->ticket);
+}
+
+int pyexec_exec_decode(const unsigned char *in, size_t len,
+                       pyexec_exec_fixed_t *e)
+{
+    if (len < PYEXEC_EXEC_FIXED_LEN) {
+        return -1;
+    }
+    memcpy(e->token, in, PYEXEC_TOKEN_LEN);
+    e->ticket = get_u32(in + PYEXEC_TOKEN_LEN);
+    return 0;
+}
+
 int pyexec_helper_sockpath(char *buf, size_t buflen, const char *dir,
                            uint32_t slot, uint32_t gen)
 {

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #define PYEXEC_PROTO_MAGIC     0x58455950u   /* "PYEX" read as LE */
-#define PYEXEC_PROTO_VERSION   1
+#define PYEXEC_PROTO_VERSION   2
 #define PYEXEC_FRAME_HDR_LEN   16
 
 /* No frame on any channel may carry more than this; a larger length is
@@ -26,11 +26,13 @@
 
 typedef enum {
     /* worker -> helper */
-    PYEXEC_MSG_EXEC     = 1,    /* payload: the helper's token, then
+    PYEXEC_MSG_EXEC     = 1,    /* payload: pyexec_exec_fixed, then
                                    UTF-8 source */
     /* helper -> worker */
     PYEXEC_MSG_STARTED  = 2,    /* no payload: execution has begun */
     PYEXEC_MSG_RESULT   = 3,    /* payload: pyexec_result_t + stdout + stderr */
+    PYEXEC_MSG_SKIPPED  = 4,    /* no payload: not run, and never will be
+                                   (its turn passed while it was missing) */
     /* worker -> supervisor (datagrams) */
     PYEXEC_MSG_WAKE     = 10,   /* spares were taken, refill */
     PYEXEC_MSG_KILL     = 11,   /* payload: pyexec_slot_msg_t */
@@ -143,6 +145,26 @@ typedef struct {
 } pyexec_spawn_t;
 #define PYEXEC_SPAWN_FIXED_LEN 48
 #define PYEXEC_TOKEN_LEN       16
+
+/* What precedes the source in an EXEC. The ticket is the request's place
+ * in its session's queue, taken under the registry lock when the worker
+ * counted itself in: a helper runs requests in ticket order, not in the
+ * order their frames happen to reach it, so that a request whose worker
+ * was told "nothing ahead of you" (and started its clock on sending) is
+ * never run after one that came later. */
+typedef struct {
+    uint8_t token[PYEXEC_TOKEN_LEN];
+    uint32_t ticket;
+} pyexec_exec_fixed_t;
+#define PYEXEC_EXEC_FIXED_LEN  20
+
+void pyexec_exec_encode(unsigned char out[PYEXEC_EXEC_FIXED_LEN],
+                        const pyexec_exec_fixed_t *e);
+int pyexec_exec_decode(const unsigned char *in, size_t len,
+                       pyexec_exec_fixed_t *e);
+
+/* Whether ticket a comes before b (tickets wrap around). */
+#define PYEXEC_TICKET_BEFORE(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) < 0)
 
 void pyexec_spawn_encode(unsigned char out[PYEXEC_SPAWN_FIXED_LEN],
                          const pyexec_spawn_t *sp);

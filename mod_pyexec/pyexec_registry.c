@@ -206,6 +206,7 @@ int32_t pyexec_reg_spawn_begin(pyexec_registry_t *reg, int64_t now)
     s->pid = 0;
     s->kill_reason = PYEXEC_END_NONE;
     s->inflight = 0;
+    s->next_ticket = 0;         /* what a new helper expects first */
     s->deadline = 0;
     s->executions = 0;
     s->spawned_at = now;

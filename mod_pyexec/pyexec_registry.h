@@ -53,7 +53,7 @@ typedef struct {
     uint32_t inflight;      /* requests sent to or queued at the helper */
     uint32_t ended_gen;     /* the last generation that ended here ... */
     uint32_t ended_reason;  /* ... and why */
-    uint32_t pad_;
+    uint32_t next_ticket;   /* the next request's place in the queue */
     int64_t  created;       /* wall clock, usec: when the session began */
     int64_t  last_use;      /* monotonic usec */
     int64_t  deadline;      /* monotonic usec; 0 while nothing runs */

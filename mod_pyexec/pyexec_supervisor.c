@@ -757,7 +757,7 @@ static void scan(sup_t *sup)
     const pyexec_conf_t *c = &pyexec_state.conf;
     int32_t victims[64];
     int nv = 0;
-    uint32_t i;
+    uint32_t i, running = 0;
     int64_t now = pyexec_now_usec();
 
     if (pyexec_lock() != APR_SUCCESS) {
@@ -766,6 +766,10 @@ static void scan(sup_t *sup)
     for (i = 0; i < sup->reg->nslots && nv < 64; i++) {
         pyexec_slot_t *s = pyexec_reg_slot(sup->reg, (int32_t)i);
         int32_t pid = 0;
+
+        if (s->state == PYEXEC_SLOT_LIVE) {
+            running += s->inflight;
+        }
 
         if (s->state == PYEXEC_SLOT_LIVE && s->inflight == 0
             && now - s->last_use > c->idle_timeout) {
@@ -791,6 +795,14 @@ static void scan(sup_t *sup)
         if (pid > 0) {
             victims[nv++] = pid;
         }
+    }
+    /* Workers count runs in and out themselves; one whose process died
+     * mid-request never counts out, and the count only steers their
+     * spinning (pyexec_handler.c), so it is set right here now and then.
+     * Counted out later, a run of a session ended meanwhile leaves it
+     * low for a moment, never high. */
+    if (i == sup->reg->nslots) {
+        sup->reg->running = running;
     }
     pyexec_unlock();
     while (nv > 0) {

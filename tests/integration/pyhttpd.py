@@ -19,6 +19,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
 
+def _proto_version():
+    """PYEXEC_PROTO_VERSION, for tests that forge frames: a frame refused
+    for its version would prove nothing about what they test."""
+    with open(os.path.join(REPO, "mod_pyexec", "pyexec_protocol.h")) as f:
+        for line in f:
+            if line.startswith("#define PYEXEC_PROTO_VERSION"):
+                return int(line.split()[2])
+    raise RuntimeError("no PYEXEC_PROTO_VERSION")
+
+
+PROTO_VERSION = _proto_version()
+
+
 def _apxs(var):
     return subprocess.run(["apxs", "-q", var], check=True,
                           capture_output=True, text=True).stdout.strip()

@@ -36,6 +36,7 @@ import uuid
 
 import pytest
 
+import pyhttpd
 from conftest import Client, start
 
 # Planted in this process's environment before any server starts: httpd
@@ -1388,7 +1389,7 @@ if me:
             and '%s/h%d-%d.sock' % (d, s, g) != me]
     print('other sessions', len(live))
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-    hdr = struct.pack('<IHHII', 0x58455950, 1, 11, 0, 16)
+    hdr = struct.pack('<IHHII', 0x58455950, @PROTO@, 11, 0, 16)
     for s, g in live:
         attempt('kill slot %d gen %d' % (s, g), a.sendto,
                 hdr + struct.pack('<IIiI', s, g, 0, 5), d + '/supervisor.sock')
@@ -1412,8 +1413,8 @@ for fd in range(32):
 print('connections', [c.fileno() for c in conns], flush=True)
 out = b'@TOKEN@ forged stdout'
 result = struct.pack('<IIIIQ', 1, 0, len(out), 0, 0) + out
-hdr = struct.pack('<IHHII', 0x58455950, 1, 3, 0, len(result))
-huge = struct.pack('<IHHII', 0x58455950, 1, 3, 0, 0xfffffff0)
+hdr = struct.pack('<IHHII', 0x58455950, @PROTO@, 3, 0, len(result))
+huge = struct.pack('<IHHII', 0x58455950, @PROTO@, 3, 0, 0xfffffff0)
 for c in conns:
     attempt('forged result', c.sendall, hdr + result)
     attempt('huge frame', c.sendall, huge + b'x' * 4096)
@@ -1614,7 +1615,8 @@ def render(p, world, server, marker, token):
             ("@PORT@", str(world.port)), ("@UNIX@", world.unix_path),
             ("@DGRAM@", world.dgram_path), ("@ABSTRACT@", world.abstract),
             ("@TOKEN@", token), ("@HTTPD@", str(server.main_pid)),
-            ("@SUPERVISOR@", str(server.supervisor))):
+            ("@SUPERVISOR@", str(server.supervisor)),
+            ("@PROTO@", str(pyhttpd.PROTO_VERSION))):
         code = code.replace(key, value)
     assert "@" + "MARKER" not in code
     return code

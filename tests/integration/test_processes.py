@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+import pyhttpd
 from conftest import Client, start
 
 
@@ -307,9 +308,10 @@ def test_helper_sockets_need_the_token(client, httpd):
         if not (name.startswith("h") and name.endswith(".sock")):
             continue
         for token in (b"\0" * 16, os.urandom(16), b""):
-            body = token + code
-            frame = struct.pack("<IHHII", 0x58455950, 1, 1, 1,
-                                len(body)) + body
+            # ticket 1: the session's next turn, as it has run once
+            body = token + struct.pack("<I", 1) + code
+            frame = struct.pack("<IHHII", 0x58455950, pyhttpd.PROTO_VERSION,
+                                1, 1, len(body)) + body
             with pysocket.socket(pysocket.AF_UNIX,
                                  pysocket.SOCK_STREAM) as s:
                 s.settimeout(5)
@@ -338,7 +340,8 @@ def test_supervisor_ignores_kills_from_outside_httpd(client, httpd):
                 continue
             slot, gen = map(int, name[1:-5].split("-"))
             body = struct.pack("<IIiI", slot, gen, 0, 2)     # timeout
-            s.sendto(struct.pack("<IHHII", 0x58455950, 1, 11, 0,
+            s.sendto(struct.pack("<IHHII", 0x58455950,
+                                 pyhttpd.PROTO_VERSION, 11, 0,
                                  len(body)) + body,
                      os.path.join(httpd.sockdir, "supervisor.sock"))
             sent += 1

@@ -1,6 +1,9 @@
 """Bad requests: a clear JSON error and the right status, never a crash."""
 import json
+import os
+import shutil
 import socket
+import tempfile
 
 import pytest
 import requests
@@ -191,3 +194,43 @@ def test_location_rules_govern_the_endpoint(fenced):
     # refused before anything ran
     r = requests.post(url, json={"code": "print(n)", "id": sid}, timeout=10)
     assert r.json()["stdout"] == "0\n"
+
+
+def test_a_request_rewritten_away_from_the_endpoint_meets_directory_rules(
+        request):
+    """The file-system walk is skipped only for the URI that <Location>
+    gave to pyexec. A RewriteRule [PT] that sends a URI under the
+    endpoint to a file elsewhere gets the walk, and with it the
+    <Directory> rule that guards that file."""
+    from conftest import start
+    import pyhttpd
+    root = tempfile.mkdtemp(prefix="pyexec-rewrite-")
+    request.addfinalizer(lambda: shutil.rmtree(root))
+    os.chmod(root, 0o755)
+    for name in ("public", "private"):
+        os.mkdir(os.path.join(root, name), 0o755)
+        with open(os.path.join(root, name, "data.txt"), "w") as f:
+            f.write("%s data\n" % name)
+        os.chmod(os.path.join(root, name, "data.txt"), 0o644)
+    srv = start(request, extra_conf="""
+LoadModule rewrite_module {moddir}/mod_rewrite.so
+RewriteEngine On
+RewriteRule "^/execute/(public|private)/(.*)$" "/files/$1/$2" [PT]
+Alias "/files" "{root}"
+<Directory "{root}">
+    Require all granted
+</Directory>
+<Directory "{root}/private">
+    Require all denied
+</Directory>
+""".format(moddir=pyhttpd.Httpd().moddir, root=root))
+    # the control: a file the walk allows is served through the rewrite
+    r = requests.get(srv.url + "/execute/public/data.txt", timeout=10)
+    assert (r.status_code, r.text) == (200, "public data\n")
+    r = requests.get(srv.url + "/execute/private/data.txt", timeout=10)
+    assert r.status_code == 403, (r.status_code, r.text)
+    assert "private data" not in r.text
+    # the endpoint itself is still served
+    r = requests.post(srv.url + "/execute", json={"code": "print(1)"},
+                      timeout=10)
+    assert r.json()["stdout"] == "1\n"

@@ -14,7 +14,7 @@ START_TEST(test_hdr_encode_layout)
 {
     static const unsigned char want[PYEXEC_FRAME_HDR_LEN] = {
         'P', 'Y', 'E', 'X',         /* magic, little endian */
-        0x01, 0x00,                 /* version */
+        PYEXEC_PROTO_VERSION, 0x00, /* version */
         0x03, 0x02,                 /* type */
         0x07, 0x06, 0x05, 0x04,     /* flags */
         0x0b, 0x0a, 0x09, 0x08      /* length */
@@ -443,6 +443,45 @@ START_TEST(test_spawn_lengths)
 }
 END_TEST
 
+/* --- EXEC fixed part -------------------------------------------------- */
+
+START_TEST(test_exec_layout_and_round_trip)
+{
+    static const unsigned char want[PYEXEC_EXEC_FIXED_LEN] = {
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, /* token */
+        0x04, 0x03, 0x02, 0x81                                /* ticket */
+    };
+    pyexec_exec_fixed_t in = {
+        .token = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+        .ticket = 0x81020304u,
+    }, out;
+    unsigned char buf[PYEXEC_EXEC_FIXED_LEN + 5];
+
+    pyexec_exec_encode(buf, &in);
+    ck_assert_mem_eq(buf, want, sizeof(want));
+    /* the source follows: a longer payload is the normal case */
+    memcpy(buf + PYEXEC_EXEC_FIXED_LEN, "x = 1", 5);
+    memset(&out, 0, sizeof(out));
+    ck_assert_int_eq(pyexec_exec_decode(buf, sizeof(buf), &out), 0);
+    ck_assert_mem_eq(out.token, in.token, sizeof(in.token));
+    ck_assert_uint_eq(out.ticket, in.ticket);
+    ck_assert_int_eq(pyexec_exec_decode(buf, PYEXEC_EXEC_FIXED_LEN - 1,
+                                        &out), -1);
+}
+END_TEST
+
+/* Tickets count up for the life of a session and may wrap. */
+START_TEST(test_ticket_order_wraps)
+{
+    ck_assert(PYEXEC_TICKET_BEFORE(0u, 1u));
+    ck_assert(!PYEXEC_TICKET_BEFORE(1u, 0u));
+    ck_assert(!PYEXEC_TICKET_BEFORE(7u, 7u));
+    ck_assert(PYEXEC_TICKET_BEFORE(0xffffffffu, 0u));
+    ck_assert(PYEXEC_TICKET_BEFORE(0xfffffff0u, 5u));
+    ck_assert(!PYEXEC_TICKET_BEFORE(5u, 0xfffffff0u));
+}
+END_TEST
+
 /* --- helper socket path ---------------------------------------------- */
 
 START_TEST(test_sockpath_format)
@@ -516,6 +555,11 @@ Suite *protocol_suite(void)
     tcase_add_test(tc, test_spawn_layout);
     tcase_add_test(tc, test_spawn_round_trip);
     tcase_add_test(tc, test_spawn_lengths);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("exec");
+    tcase_add_test(tc, test_exec_layout_and_round_trip);
+    tcase_add_test(tc, test_ticket_order_wraps);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("sockpath");

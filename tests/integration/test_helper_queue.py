@@ -1,0 +1,234 @@
+"""The helper's side of a session's queue, driven directly.
+
+These tests play the supervisor (a SPAWN with a listening socket) and
+then the workers (EXEC frames with tickets), with no httpd in between:
+the interleavings that matter here (a request that reaches the helper
+after one that was queued behind it, a request that never comes, one
+sent twice) are races httpd would produce only by chance.
+"""
+import os
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+import pyhttpd
+
+HELPER = os.path.join(os.path.abspath(os.environ.get("PYEXEC_BUILD_DIR", "build")),
+                      "pyexec-helper")
+
+MAGIC = 0x58455950
+VERSION = pyhttpd.PROTO_VERSION
+EXEC, STARTED, RESULT, SKIPPED = 1, 2, 3, 4
+SPAWN, SPAWNED, READY, REFUSED = 20, 21, 22, 23
+WANT_STARTED = 0x1
+TOKEN = bytes(range(16))
+TURN_WAIT = 0.2     # helper_main.c: TURN_WAIT_US
+
+
+def frame(mtype, payload=b"", flags=0):
+    return struct.pack("<IHHII", MAGIC, VERSION, mtype, flags,
+                       len(payload)) + payload
+
+
+def recv_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("closed after %d of %d bytes" % (len(buf), n))
+        buf += chunk
+    return buf
+
+
+def recv_frame(sock):
+    magic, version, mtype, flags, length = struct.unpack(
+        "<IHHII", recv_exact(sock, 16))
+    assert (magic, version) == (MAGIC, VERSION)
+    return mtype, recv_exact(sock, length) if length else b""
+
+
+class Helper:
+    """One session helper, forked by a zygote we started ourselves."""
+
+    def __init__(self, tmp):
+        self.path = os.path.join(tmp, "h.sock")
+        lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        lsock.bind(self.path)
+        lsock.listen(64)
+        self.chan, theirs = socket.socketpair(socket.AF_UNIX,
+                                              socket.SOCK_SEQPACKET)
+        os.chmod(tmp, 0o755)
+
+        def as_nobody():
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+        self.zygote = subprocess.Popen(
+            [HELPER, "--zygote", "--channel", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),), env={}, cwd="/",
+            preexec_fn=as_nobody if os.getuid() == 0 else None,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        theirs.close()
+        spawn = struct.pack("<IIQIIII", 0, 1, 100 << 20, 1 << 20, 10,
+                            1 << 16, 0) + TOKEN + b"subprocess\0"
+        socket.send_fds(self.chan, [frame(SPAWN, spawn)], [lsock.fileno()])
+        lsock.close()
+        self.chan.settimeout(30)
+        self.pid = None
+        while True:
+            msg = self.chan.recv(65536)
+            mtype = struct.unpack("<IHHII", msg[:16])[2]
+            assert mtype != REFUSED, msg[16 + 16:]
+            if mtype == READY:
+                self.pid = struct.unpack("<i", msg[16 + 8:16 + 12])[0]
+                break
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(self.path)
+        return s
+
+    def close(self):
+        self.chan.close()       # the zygote leaves when its channel closes
+        self.zygote.wait(10)
+        # the session helper is our child (CLONE_PARENT): reap it
+        try:
+            os.kill(self.pid, 9)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+
+def send_exec(sock, ticket, code, flags=0):
+    sock.sendall(frame(EXEC, TOKEN + struct.pack("<I", ticket)
+                       + code.encode(), flags))
+
+
+def result(sock):
+    """stdout of the RESULT on sock (after STARTED, if one comes)."""
+    mtype, payload = recv_frame(sock)
+    if mtype == STARTED:
+        mtype, payload = recv_frame(sock)
+    assert mtype == RESULT, mtype
+    status, flags, out_len, err_len = struct.unpack("<IIII", payload[:16])
+    assert err_len == 0, payload[24 + out_len:]
+    return payload[24:24 + out_len].decode()
+
+
+@pytest.fixture
+def helper():
+    if not os.access(HELPER, os.X_OK):
+        pytest.skip("no helper built at %s" % HELPER)
+    with tempfile.TemporaryDirectory() as tmp:
+        h = Helper(tmp)
+        try:
+            yield h
+        finally:
+            h.close()
+
+
+def test_requests_run_in_ticket_order_not_arrival_order(helper):
+    """A request counted in first runs first, even when a later one's
+    frame reaches the helper before it: its worker was told nothing was
+    ahead of it and started its clock on sending."""
+    a, b, c = helper.connect(), helper.connect(), helper.connect()
+    send_exec(a, 0, "log = []")
+    assert result(a) == ""
+    send_exec(b, 2, "log.append('second')", WANT_STARTED)
+    time.sleep(0.05)            # b's frame has been waiting for a while
+    send_exec(a, 1, "log.append('first')")
+    assert result(a) == ""
+    assert recv_frame(b)[0] == STARTED
+    assert result(b) == ""
+    send_exec(c, 3, "print(log)")
+    assert result(c) == "['first', 'second']\n"
+
+
+def test_a_ticket_that_never_comes_is_passed_over(helper):
+    """A worker that counted itself in and then died or gave up before
+    sending must not stall the session: the next request waits about
+    TURN_WAIT, then runs."""
+    a = helper.connect()
+    send_exec(a, 0, "x = 1")
+    assert result(a) == ""
+    t = time.monotonic()
+    send_exec(a, 2, "x += 1\nprint(x)")       # ticket 1 never comes
+    assert result(a) == "2\n"
+    waited = time.monotonic() - t
+    assert TURN_WAIT * 0.9 <= waited < TURN_WAIT + 1.5, waited
+
+
+def test_a_request_whose_turn_passed_is_skipped_unrun(helper):
+    """... and should it come after all, it is answered SKIPPED and not
+    run, since later requests may have changed the session meanwhile."""
+    a, late = helper.connect(), helper.connect()
+    send_exec(a, 0, "x = 1")
+    assert result(a) == ""
+    send_exec(a, 2, "x = 2")
+    assert result(a) == ""
+    send_exec(late, 1, "x = 'late'")
+    assert recv_frame(late) == (SKIPPED, b"")
+    send_exec(late, 3, "print(x)")       # the connection is still good
+    assert result(late) == "2\n"
+
+
+def test_a_request_sent_twice_runs_once(helper):
+    """A worker resends a request whose connection closed before any
+    answer; should the first copy have been read after all, the second
+    is skipped, never run again."""
+    a, again = helper.connect(), helper.connect()
+    send_exec(a, 0, "n = 0")
+    assert result(a) == ""
+    send_exec(a, 1, "n += 1")
+    assert result(a) == ""
+    send_exec(again, 1, "n += 1")
+    assert recv_frame(again)[0] == SKIPPED
+    send_exec(again, 2, "print(n)")
+    assert result(again) == "1\n"
+
+
+class Worker:
+    """One request as pyexec_handler.c sends it: on a connection the
+    helper closed before any byte of an answer (to make room), it is sent
+    once more on a new one."""
+
+    def __init__(self, helper, ticket, code, flags=0):
+        self.helper, self.args = helper, (ticket, code, flags)
+        self.sock = helper.connect()
+        try:
+            send_exec(self.sock, *self.args)
+        except BrokenPipeError:
+            self.resend()
+
+    def resend(self):
+        self.sock.close()
+        self.sock = self.helper.connect()
+        send_exec(self.sock, *self.args)
+
+    def result(self):
+        try:
+            first = self.sock.recv(1, socket.MSG_PEEK)
+        except ConnectionResetError:
+            first = b""
+        if not first:
+            self.resend()
+        return result(self.sock)
+
+
+def test_more_waiting_requests_than_kept_connections(helper):
+    """Twelve requests queued at once, sent in the reverse of their
+    tickets' order: the helper takes in more connections than the eight
+    it keeps, so that it finds each turn, and runs them all in order."""
+    first = Worker(helper, 0, "order = []")
+    assert first.result() == ""
+    workers = [Worker(helper, t, "order.append(%d)" % t, WANT_STARTED)
+               for t in range(12, 0, -1)]
+    for w in reversed(workers):
+        assert w.result() == ""
+    assert Worker(helper, 13, "print(order)").result() \
+        == str(list(range(1, 13))) + "\n"
