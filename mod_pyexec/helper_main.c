@@ -315,6 +315,9 @@ static void run_turns(conns_t *cs)
         cs->gap_since = 0;
         cs->turn++;
         cs->c[next].last = ++cs->clock;
+        if (cs->c[next].rq.flags & PYEXEC_EXEC_PASS) {
+            continue;       /* its turn is used up: SKIPPED, next round */
+        }
         if (!run_request(cs->c[next].fd, &cs->c[next].rq)) {
             conns_drop(cs, next);
         }

@@ -43,6 +43,7 @@ typedef enum {
     OUTCOME_DIED,
     OUTCOME_BUSY,               /* never got its turn; session untouched */
     OUTCOME_LOCAL,              /* this worker failed; session untouched */
+    OUTCOME_TOO_LARGE,          /* above the session's PyExecMaxCode */
 } outcome_t;
 
 typedef struct {
@@ -228,6 +229,9 @@ typedef struct {
     uint32_t gen;
     uint32_t ahead;             /* requests queued before ours */
     uint32_t ticket;            /* our place in the session's queue */
+    int64_t timeout;            /* the session's limits (its slot's) */
+    uint32_t max_output;
+    uint32_t max_code;
     uint8_t token[PYEXEC_TOKEN_LEN];    /* the helper wants it in EXEC */
     char id[PYEXEC_ID_STRLEN + 1];
 } session_ref_t;
@@ -235,7 +239,6 @@ typedef struct {
 /* Existing session: count us in, so that idle expiry leaves it alone. */
 static int attach_session(const pyexec_id_t *id, session_ref_t *ref)
 {
-    const pyexec_conf_t *c = &pyexec_state.conf;
     pyexec_slot_t *s;
 
     if (pyexec_lock() != APR_SUCCESS) {
@@ -254,7 +257,10 @@ static int attach_session(const pyexec_id_t *id, session_ref_t *ref)
     ref->ticket = s->next_ticket++;
     memcpy(ref->token, s->token, PYEXEC_TOKEN_LEN);
     /* backstop for the supervisor, should this worker vanish */
-    s->deadline = pyexec_now_usec() + (int64_t)s->inflight * c->timeout;
+    ref->timeout = s->timeout;
+    ref->max_output = s->max_output;
+    ref->max_code = s->max_code;
+    s->deadline = pyexec_now_usec() + (int64_t)s->inflight * s->timeout;
     pyexec_unlock();
     pyexec_id_format(id, ref->id);
     return OK;
@@ -290,7 +296,10 @@ static int new_session(request_rec *r, session_ref_t *ref)
             s->inflight = 1;
             ref->ticket = s->next_ticket++;
             pyexec_state.reg->running++;
-            s->deadline = now + c->timeout;
+            ref->timeout = s->timeout;
+            ref->max_output = s->max_output;
+            ref->max_code = s->max_code;
+            s->deadline = now + s->timeout;
         }
         failing = pyexec_state.reg->helpers_failing;
         pyexec_unlock();
@@ -555,9 +564,8 @@ static int helper_listening(const session_ref_t *ref)
 static void run_code(request_rec *r, const session_ref_t *ref,
                      const char *code, size_t code_len, run_t *run)
 {
-    const pyexec_conf_t *c = &pyexec_state.conf;
     uint32_t max_payload = PYEXEC_RESULT_FIXED_LEN
-                           + 2 * ((uint32_t)c->max_output + 256);
+                           + 2 * (ref->max_output + 256);
     pyexec_frame_hdr_t hdr;
     pyexec_exec_fixed_t fixed;
     pyexec_io_status_t st;
@@ -574,9 +582,21 @@ static void run_code(request_rec *r, const session_ref_t *ref,
     memcpy(fixed.token, ref->token, PYEXEC_TOKEN_LEN);
     fixed.ticket = ref->ticket;
     pyexec_exec_encode(efixed, &fixed);
-    pyexec_frame_encode_hdr(ehdr, PYEXEC_MSG_EXEC,
-                            ref->ahead ? PYEXEC_EXEC_WANT_STARTED : 0,
-                            (uint32_t)(PYEXEC_EXEC_FIXED_LEN + code_len));
+    if (code_len > ref->max_code) {
+        /* The session was started before a graceful restart raised
+         * PyExecMaxCode: its helper would refuse this. Our turn is taken
+         * all the same, and is handed back so that the next request
+         * does not wait for it. */
+        pyexec_frame_encode_hdr(ehdr, PYEXEC_MSG_EXEC, PYEXEC_EXEC_PASS,
+                                PYEXEC_EXEC_FIXED_LEN);
+        code_len = 0;
+        run->outcome = OUTCOME_TOO_LARGE;
+    }
+    else {
+        pyexec_frame_encode_hdr(ehdr, PYEXEC_MSG_EXEC,
+                                ref->ahead ? PYEXEC_EXEC_WANT_STARTED : 0,
+                                (uint32_t)(PYEXEC_EXEC_FIXED_LEN + code_len));
+    }
     iov[0].iov_base = ehdr;
     iov[0].iov_len = sizeof(ehdr);
     iov[1].iov_base = efixed;
@@ -616,7 +636,7 @@ again:
         /* each run ahead ends within its deadline (or is killed) */
         st = pyexec_io_recv_frame(fd, 0, &hdr, &run->payload,
                                   start + (int64_t)(ref->ahead + 1)
-                                  * (c->timeout + IO_SLACK_US));
+                                  * (ref->timeout + IO_SLACK_US));
         if (st == PYEXEC_IO_TIMEOUT) {
             run->outcome = give_up_waiting(fd);
             return;
@@ -629,7 +649,7 @@ again:
         }
         start = pyexec_now_usec();
     }
-    deadline = start + c->timeout;
+    deadline = start + ref->timeout;
     if (st == PYEXEC_IO_OK && (started || !ref->ahead)) {
         if (spin_worthwhile()) {
             pyexec_io_spin_readable(fd, SPIN_US);
@@ -657,14 +677,16 @@ again:
     if (st == PYEXEC_IO_TIMEOUT) {
         close(fd);
         run->outcome = OUTCOME_TIMEOUT;
-        run->exec_usec = c->timeout;
+        run->exec_usec = ref->timeout;
         return;
     }
     if (st == PYEXEC_IO_OK && hdr.type == PYEXEC_MSG_SKIPPED) {
         /* our turn passed before the request arrived (TURN_WAIT_US in
-         * helper_main.c): nothing ran */
+         * helper_main.c), or we passed it on: nothing ran */
         kept_put(ref, fd);
-        run->outcome = OUTCOME_BUSY;
+        if (run->outcome != OUTCOME_TOO_LARGE) {
+            run->outcome = OUTCOME_BUSY;
+        }
         return;
     }
     if (st != PYEXEC_IO_OK || hdr.type != PYEXEC_MSG_RESULT
@@ -743,6 +765,7 @@ static const char *outcome_name(const run_t *run)
     case OUTCOME_DIED:    return pyexec_end_reason_name(run->died_why);
     case OUTCOME_BUSY:    return "busy";
     case OUTCOME_LOCAL:   return "error";
+    case OUTCOME_TOO_LARGE: return "too-large";
     }
     return "unknown";
 }
@@ -888,6 +911,12 @@ int pyexec_handler(request_rec *r)
         rc = send_json(r, HTTP_SERVICE_UNAVAILABLE, ref.id, NULL, 0, NULL, 0,
                        "The session is busy with earlier requests; nothing "
                        "was run. Try again later.");
+        break;
+    case OUTCOME_TOO_LARGE:
+        rc = send_json(r, HTTP_REQUEST_ENTITY_TOO_LARGE, ref.id, NULL, 0,
+                       NULL, 0, apr_psprintf(r->pool, "Code too large for "
+                       "this session: it was started with a limit of %u "
+                       "bytes. Nothing was run.", ref.max_code));
         break;
     case OUTCOME_LOCAL:
         rc = send_json(r, HTTP_INTERNAL_SERVER_ERROR, ref.id, NULL, 0, NULL,

@@ -15,6 +15,7 @@
 #include <apr_shm.h>
 
 #include "pyexec_config.h"
+#include "pyexec_protocol.h"
 #include "pyexec_ratelimit.h"
 #include "pyexec_registry.h"
 
@@ -30,14 +31,36 @@ extern module AP_MODULE_DECLARE_DATA pyexec_module;
 /* The handler name: SetHandler pyexec */
 #define PYEXEC_HANDLER "pyexec"
 
+/* What the supervisor takes from the configuration, written by httpd's
+ * parent into shared memory at every start and restart: a supervisor
+ * kept over a graceful restart takes the new values from here (it checks
+ * gen on every scan). Values a session is created with are copied into
+ * its slot, so a session keeps the limits it started with. */
+#define PYEXEC_SPAWN_TMPL_MAX (PYEXEC_FRAME_HDR_LEN + 65536)
+
+typedef struct {
+    uint32_t gen;               /* bumped at every write */
+    uint32_t spare_helpers;
+    uint32_t max_sessions;
+    uint32_t spawn_len;
+    int64_t  idle_timeout;      /* usec */
+    int64_t  timeout;           /* usec, per execution */
+    uint32_t max_output;
+    uint32_t max_code;
+    unsigned char spawn[PYEXEC_SPAWN_TMPL_MAX]; /* SPAWN frame, slot and
+                                                   gen left blank */
+} pyexec_live_conf_t;
+
 /*
  * Set up in post_config and inherited by every child through fork:
- * the supervisor, the MPM's children.
+ * the supervisor, the MPM's children. Over a graceful restart the
+ * segment, the mutex and the supervisor are kept (pyexec_shared.c).
  */
 typedef struct {
     apr_shm_t *shm;
     pyexec_registry_t *reg;
     pyexec_ratelimit_t *rl;
+    pyexec_live_conf_t *live;
     apr_global_mutex_t *mutex;
     const char *mutex_file;
     const char *sockdir;        /* helpers' sockets */

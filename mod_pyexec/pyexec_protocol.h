@@ -49,6 +49,8 @@ typedef enum {
 /* EXEC flags */
 #define PYEXEC_EXEC_WANT_STARTED 0x1u  /* queued behind another request:
                                           tell me when mine begins */
+#define PYEXEC_EXEC_PASS         0x2u  /* run nothing, only give up this
+                                          ticket's turn: answered SKIPPED */
 
 typedef struct {
     uint32_t magic;

@@ -60,6 +60,10 @@ typedef struct {
     int64_t  spawned_at;    /* monotonic usec */
     uint64_t executions;
     uint8_t  token[16];     /* what an EXEC to this helper must carry */
+    /* limits the helper was started with, which its session keeps */
+    int64_t  timeout;       /* usec per execution */
+    uint32_t max_output;    /* bytes per stream */
+    uint32_t max_code;      /* bytes of source */
 } pyexec_slot_t;
 
 typedef struct {

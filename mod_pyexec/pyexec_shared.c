@@ -1,6 +1,8 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
 #include <errno.h>
+#include <signal.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -48,15 +50,94 @@ int pyexec_shared_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
            ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
 
+/* What a graceful restart keeps. httpd unloads and reloads this module
+ * at every restart, so this lives in ap_retained_data, allocated in the
+ * process pool, and nothing in it points into the module: no function,
+ * no string literal. */
+typedef struct {
+    apr_pool_t *pool;           /* the segment and the mutex live here */
+    apr_shm_t *shm;
+    pyexec_registry_t *reg;
+    pyexec_ratelimit_t *rl;
+    pyexec_live_conf_t *live;
+    apr_global_mutex_t *mutex;
+    const char *mutex_file;
+    apr_proc_t *sup;            /* pid > 0 while a supervisor runs */
+    const char *fixed;          /* settings a kept supervisor cannot take
+                                   up (fixed_settings) */
+    uint32_t nslots;            /* the table's size: it cannot grow */
+} pyexec_retained_t;
+
+#define RETAINED_KEY "mod_pyexec-retained"
+
+/* The settings that define the supervisor itself: when one changes,
+ * even a graceful restart starts afresh. So does a table that would
+ * have to grow. */
+static const char *fixed_settings(apr_pool_t *p, const pyexec_conf_t *c)
+{
+    return apr_psprintf(p, "PyExecHelper %s, PyExecSocketDir %s, "
+                        "PyExecUser %s, PyExecGroup %s",
+                        c->helper_path, c->socket_dir,
+                        c->helper_user ? c->helper_user : "-",
+                        c->helper_group ? c->helper_group : "-");
+}
+
+/* A new segment, mutex and (not yet started) supervisor record. */
+static apr_status_t retained_create(pyexec_retained_t *ret, server_rec *s,
+                                    uint32_t nslots, const char *fixed)
+{
+    apr_size_t size, reg_size, rl_size;
+    apr_status_t rv;
+    char *base;
+
+    if (ret->pool) {
+        apr_pool_destroy(ret->pool);    /* the old segment and mutex */
+    }
+    rv = apr_pool_create(&ret->pool, s->process->pool);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    apr_pool_tag(ret->pool, "pyexec_retained");
+    reg_size = (pyexec_registry_size(nslots) + 63) & ~(apr_size_t)63;
+    rl_size = (pyexec_ratelimit_size(RATE_CLIENTS) + 63) & ~(apr_size_t)63;
+    size = reg_size + rl_size + sizeof(pyexec_live_conf_t);
+    rv = apr_shm_create(&ret->shm, size, NULL, ret->pool);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     PYEXEC_LOGNO(00103) "cannot create %" APR_SIZE_T_FMT
+                     " bytes of shared memory", size);
+        return rv;
+    }
+    base = apr_shm_baseaddr_get(ret->shm);
+    ret->reg = pyexec_registry_init(base, nslots);
+    ret->rl = pyexec_ratelimit_init(base + reg_size, RATE_CLIENTS);
+    ret->live = (pyexec_live_conf_t *)(base + reg_size + rl_size);
+    memset(ret->live, 0, sizeof(*ret->live));
+
+    rv = ap_global_mutex_create(&ret->mutex, &ret->mutex_file,
+                                PYEXEC_MUTEX_TYPE, NULL, s, ret->pool, 0);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (ret->mutex_file) {
+        ret->mutex_file = apr_pstrdup(ret->pool, ret->mutex_file);
+    }
+    ret->sup = apr_pcalloc(ret->pool, sizeof(*ret->sup));
+    ret->fixed = apr_pstrdup(ret->pool, fixed);
+    ret->nslots = nslots;
+    return APR_SUCCESS;
+}
+
 int pyexec_shared_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                               apr_pool_t *ptemp, server_rec *s)
 {
     pyexec_conf_t *c = &pyexec_state.conf;
-    apr_size_t size, reg_size;
+    pyexec_retained_t *ret;
+    const char *fixed;
     uint32_t nslots;
     apr_status_t rv;
+    int keep;
     (void)plog;
-    (void)ptemp;
 
     /* the first pass only checks the configuration */
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
@@ -72,32 +153,64 @@ int pyexec_shared_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     pyexec_state.sockdir = c->socket_dir;
     pyexec_state.ctl_path = apr_pstrcat(pconf, c->socket_dir,
                                         "/supervisor.sock", NULL);
-
     nslots = (uint32_t)c->max_sessions + (uint32_t)c->spare_helpers
              + DYING_MARGIN;
-    reg_size = (pyexec_registry_size(nslots) + 63) & ~(apr_size_t)63;
-    size = reg_size + pyexec_ratelimit_size(RATE_CLIENTS);
-    rv = apr_shm_create(&pyexec_state.shm, size, NULL, pconf);
+    fixed = fixed_settings(ptemp, c);
+
+    ret = ap_retained_data_get(RETAINED_KEY);
+    if (!ret) {
+        ret = ap_retained_data_create(RETAINED_KEY, sizeof(*ret));
+    }
+    /* A supervisor still running here was spared by a graceful restart
+     * (pyexec_supervisor.c stops it on any other) */
+    keep = ret->sup && ret->sup->pid > 0 && kill(ret->sup->pid, 0) == 0;
+    if (keep && (strcmp(ret->fixed, fixed) || nslots > ret->nslots)) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     PYEXEC_LOGNO(00105) "graceful restart with %s, %u "
+                     "slots (was %s, %u slots): starting a new supervisor; "
+                     "its sessions end", fixed, nslots, ret->fixed,
+                     ret->nslots);
+        keep = 0;
+    }
+    if (!keep) {
+        if (ret->sup && ret->sup->pid > 0) {
+            pyexec_supervisor_stop(ret->sup);
+        }
+        rv = retained_create(ret, s, nslots, fixed);
+        if (rv != APR_SUCCESS) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    pyexec_state.shm = ret->shm;
+    pyexec_state.reg = ret->reg;
+    pyexec_state.rl = ret->rl;
+    pyexec_state.live = ret->live;
+    pyexec_state.mutex = ret->mutex;
+    pyexec_state.mutex_file = ret->mutex_file;
+
+    /* this generation's settings, for the supervisor to take up */
+    if (pyexec_lock() != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rv = pyexec_supervisor_publish_conf(c, ret->live);
+    pyexec_unlock();
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     PYEXEC_LOGNO(00103) "cannot create %" APR_SIZE_T_FMT
-                     " bytes of shared memory", size);
+                     PYEXEC_LOGNO(00106) "PyExecBlockModules lists more "
+                     "than %d bytes of names", PYEXEC_SPAWN_TMPL_MAX);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    pyexec_state.reg = pyexec_registry_init(
-        apr_shm_baseaddr_get(pyexec_state.shm), nslots);
-    pyexec_state.rl = pyexec_ratelimit_init(
-        (char *)apr_shm_baseaddr_get(pyexec_state.shm) + reg_size,
-        RATE_CLIENTS);
-
-    rv = ap_global_mutex_create(&pyexec_state.mutex,
-                                &pyexec_state.mutex_file, PYEXEC_MUTEX_TYPE,
-                                NULL, s, pconf, 0);
-    if (rv != APR_SUCCESS) {
-        return HTTP_INTERNAL_SERVER_ERROR;
+    if (keep) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     PYEXEC_LOGNO(00107) "graceful restart: supervisor %d "
+                     "and %u sessions kept; new settings apply to new "
+                     "sessions", (int)ret->sup->pid,
+                     ret->reg->count[PYEXEC_SLOT_LIVE]);
+        pyexec_supervisor_watch(pconf, s, ret->sup);
+        pyexec_supervisor_nudge();
+        return OK;
     }
-
-    rv = pyexec_supervisor_start(pconf, s);
+    rv = pyexec_supervisor_start(pconf, s, ret->sup);
     return rv == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
 

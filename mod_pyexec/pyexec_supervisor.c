@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <grp.h>
 #include <pwd.h>
@@ -53,8 +54,7 @@ typedef struct {
     int zygote_failures;
     apr_time_t spawn_retry_at;  /* helpers failing to start: back off */
     int spawn_failures;
-    unsigned char *spawn_tmpl;  /* SPAWN frame with a blank slot/gen */
-    size_t spawn_len;
+    pyexec_live_conf_t *conf;   /* our copy of the published settings */
     pid_t unknown_reaped[16];   /* children reaped before the zygote's
                                    SPAWNED named them (ring) */
     unsigned unknown_next;
@@ -69,14 +69,48 @@ static int sig_pipe[2] = {-1, -1};
 
 static apr_pool_t *sup_parent_pool;
 static server_rec *sup_parent_server;
+static pid_t sup_httpd_pid;
 
 static void supervisor_main(server_rec *s, apr_pool_t *p)
     __attribute__((noreturn));
 
+/* Whether this generation ends in a graceful restart (-k graceful,
+ * SIGUSR1) rather than a restart (SIGHUP) or a stop of any kind. By the
+ * time httpd clears its configuration pool the MPM has reset
+ * restart_pending, but a stop leaves shutdown_pending and a restart
+ * is_ungraceful set. */
+static int graceful_restart(void)
+{
+    ap_unixd_mpm_retained_data *mpm = ap_unixd_mpm_get_retained_data();
+
+    return mpm && !mpm->shutdown_pending && !mpm->is_ungraceful;
+}
+
+void pyexec_supervisor_stop(apr_proc_t *proc)
+{
+    int i;
+
+    if (proc->pid <= 0) {
+        return;
+    }
+    kill(proc->pid, SIGTERM);
+    for (i = 0; i < 300; i++) {
+        if (waitpid(proc->pid, NULL, WNOHANG) != 0) {
+            break;
+        }
+        usleep(10000);
+    }
+    if (i == 300) {
+        kill(proc->pid, SIGKILL);
+        waitpid(proc->pid, NULL, 0);
+    }
+    proc->pid = -1;
+}
+
 static void maintenance(int reason, void *data, apr_wait_t status)
 {
     apr_proc_t *proc = data;
-    int mpm_state, stopping, i;
+    int mpm_state, stopping;
 
     switch (reason) {
     case APR_OC_REASON_DEATH:
@@ -103,28 +137,20 @@ static void maintenance(int reason, void *data, apr_wait_t status)
                          PYEXEC_LOGNO(00202) "supervisor died (status %d); "
                          "its sessions are lost, starting a new one",
                          status);
-            pyexec_supervisor_start(sup_parent_pool, sup_parent_server);
+            pyexec_supervisor_start(sup_parent_pool, sup_parent_server,
+                                    proc);
         }
         break;
     case APR_OC_REASON_RESTART:
         apr_proc_other_child_unregister(data);
         break;
     case APR_OC_REASON_UNREGISTER:
-        /* restart or stop of httpd: end the supervisor and wait for it,
-         * so that the next generation starts on a clean socket dir */
-        if (proc->pid > 0) {
-            kill(proc->pid, SIGTERM);
-            for (i = 0; i < 300; i++) {
-                if (waitpid(proc->pid, NULL, WNOHANG) != 0) {
-                    break;
-                }
-                usleep(10000);
-            }
-            if (i == 300) {
-                kill(proc->pid, SIGKILL);
-                waitpid(proc->pid, NULL, 0);
-            }
-            proc->pid = -1;
+        /* The end of this generation. A graceful restart keeps the
+         * supervisor and its sessions for the next one (pyexec_shared.c);
+         * a restart or a stop ends it, and waits, so that the next
+         * generation starts on a clean socket dir. */
+        if (proc->pid > 0 && !graceful_restart()) {
+            pyexec_supervisor_stop(proc);
         }
         break;
     default:
@@ -132,23 +158,32 @@ static void maintenance(int reason, void *data, apr_wait_t status)
     }
 }
 
-apr_status_t pyexec_supervisor_start(apr_pool_t *pconf, server_rec *s)
+void pyexec_supervisor_watch(apr_pool_t *pconf, server_rec *s,
+                             apr_proc_t *proc)
 {
-    apr_proc_t *proc = apr_pcalloc(pconf, sizeof(*proc));
-    apr_status_t rv;
-
     sup_parent_pool = pconf;
     sup_parent_server = s;
+    apr_proc_other_child_register(proc, maintenance, proc, NULL, pconf);
+}
+
+apr_status_t pyexec_supervisor_start(apr_pool_t *pconf, server_rec *s,
+                                     apr_proc_t *proc)
+{
+    apr_status_t rv;
+
+    proc->pid = -1;
+    sup_httpd_pid = getpid();
     rv = apr_proc_fork(proc, pconf);
     if (rv == APR_INCHILD) {
         supervisor_main(s, pconf);
     }
     if (rv != APR_INPARENT) {
+        proc->pid = -1;
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      PYEXEC_LOGNO(00203) "cannot fork the supervisor");
         return rv;
     }
-    apr_proc_other_child_register(proc, maintenance, proc, NULL, pconf);
+    pyexec_supervisor_watch(pconf, s, proc);
     return APR_SUCCESS;
 }
 
@@ -185,6 +220,18 @@ static void send_ctl(uint16_t type, const void *payload, size_t len)
 void pyexec_supervisor_wake(void)
 {
     send_ctl(PYEXEC_MSG_WAKE, NULL, 0);
+}
+
+void pyexec_supervisor_nudge(void)
+{
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+    if (fd >= 0) {
+        pyexec_state.ctl_fd = fd;
+        send_ctl(PYEXEC_MSG_WAKE, NULL, 0);
+        pyexec_state.ctl_fd = -1;   /* children open their own */
+        close(fd);
+    }
 }
 
 void pyexec_supervisor_kill(int32_t slot, uint32_t gen, int reason)
@@ -343,19 +390,22 @@ static int open_ctl(sup_t *sup)
     return 0;
 }
 
-/* The SPAWN frame is the same for every helper but for slot and gen. */
-static void build_spawn_template(sup_t *sup)
+/* Called in httpd's parent, under the registry lock, at every start and
+ * restart. The SPAWN frame is the same for every helper but for slot and
+ * gen, so it is built here once. */
+apr_status_t pyexec_supervisor_publish_conf(const pyexec_conf_t *c,
+                                            pyexec_live_conf_t *live)
 {
-    const pyexec_conf_t *c = &pyexec_state.conf;
     pyexec_spawn_t sp;
-    size_t names = 0, off;
+    size_t len = PYEXEC_FRAME_HDR_LEN + PYEXEC_SPAWN_FIXED_LEN, off;
     int i;
 
     for (i = 0; i < c->blocked->nelts; i++) {
-        names += strlen(APR_ARRAY_IDX(c->blocked, i, const char *)) + 1;
+        len += strlen(APR_ARRAY_IDX(c->blocked, i, const char *)) + 1;
     }
-    sup->spawn_len = PYEXEC_FRAME_HDR_LEN + PYEXEC_SPAWN_FIXED_LEN + names;
-    sup->spawn_tmpl = apr_pcalloc(sup->pool, sup->spawn_len);
+    if (len > sizeof(live->spawn)) {
+        return APR_ENOSPC;
+    }
     memset(&sp, 0, sizeof(sp));
     sp.memory_limit = (uint64_t)c->memory_limit;
     sp.max_output = (uint32_t)c->max_output;
@@ -366,15 +416,60 @@ static void build_spawn_template(sup_t *sup)
     sp.flags = (c->require_sandbox ? PYEXEC_SPAWN_REQUIRE_SANDBOX : 0)
                | (c->no_import_hook ? PYEXEC_SPAWN_NO_IMPORT_HOOK : 0)
                | (uint32_t)c->skip_layers;
-    pyexec_frame_encode_hdr(sup->spawn_tmpl, PYEXEC_MSG_SPAWN, 0,
-                            (uint32_t)(sup->spawn_len - PYEXEC_FRAME_HDR_LEN));
-    pyexec_spawn_encode(sup->spawn_tmpl + PYEXEC_FRAME_HDR_LEN, &sp);
+    pyexec_frame_encode_hdr(live->spawn, PYEXEC_MSG_SPAWN, 0,
+                            (uint32_t)(len - PYEXEC_FRAME_HDR_LEN));
+    pyexec_spawn_encode(live->spawn + PYEXEC_FRAME_HDR_LEN, &sp);
     off = PYEXEC_FRAME_HDR_LEN + PYEXEC_SPAWN_FIXED_LEN;
     for (i = 0; i < c->blocked->nelts; i++) {
         const char *n = APR_ARRAY_IDX(c->blocked, i, const char *);
         size_t l = strlen(n) + 1;
-        memcpy(sup->spawn_tmpl + off, n, l);
+        memcpy(live->spawn + off, n, l);
         off += l;
+    }
+    live->spawn_len = (uint32_t)len;
+    live->spare_helpers = (uint32_t)c->spare_helpers;
+    live->max_sessions = (uint32_t)c->max_sessions;
+    live->idle_timeout = c->idle_timeout;
+    live->timeout = c->timeout;
+    live->max_output = (uint32_t)c->max_output;
+    live->max_code = (uint32_t)c->max_code;
+    live->gen++;
+    return APR_SUCCESS;
+}
+
+/* Take up settings published since we last looked. Spare helpers were
+ * made with the old ones: they go, and the refill makes new ones. Live
+ * sessions keep what they were created with. */
+static void take_conf(sup_t *sup)
+{
+    int32_t victims[64];
+    int nv = 0;
+
+    if (pyexec_state.live->gen == sup->conf->gen
+        || pyexec_lock() != APR_SUCCESS) {
+        return;
+    }
+    if (pyexec_state.live->gen != sup->conf->gen) {
+        int first = sup->conf->gen == 0;
+
+        memcpy(sup->conf, pyexec_state.live, sizeof(*sup->conf));
+        for (uint32_t i = 0; !first && i < sup->reg->nslots && nv < 64;
+             i++) {
+            pyexec_slot_t *s = pyexec_reg_slot(sup->reg, (int32_t)i);
+
+            if (s->state == PYEXEC_SLOT_SPARE
+                || s->state == PYEXEC_SLOT_SPAWNING) {
+                int32_t pid = pyexec_reg_end(sup->reg, (int32_t)i, s->gen,
+                                             PYEXEC_END_EVICTED);
+                if (pid > 0) {
+                    victims[nv++] = pid;
+                }
+            }
+        }
+    }
+    pyexec_unlock();
+    while (nv > 0) {
+        kill(victims[--nv], SIGKILL);
     }
 }
 
@@ -754,7 +849,6 @@ static void handle_ctl_msgs(sup_t *sup)
  * never became ready. */
 static void scan(sup_t *sup)
 {
-    const pyexec_conf_t *c = &pyexec_state.conf;
     int32_t victims[64];
     int nv = 0;
     uint32_t i, running = 0;
@@ -772,7 +866,7 @@ static void scan(sup_t *sup)
         }
 
         if (s->state == PYEXEC_SLOT_LIVE && s->inflight == 0
-            && now - s->last_use > c->idle_timeout) {
+            && now - s->last_use > sup->conf->idle_timeout) {
             pid = pyexec_reg_end(sup->reg, (int32_t)i, s->gen,
                                  PYEXEC_END_IDLE);
         }
@@ -844,7 +938,7 @@ static int send_spawn(sup_t *sup, int lfd)
         struct cmsghdr align;
         char space[CMSG_SPACE(sizeof(int))];
     } control;
-    struct iovec iov = {sup->spawn_tmpl, sup->spawn_len};
+    struct iovec iov = {sup->conf->spawn, sup->conf->spawn_len};
     struct msghdr msg;
     struct cmsghdr *cm;
 
@@ -859,14 +953,15 @@ static int send_spawn(sup_t *sup, int lfd)
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cm), &lfd, sizeof(int));
-    return sendmsg(sup->zfd, &msg, MSG_NOSIGNAL) == (ssize_t)sup->spawn_len
+    return sendmsg(sup->zfd, &msg, MSG_NOSIGNAL)
+           == (ssize_t)sup->conf->spawn_len
            ? 0 : -1;
 }
 
 /* Keep PyExecSpareHelpers ready, as far as the table has room. */
 static void refill(sup_t *sup)
 {
-    const pyexec_conf_t *c = &pyexec_state.conf;
+    const pyexec_live_conf_t *c = sup->conf;
     int32_t todo[MAX_CONCURRENT_SPAWNS];
     uint32_t gens[MAX_CONCURRENT_SPAWNS];
     uint8_t tokens[MAX_CONCURRENT_SPAWNS][PYEXEC_TOKEN_LEN];
@@ -886,9 +981,9 @@ static void refill(sup_t *sup)
         uint32_t busy = r->count[PYEXEC_SLOT_LIVE] + pending;
         int32_t idx;
 
-        if (pending >= (uint32_t)c->spare_helpers
+        if (pending >= c->spare_helpers
             || r->count[PYEXEC_SLOT_SPAWNING] >= MAX_CONCURRENT_SPAWNS
-            || busy >= (uint32_t)c->max_sessions + (uint32_t)c->spare_helpers
+            || busy >= c->max_sessions + c->spare_helpers
             || n >= MAX_CONCURRENT_SPAWNS) {
             break;
         }
@@ -903,6 +998,11 @@ static void refill(sup_t *sup)
             pyexec_reg_reaped(r, idx, PYEXEC_END_SPAWN_FAILED);
             break;
         }
+        /* the limits this session will keep, whatever a graceful
+         * restart brings meanwhile */
+        pyexec_reg_slot(r, idx)->timeout = c->timeout;
+        pyexec_reg_slot(r, idx)->max_output = c->max_output;
+        pyexec_reg_slot(r, idx)->max_code = c->max_code;
         todo[n] = idx;
         gens[n] = pyexec_reg_slot(r, idx)->gen;
         memcpy(tokens[n], pyexec_reg_slot(r, idx)->token, PYEXEC_TOKEN_LEN);
@@ -911,7 +1011,7 @@ static void refill(sup_t *sup)
     pyexec_unlock();
 
     for (i = 0; i < n; i++) {
-        unsigned char *f = sup->spawn_tmpl + PYEXEC_FRAME_HDR_LEN;
+        unsigned char *f = sup->conf->spawn + PYEXEC_FRAME_HDR_LEN;
         /* slot and gen are the first two LE words of the fixed part */
         f[0] = (unsigned char)todo[i];
         f[1] = (unsigned char)(todo[i] >> 8);
@@ -1068,7 +1168,16 @@ static void supervisor_main(server_rec *s, apr_pool_t *p)
                      PYEXEC_LOGNO(00242) "supervisor cannot drop privileges");
         exit(SUPERVISOR_STARTUP_ERROR);
     }
-    build_spawn_template(&sup);
+    /* Kept over graceful restarts, we are stopped by httpd's parent when
+     * a generation ends otherwise; should the parent die without that
+     * (a configuration error on restart, a SIGKILL), we go too. Set
+     * after the change of user, which clears it. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+    if (getppid() != sup_httpd_pid) {
+        exit(0);
+    }
+    sup.conf = apr_pcalloc(sup.pool, sizeof(*sup.conf));
+    take_conf(&sup);
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
                  PYEXEC_LOGNO(00243) "supervisor %d started: %d spare "
                  "helpers, at most %d sessions, helper %s running as uid %d",
@@ -1104,6 +1213,7 @@ static void supervisor_main(server_rec *s, apr_pool_t *p)
         handle_zygote_msgs(&sup);
         reap(&sup);
         handle_ctl_msgs(&sup);
+        take_conf(&sup);
         now = apr_time_now();
         if (now >= next_scan) {
             scan(&sup);

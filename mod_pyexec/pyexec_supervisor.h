@@ -12,8 +12,23 @@
 
 #include <httpd.h>
 
-/* Fork the supervisor; called in the parent from post_config. */
-apr_status_t pyexec_supervisor_start(apr_pool_t *pconf, server_rec *s);
+#include "pyexec_private.h"
+
+/* Parent side, from post_config. Fork the supervisor into proc, or watch
+ * one kept from the previous generation (restarted should it die); stop
+ * one, waiting for it. */
+apr_status_t pyexec_supervisor_start(apr_pool_t *pconf, server_rec *s,
+                                     apr_proc_t *proc);
+void pyexec_supervisor_watch(apr_pool_t *pconf, server_rec *s,
+                             apr_proc_t *proc);
+void pyexec_supervisor_stop(apr_proc_t *proc);
+/* Have a kept supervisor take up newly published settings at once. */
+void pyexec_supervisor_nudge(void);
+
+/* Write this generation's settings for the supervisor (under the lock);
+ * APR_ENOSPC if the block list does not fit. */
+apr_status_t pyexec_supervisor_publish_conf(const pyexec_conf_t *c,
+                                            pyexec_live_conf_t *live);
 
 /* Worker side: fire-and-forget datagrams to the supervisor. */
 void pyexec_supervisor_wake(void);

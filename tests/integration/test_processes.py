@@ -142,14 +142,75 @@ def test_restart_keeps_serving(own):
     assert c.post({"code": "print(kept)", "id": sid}).status_code == 404
 
 
-def test_graceful_restart_keeps_serving(own):
+def test_graceful_restart_keeps_sessions(own):
+    """-k graceful keeps the supervisor, its helpers and the session
+    table: a variable set before is read after, in the same helper."""
     c = Client(own)
+    sid = c.run("kept = 'before'")["id"]
+    sup = wait_for(lambda: supervisor_pid(own))
+    helpers = set(helper_pids(own))
+    own.signal("graceful")
+    own.wait_spares(1)
+    assert c.run("print(kept)", sid)["stdout"] == "before\n"
+    assert supervisor_pid(own) == sup
+    # the session's helper is the one it had
+    assert helpers & set(helper_pids(own))
+    assert "PYX00107" in own.read_log()
+    # and twice in a row
+    own.signal("graceful")
+    own.wait_spares(1)
+    assert c.run("kept += ', after'\nprint(kept)", sid)["stdout"] \
+        == "before, after\n"
+
+
+def test_graceful_restart_new_settings_apply_to_new_sessions(own):
+    """A session keeps the limits it started with; the spares are
+    replaced, so a session started after the reload has the new ones."""
+    c = Client(own)
+    old = c.run("import time")["id"]
+    own.directives["PyExecTimeout"] = "1"
+    own.write_config()
+    own.signal("graceful")
+    own.wait_spares(1)
+    nap = "time.sleep(1.4)\nprint('awake')"
+    assert c.run(nap, old)["stdout"] == "awake\n"
+    new = c.run("import time")["id"]
+    assert c.run(nap, new)["error"] == "Execution timeout. Session terminated."
+    assert c.run("print('still here')", old)["stdout"] == "still here\n"
+
+
+def test_graceful_restart_can_shrink_the_table_but_not_grow_it(own):
+    """PyExecMaxSessions sizes the shared table. A graceful restart that
+    lowers it keeps the sessions; one that raises it cannot keep the old
+    table, and says so."""
+    c = Client(own)
+    sid = c.run("x = 1")["id"]
+    limit = int(own.directives.get("PyExecMaxSessions", 100))
+    own.directives["PyExecMaxSessions"] = str(limit // 2)
+    own.write_config()
+    own.signal("graceful")
+    own.wait_spares(1)
+    assert c.run("print(x)", sid)["stdout"] == "1\n"
+    own.directives["PyExecMaxSessions"] = str(limit * 2)
+    own.write_config()
     own.signal("graceful")
     own.wait_spares(1)
     assert wait_for(lambda: c.post({"code": "print(1)"}).status_code == 200)
+    assert c.post({"code": "print(x)", "id": sid}).status_code == 404
+    assert "PYX00105" in own.read_log()
+
+
+def ipc_objects():
+    """System V shared memory and semaphores, and POSIX shared memory."""
+    found = set()
+    for kind in ("shm", "sem"):
+        with open("/proc/sysvipc/" + kind) as f:
+            found |= {(kind, line.split()[1]) for line in list(f)[1:]}
+    return found | {("posix", n) for n in os.listdir("/dev/shm")}
 
 
 def test_stop_leaves_no_process_behind(request):
+    before = ipc_objects()
     h = start(request, directives={"PyExecSpareHelpers": 3})
     c = Client(h)
     for _ in range(3):
@@ -164,6 +225,24 @@ def test_stop_leaves_no_process_behind(request):
     assert wait_for(all_gone, timeout=10), [
         p for p in pids if os.path.exists("/proc/%d" % p)]
     assert not [f for f in os.listdir(h.sockdir) if f.endswith(".sock")]
+    # nor a shared memory segment or semaphore of its own
+    assert ipc_objects() <= before, ipc_objects() - before
+
+
+def test_stop_after_a_graceful_restart_leaves_no_process_behind(own):
+    """The supervisor kept over a graceful restart still ends with
+    httpd."""
+    c = Client(own)
+    c.run("x = 1")
+    own.signal("graceful")
+    own.wait_spares(1)
+    c.run("y = 2")
+    sup = wait_for(lambda: supervisor_pid(own))
+    pids = [sup] + helper_pids(own)
+    own.signal("stop")
+    assert wait_for(lambda: not [p for p in pids
+                                 if os.path.exists("/proc/%d" % p)],
+                    timeout=10)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
