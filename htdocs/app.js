@@ -367,6 +367,13 @@
     }
 
     function newSession() {
+        const old = currentSession();
+        if (old) {
+            // free its interpreter on the server now rather than at idle
+            // expiry; nothing waits for this, and a failure changes nothing
+            fetch(ENDPOINT + "?id=" + encodeURIComponent(old),
+                  {method: "DELETE"}).catch(() => {});
+        }
         setSession("");
         runNo = 0;
         els.runs.textContent = "";

@@ -152,6 +152,7 @@ static int run_request(int conn, request_t *rq)
     wire.stdout_len = (uint32_t)(res.out_len + out_mlen);
     wire.stderr_len = (uint32_t)(res.err_len + err_mlen);
     wire.exec_usec = res.exec_usec;
+    wire.mem_bytes = res.mem_bytes;
     pyexec_result_encode(fixed, &wire);
     pyexec_frame_encode_hdr(hbuf, PYEXEC_MSG_RESULT, 0,
                             PYEXEC_RESULT_FIXED_LEN + wire.stdout_len

@@ -47,6 +47,7 @@ typedef struct {
     size_t err_len;
     int err_cut;
     uint64_t exec_usec;
+    uint64_t mem_bytes;         /* malloc'd plus Python's arenas, after */
 } pyexec_py_result_t;
 
 /* Run one piece of source (UTF-8, NUL terminated) in the session. */

@@ -8,16 +8,19 @@
  *   pyexec_config.c      directives
  *   pyexec_shared.c      shared memory registry and its global mutex
  *   pyexec_supervisor.c  the process that owns every Python helper
- *   pyexec_handler.c     POST /execute
+ *   pyexec_handler.c     POST /execute, GET and DELETE of a session
+ *   pyexec_status.c      our section of mod_status's /server-status
  *   helper_*.c           the pyexec-helper program (embeds CPython)
  */
 #include <httpd.h>
 #include <http_config.h>
 #include <http_request.h>
+#include <mod_status.h>
 
 #include "pyexec_private.h"
 #include "pyexec_handler.h"
 #include "pyexec_shared.h"
+#include "pyexec_status.h"
 
 static const char *const rewrite_after[] = { "mod_rewrite.c", NULL };
 
@@ -37,6 +40,9 @@ static void pyexec_register_hooks(apr_pool_t *p)
     ap_hook_map_to_storage(pyexec_map_to_storage, NULL, NULL,
                            APR_HOOK_FIRST);
     ap_hook_handler(pyexec_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    /* called only if mod_status is loaded */
+    APR_OPTIONAL_HOOK(ap, status_hook, pyexec_status_hook, NULL, NULL,
+                      APR_HOOK_MIDDLE);
 }
 
 /* not AP_DECLARE_MODULE: pyexec_private.h already declares APLOG_USE_MODULE */

@@ -24,6 +24,9 @@
 #define MSG_TIMEOUT  "Execution timeout. Session terminated."
 #define MSG_MEMORY   "Memory limit exceeded. Session terminated."
 #define MSG_CRASH    "Interpreter crashed. Session terminated."
+#define MSG_DELETED  "Session deleted during the execution."
+#define MSG_UNKNOWN  "Unknown session id: the session does not exist, has " \
+                     "expired or was terminated. Send no id to start a new one."
 
 /* How long a new session may wait for the supervisor to ready a
  * helper when every spare is taken. */
@@ -56,12 +59,9 @@ typedef struct {
 
 /* --- answers --------------------------------------------------------- */
 
-static int send_json(request_rec *r, int status, const char *id,
-                     const char *out, size_t out_len,
-                     const char *err, size_t err_len, const char *error)
+/* body: malloc()ed JSON, freed here; NULL when building it failed */
+static int send_body(request_rec *r, int status, char *body)
 {
-    char *body = pyexec_response_json(id, out, out_len, err, err_len, error);
-
     if (!body) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -70,9 +70,19 @@ static int send_json(request_rec *r, int status, const char *id,
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
     ap_set_content_length(r, (apr_off_t)strlen(body));
-    ap_rwrite(body, (int)strlen(body), r);
+    if (!r->header_only) {
+        ap_rwrite(body, (int)strlen(body), r);
+    }
     free(body);
     return OK;
+}
+
+static int send_json(request_rec *r, int status, const char *id,
+                     const char *out, size_t out_len,
+                     const char *err, size_t err_len, const char *error)
+{
+    return send_body(r, status, pyexec_response_json(id, out, out_len, err,
+                                                     err_len, error));
 }
 
 static int send_error(request_rec *r, int status, const char *error)
@@ -736,6 +746,9 @@ static void detach_session(const session_ref_t *ref, run_t *run)
             }
             s->last_use = pyexec_now_usec();
             s->executions++;
+            if (run->outcome == OUTCOME_OK) {
+                s->mem_bytes = run->res.mem_bytes;
+            }
         }
         pyexec_state.reg->stats.executions++;
         if (pyexec_state.reg->running > 0) {
@@ -768,6 +781,76 @@ static const char *outcome_name(const run_t *run)
     case OUTCOME_TOO_LARGE: return "too-large";
     }
     return "unknown";
+}
+
+/* --- the session resource: GET and DELETE ?id=<id> -------------------- */
+
+/* The id is the capability: whoever has it may look at or end its
+ * session, and nothing lists the others. */
+static int session_resource(request_rec *r)
+{
+    pyexec_session_info_t info;
+    pyexec_id_t id;
+    const char *arg = NULL, *p;
+    char idtext[PYEXEC_ID_STRLEN + 1];
+    int32_t idx, pid = 0;
+    uint32_t gen = 0;
+    int64_t now_mono, now_wall;
+
+    for (p = r->args; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1
+                                                   : NULL) {
+        if (!strncmp(p, "id=", 3)) {
+            arg = p + 3;
+            break;
+        }
+    }
+    if (!arg || pyexec_id_parse(arg, strcspn(arg, "&"), &id) != 0) {
+        return send_error(r, HTTP_BAD_REQUEST, "The query must be "
+                          "?id=<session id>, a UUID as returned by POST.");
+    }
+    pyexec_id_format(&id, idtext);
+    apr_table_setn(r->notes, "pyexec-session", apr_pstrdup(r->pool, idtext));
+    if (pyexec_lock() != APR_SUCCESS) {
+        return send_error(r, HTTP_SERVICE_UNAVAILABLE,
+                          "Internal error; see the server's error log.");
+    }
+    idx = pyexec_reg_lookup(pyexec_state.reg, &id);
+    if (idx != PYEXEC_REG_NONE) {
+        pyexec_slot_t *s = pyexec_reg_slot(pyexec_state.reg, idx);
+
+        now_mono = pyexec_now_usec();
+        now_wall = pyexec_wallclock_usec();
+        gen = s->gen;
+        info.id = idtext;
+        info.created_usec = s->created;
+        info.last_used_usec = now_wall - (now_mono - s->last_use);
+        info.executions = s->executions;
+        info.memory_bytes = s->mem_bytes;
+        info.running = s->inflight > 0;
+        info.timeout_usec = s->timeout;
+        info.max_output = s->max_output;
+        info.max_code = s->max_code;
+        if (r->method_number == M_DELETE) {
+            /* gone from lookups now; a run in progress ends with it */
+            pid = pyexec_reg_end(pyexec_state.reg, idx, gen,
+                                 PYEXEC_END_DELETED);
+        }
+    }
+    pyexec_unlock();
+    if (idx == PYEXEC_REG_NONE) {
+        return send_error(r, HTTP_NOT_FOUND, MSG_UNKNOWN);
+    }
+    if (r->method_number == M_DELETE) {
+        if (pid > 0) {
+            pyexec_supervisor_kill(idx, gen, PYEXEC_END_DELETED);
+        }
+        apr_table_setn(r->notes, "pyexec-outcome", "deleted");
+        r->status = HTTP_NO_CONTENT;
+        apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+        return OK;
+    }
+    apr_table_setn(r->notes, "pyexec-outcome", "info");
+    return send_body(r, HTTP_OK, pyexec_session_json(&info));
 }
 
 /* The endpoint names no file, so the directory and file walk (a stat
@@ -824,16 +907,22 @@ int pyexec_handler(request_rec *r)
     if (!r->handler || strcmp(r->handler, PYEXEC_HANDLER)) {
         return DECLINED;
     }
-    if (r->method_number != M_POST) {
-        apr_table_setn(r->headers_out, "Allow", "POST");
-        return send_error(r, HTTP_METHOD_NOT_ALLOWED,
-                          "Method not allowed: POST a JSON object such as "
-                          "{\"code\": \"print(1)\"}.");
-    }
     if (!pyexec_state.reg || pyexec_state.ctl_fd < 0) {
         apr_table_setn(r->headers_out, "Retry-After", "5");
         return send_error(r, HTTP_SERVICE_UNAVAILABLE,
                           "The Python execution service is not running.");
+    }
+    if ((r->method_number == M_GET || r->method_number == M_DELETE)
+        && r->args) {
+        return session_resource(r);
+    }
+    if (r->method_number != M_POST) {
+        apr_table_setn(r->headers_out, "Allow", "POST, GET, DELETE");
+        return send_error(r, HTTP_METHOD_NOT_ALLOWED,
+                          "Method not allowed: POST a JSON object such as "
+                          "{\"code\": \"print(1)\"} to run code; GET or "
+                          "DELETE ?id=<session id> to see or end a "
+                          "session.");
     }
     if (c->rate_limit > 0 && !rate_allowed(r, &retry)) {
         apr_table_setn(r->headers_out, "Retry-After",
@@ -867,9 +956,7 @@ int pyexec_handler(request_rec *r)
         pyexec_request_clear(&req);
         switch (rc) {
         case HTTP_NOT_FOUND:
-            return send_error(r, rc, "Unknown session id: the session does "
-                              "not exist, has expired or was terminated. "
-                              "Send no id to start a new one.");
+            return send_error(r, rc, MSG_UNKNOWN);
         case HTTP_SERVICE_UNAVAILABLE:
             apr_table_setn(r->headers_out, "Retry-After", "5");
             return send_error(r, rc, apr_psprintf(r->pool,
@@ -927,6 +1014,7 @@ int pyexec_handler(request_rec *r)
         rc = send_json(r, HTTP_OK, ref.id, NULL, 0, NULL, 0,
                        run.died_why == PYEXEC_END_MEMORY ? MSG_MEMORY
                        : run.died_why == PYEXEC_END_TIMEOUT ? MSG_TIMEOUT
+                       : run.died_why == PYEXEC_END_DELETED ? MSG_DELETED
                        : MSG_CRASH);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       PYEXEC_LOGNO(00304) "session %s ended during an "

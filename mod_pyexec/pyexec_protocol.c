@@ -99,6 +99,7 @@ void pyexec_result_encode(unsigned char out[PYEXEC_RESULT_FIXED_LEN],
     put_u32(out + 8, res->stdout_len);
     put_u32(out + 12, res->stderr_len);
     put_u64(out + 16, res->exec_usec);
+    put_u64(out + 24, res->mem_bytes);
 }
 
 int pyexec_result_decode(const unsigned char *payload, size_t payload_len,
@@ -114,6 +115,7 @@ int pyexec_result_decode(const unsigned char *payload, size_t payload_len,
     res->stdout_len = get_u32(payload + 8);
     res->stderr_len = get_u32(payload + 12);
     res->exec_usec = get_u64(payload + 16);
+    res->mem_bytes = get_u64(payload + 24);
     /* 64 bit sum: two 32 bit lengths cannot wrap it */
     want = (uint64_t)PYEXEC_RESULT_FIXED_LEN + res->stdout_len
            + res->stderr_len;

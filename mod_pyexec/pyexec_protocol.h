@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #define PYEXEC_PROTO_MAGIC     0x58455950u   /* "PYEX" read as LE */
-#define PYEXEC_PROTO_VERSION   2
+#define PYEXEC_PROTO_VERSION   3
 #define PYEXEC_FRAME_HDR_LEN   16
 
 /* No frame on any channel may carry more than this; a larger length is
@@ -100,8 +100,9 @@ typedef struct {
     uint32_t stdout_len;
     uint32_t stderr_len;
     uint64_t exec_usec;     /* time spent compiling and running */
+    uint64_t mem_bytes;     /* heap the session holds after the run */
 } pyexec_result_t;
-#define PYEXEC_RESULT_FIXED_LEN 24
+#define PYEXEC_RESULT_FIXED_LEN 32
 
 void pyexec_result_encode(unsigned char out[PYEXEC_RESULT_FIXED_LEN],
                           const pyexec_result_t *res);

@@ -209,6 +209,7 @@ int32_t pyexec_reg_spawn_begin(pyexec_registry_t *reg, int64_t now)
     s->next_ticket = 0;         /* what a new helper expects first */
     s->deadline = 0;
     s->executions = 0;
+    s->mem_bytes = 0;
     s->spawned_at = now;
     memset(&s->id, 0, sizeof(s->id));
     set_state(reg, s, PYEXEC_SLOT_SPAWNING);

@@ -64,6 +64,7 @@ typedef struct {
     int64_t  timeout;       /* usec per execution */
     uint32_t max_output;    /* bytes per stream */
     uint32_t max_code;      /* bytes of source */
+    uint64_t mem_bytes;     /* heap in use after the last execution */
 } pyexec_slot_t;
 
 typedef struct {

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -232,6 +233,51 @@ char *pyexec_response_json(const char *id,
         json_object_set_new(obj, "error", text_value(error, strlen(error)));
     }
     text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(obj);
+    return text;
+}
+
+void pyexec_rfc3339(int64_t usec, char *out, size_t len)
+{
+    time_t secs = (time_t)(usec / 1000000);
+    struct tm tm;
+    size_t n;
+
+    if (!gmtime_r(&secs, &tm)
+        || (n = strftime(out, len, "%Y-%m-%dT%H:%M:%S", &tm)) == 0) {
+        snprintf(out, len, "1970-01-01T00:00:00.000Z");
+        return;
+    }
+    snprintf(out + n, len - n, ".%03dZ", (int)(usec % 1000000 / 1000));
+}
+
+char *pyexec_session_json(const pyexec_session_info_t *info)
+{
+    json_t *obj = json_object(), *limits = json_object();
+    char created[32], last[32], *text = NULL;
+
+    if (obj && limits) {
+        pyexec_rfc3339(info->created_usec, created, sizeof(created));
+        pyexec_rfc3339(info->last_used_usec, last, sizeof(last));
+        json_object_set_new(obj, "id", json_string(info->id));
+        json_object_set_new(obj, "created", json_string(created));
+        json_object_set_new(obj, "last_used", json_string(last));
+        json_object_set_new(obj, "executions",
+                            json_integer((json_int_t)info->executions));
+        json_object_set_new(obj, "memory_bytes",
+                            json_integer((json_int_t)info->memory_bytes));
+        json_object_set_new(obj, "running", json_boolean(info->running));
+        json_object_set_new(limits, "timeout_s",
+                            json_real(info->timeout_usec / 1e6));
+        json_object_set_new(limits, "max_output_bytes",
+                            json_integer(info->max_output));
+        json_object_set_new(limits, "max_code_bytes",
+                            json_integer(info->max_code));
+        json_object_set_new(obj, "limits", limits);
+        limits = NULL;
+        text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    }
+    json_decref(limits);
     json_decref(obj);
     return text;
 }

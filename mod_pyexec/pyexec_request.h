@@ -9,6 +9,7 @@
 #define PYEXEC_REQUEST_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pyexec_id.h"
 
@@ -38,5 +39,24 @@ char *pyexec_response_json(const char *id,
                            const char *out, size_t out_len,
                            const char *err, size_t err_len,
                            const char *error);
+
+/* What GET of a session tells (README: Session resource). */
+typedef struct {
+    const char *id;
+    int64_t created_usec;       /* wall clock, usec since the epoch */
+    int64_t last_used_usec;     /* wall clock */
+    uint64_t executions;
+    uint64_t memory_bytes;      /* after its last execution */
+    int running;                /* an execution in progress or queued */
+    int64_t timeout_usec;       /* the limits it was started with */
+    uint32_t max_output;
+    uint32_t max_code;
+} pyexec_session_info_t;
+
+/* Its JSON, malloc()ed (free()), or NULL when out of memory. */
+char *pyexec_session_json(const pyexec_session_info_t *info);
+
+/* "2026-11-26T10:12:00.123Z" into out (at least 25 bytes). */
+void pyexec_rfc3339(int64_t usec, char *out, size_t len);
 
 #endif /* PYEXEC_REQUEST_H */

@@ -53,22 +53,39 @@ int pyexec_shared_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
 /* What a graceful restart keeps. httpd unloads and reloads this module
  * at every restart, so this lives in ap_retained_data, allocated in the
  * process pool, and nothing in it points into the module: no function,
- * no string literal. */
+ * no string literal.
+ *
+ * A graceful restart may also load a newer build of the module, whose
+ * table or records are laid out differently. So the retained block
+ * itself (the anchor) has a layout that never changes, and says which
+ * layout the rest has; a build that finds another one stops the old
+ * supervisor and starts afresh. */
 typedef struct {
-    apr_pool_t *pool;           /* the segment and the mutex live here */
+    uint32_t layout;            /* of what body points to */
+    apr_pool_t *pool;           /* everything below lives here */
+    apr_proc_t *sup;            /* pid > 0 while a supervisor runs */
+    void *body;                 /* a pyexec_retained_t */
+} pyexec_anchor_t;
+
+typedef struct {
     apr_shm_t *shm;
     pyexec_registry_t *reg;
     pyexec_ratelimit_t *rl;
     pyexec_live_conf_t *live;
     apr_global_mutex_t *mutex;
     const char *mutex_file;
-    apr_proc_t *sup;            /* pid > 0 while a supervisor runs */
     const char *fixed;          /* settings a kept supervisor cannot take
                                    up (fixed_settings) */
     uint32_t nslots;            /* the table's size: it cannot grow */
 } pyexec_retained_t;
 
 #define RETAINED_KEY "mod_pyexec-retained"
+/* changes with anything a kept table or record depends on */
+#define RETAINED_LAYOUT ((uint32_t)(PYEXEC_PROTO_VERSION * 1000003u \
+                                    + sizeof(pyexec_retained_t) * 65599u \
+                                    + sizeof(pyexec_registry_t) * 257u \
+                                    + sizeof(pyexec_slot_t) * 31u \
+                                    + sizeof(pyexec_live_conf_t)))
 
 /* The settings that define the supervisor itself: when one changes,
  * even a graceful restart starts afresh. So does a table that would
@@ -83,25 +100,33 @@ static const char *fixed_settings(apr_pool_t *p, const pyexec_conf_t *c)
 }
 
 /* A new segment, mutex and (not yet started) supervisor record. */
-static apr_status_t retained_create(pyexec_retained_t *ret, server_rec *s,
+static apr_status_t retained_create(pyexec_anchor_t *anchor, server_rec *s,
                                     uint32_t nslots, const char *fixed)
 {
+    pyexec_retained_t *ret;
     apr_size_t size, reg_size, rl_size;
     apr_status_t rv;
     char *base;
 
-    if (ret->pool) {
-        apr_pool_destroy(ret->pool);    /* the old segment and mutex */
+    if (anchor->pool) {
+        apr_pool_destroy(anchor->pool); /* the old segment and mutex */
     }
-    rv = apr_pool_create(&ret->pool, s->process->pool);
+    anchor->pool = NULL;
+    anchor->sup = NULL;
+    anchor->body = NULL;
+    rv = apr_pool_create(&anchor->pool, s->process->pool);
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    apr_pool_tag(ret->pool, "pyexec_retained");
+    apr_pool_tag(anchor->pool, "pyexec_retained");
+    ret = apr_pcalloc(anchor->pool, sizeof(*ret));
+    anchor->sup = apr_pcalloc(anchor->pool, sizeof(*anchor->sup));
+    anchor->body = ret;
+    anchor->layout = RETAINED_LAYOUT;
     reg_size = (pyexec_registry_size(nslots) + 63) & ~(apr_size_t)63;
     rl_size = (pyexec_ratelimit_size(RATE_CLIENTS) + 63) & ~(apr_size_t)63;
     size = reg_size + rl_size + sizeof(pyexec_live_conf_t);
-    rv = apr_shm_create(&ret->shm, size, NULL, ret->pool);
+    rv = apr_shm_create(&ret->shm, size, NULL, anchor->pool);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      PYEXEC_LOGNO(00103) "cannot create %" APR_SIZE_T_FMT
@@ -115,15 +140,14 @@ static apr_status_t retained_create(pyexec_retained_t *ret, server_rec *s,
     memset(ret->live, 0, sizeof(*ret->live));
 
     rv = ap_global_mutex_create(&ret->mutex, &ret->mutex_file,
-                                PYEXEC_MUTEX_TYPE, NULL, s, ret->pool, 0);
+                                PYEXEC_MUTEX_TYPE, NULL, s, anchor->pool, 0);
     if (rv != APR_SUCCESS) {
         return rv;
     }
     if (ret->mutex_file) {
-        ret->mutex_file = apr_pstrdup(ret->pool, ret->mutex_file);
+        ret->mutex_file = apr_pstrdup(anchor->pool, ret->mutex_file);
     }
-    ret->sup = apr_pcalloc(ret->pool, sizeof(*ret->sup));
-    ret->fixed = apr_pstrdup(ret->pool, fixed);
+    ret->fixed = apr_pstrdup(anchor->pool, fixed);
     ret->nslots = nslots;
     return APR_SUCCESS;
 }
@@ -132,6 +156,7 @@ int pyexec_shared_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                               apr_pool_t *ptemp, server_rec *s)
 {
     pyexec_conf_t *c = &pyexec_state.conf;
+    pyexec_anchor_t *anchor;
     pyexec_retained_t *ret;
     const char *fixed;
     uint32_t nslots;
@@ -157,14 +182,23 @@ int pyexec_shared_post_config(apr_pool_t *pconf, apr_pool_t *plog,
              + DYING_MARGIN;
     fixed = fixed_settings(ptemp, c);
 
-    ret = ap_retained_data_get(RETAINED_KEY);
-    if (!ret) {
-        ret = ap_retained_data_create(RETAINED_KEY, sizeof(*ret));
+    anchor = ap_retained_data_get(RETAINED_KEY);
+    if (!anchor) {
+        anchor = ap_retained_data_create(RETAINED_KEY, sizeof(*anchor));
     }
     /* A supervisor still running here was spared by a graceful restart
      * (pyexec_supervisor.c stops it on any other) */
-    keep = ret->sup && ret->sup->pid > 0 && kill(ret->sup->pid, 0) == 0;
-    if (keep && (strcmp(ret->fixed, fixed) || nslots > ret->nslots)) {
+    keep = anchor->sup && anchor->sup->pid > 0
+           && kill(anchor->sup->pid, 0) == 0;
+    ret = anchor->body;
+    if (keep && anchor->layout != RETAINED_LAYOUT) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     PYEXEC_LOGNO(00108) "graceful restart into a build "
+                     "of mod_pyexec with another table layout: starting a "
+                     "new supervisor; its sessions end");
+        keep = 0;
+    }
+    else if (keep && (strcmp(ret->fixed, fixed) || nslots > ret->nslots)) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
                      PYEXEC_LOGNO(00105) "graceful restart with %s, %u "
                      "slots (was %s, %u slots): starting a new supervisor; "
@@ -173,13 +207,14 @@ int pyexec_shared_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         keep = 0;
     }
     if (!keep) {
-        if (ret->sup && ret->sup->pid > 0) {
-            pyexec_supervisor_stop(ret->sup);
+        if (anchor->sup && anchor->sup->pid > 0) {
+            pyexec_supervisor_stop(anchor->sup);
         }
-        rv = retained_create(ret, s, nslots, fixed);
+        rv = retained_create(anchor, s, nslots, fixed);
         if (rv != APR_SUCCESS) {
             return HTTP_INTERNAL_SERVER_ERROR;
         }
+        ret = anchor->body;
     }
     pyexec_state.shm = ret->shm;
     pyexec_state.reg = ret->reg;
@@ -204,13 +239,13 @@ int pyexec_shared_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
                      PYEXEC_LOGNO(00107) "graceful restart: supervisor %d "
                      "and %u sessions kept; new settings apply to new "
-                     "sessions", (int)ret->sup->pid,
+                     "sessions", (int)anchor->sup->pid,
                      ret->reg->count[PYEXEC_SLOT_LIVE]);
-        pyexec_supervisor_watch(pconf, s, ret->sup);
+        pyexec_supervisor_watch(pconf, s, anchor->sup);
         pyexec_supervisor_nudge();
         return OK;
     }
-    rv = pyexec_supervisor_start(pconf, s, ret->sup);
+    rv = pyexec_supervisor_start(pconf, s, anchor->sup);
     return rv == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
 

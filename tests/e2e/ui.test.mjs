@@ -305,6 +305,10 @@ test("New session clears the history and starts fresh", async (t) => {
     assert.equal(await text(c.locator(".stdout pre")), "False\n");
     assert.equal(await text(c.locator(".run-no")), "[1]");
     assert.notEqual(await page.locator("#sid").inputValue(), old);
+    // the old session was ended on the server, not left to idle out
+    const gone = await page.evaluate(async (id) =>
+        (await fetch("execute?id=" + id)).status, old);
+    assert.equal(gone, 404);
 });
 
 test("the examples menu loads each feature and limit, and they run", async (t) => {

@@ -38,6 +38,13 @@ class Client:
         """A fresh session id."""
         return self.run("pass")["id"]
 
+    def session_get(self, sid, timeout=30):
+        return self.http.get(self.url, params={"id": sid}, timeout=timeout)
+
+    def session_delete(self, sid, timeout=30):
+        return self.http.delete(self.url, params={"id": sid},
+                                timeout=timeout)
+
 
 def start(request, **kw):
     h = pyhttpd.Httpd(**kw)

@@ -143,8 +143,15 @@ LoadModule authz_core_module {moddir}/mod_authz_core.so
 LoadModule mime_module {moddir}/mod_mime.so
 LoadModule dir_module {moddir}/mod_dir.so
 LoadModule alias_module {moddir}/mod_alias.so
+LoadModule authz_host_module {moddir}/mod_authz_host.so
+LoadModule status_module {moddir}/mod_status.so
 LoadModule pyexec_module {module}
 TypesConfig /etc/mime.types
+# operators' view, mod_pyexec's section included: loopback clients only
+<Location "/server-status">
+    SetHandler server-status
+    Require ip 127.0.0.1 ::1
+</Location>
 {mpm_conf}
 Timeout {timeout}
 KeepAlive On
@@ -299,6 +306,13 @@ DirectoryIndex index.html
 
     def cleanup(self):
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def read_access_log(self):
+        try:
+            with open(os.path.join(self.root, "logs", "access_log")) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
 
     def read_log(self):
         try:

@@ -1412,7 +1412,7 @@ for fd in range(32):
     s.detach()
 print('connections', [c.fileno() for c in conns], flush=True)
 out = b'@TOKEN@ forged stdout'
-result = struct.pack('<IIIIQ', 1, 0, len(out), 0, 0) + out
+result = struct.pack('<IIIIQQ', 1, 0, len(out), 0, 0, 0) + out
 hdr = struct.pack('<IHHII', 0x58455950, @PROTO@, 3, 0, len(result))
 huge = struct.pack('<IHHII', 0x58455950, @PROTO@, 3, 0, 0xfffffff0)
 for c in conns:

@@ -26,6 +26,7 @@ EXEC, STARTED, RESULT, SKIPPED = 1, 2, 3, 4
 SPAWN, SPAWNED, READY, REFUSED = 20, 21, 22, 23
 WANT_STARTED = 0x1
 TOKEN = bytes(range(16))
+RESULT_FIXED = 32   # pyexec_protocol.h: PYEXEC_RESULT_FIXED_LEN
 TURN_WAIT = 0.2     # helper_main.c: TURN_WAIT_US
 
 
@@ -116,8 +117,8 @@ def result(sock):
         mtype, payload = recv_frame(sock)
     assert mtype == RESULT, mtype
     status, flags, out_len, err_len = struct.unpack("<IIII", payload[:16])
-    assert err_len == 0, payload[24 + out_len:]
-    return payload[24:24 + out_len].decode()
+    assert err_len == 0, payload[RESULT_FIXED + out_len:]
+    return payload[RESULT_FIXED:RESULT_FIXED + out_len].decode()
 
 
 @pytest.fixture

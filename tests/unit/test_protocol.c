@@ -192,7 +192,8 @@ START_TEST(test_result_encode_layout)
         0x03, 0x00, 0x00, 0x00,
         0x04, 0x03, 0x02, 0x01,
         0x08, 0x07, 0x06, 0x05,
-        0x10, 0x0f, 0x0e, 0x0d, 0x0c, 0x0b, 0x0a, 0x09
+        0x10, 0x0f, 0x0e, 0x0d, 0x0c, 0x0b, 0x0a, 0x09,
+        0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11
     };
     pyexec_result_t res = {
         .status = PYEXEC_EXEC_MEMORY,
@@ -200,6 +201,7 @@ START_TEST(test_result_encode_layout)
         .stdout_len = 0x01020304u,
         .stderr_len = 0x05060708u,
         .exec_usec = 0x090a0b0c0d0e0f10ull,
+        .mem_bytes = 0x1112131415161718ull,
     };
     unsigned char out[PYEXEC_RESULT_FIXED_LEN];
 
@@ -218,6 +220,7 @@ START_TEST(test_result_round_trip)
         .stderr_len = 3,
         /* above 32 bits, so a truncated decode shows */
         .exec_usec = 0x123456789abcull,
+        .mem_bytes = 0x7fedcba987ull,
     };
     pyexec_result_t out;
 
@@ -230,6 +233,7 @@ START_TEST(test_result_round_trip)
     ck_assert_uint_eq(out.stdout_len, 5);
     ck_assert_uint_eq(out.stderr_len, 3);
     ck_assert(out.exec_usec == 0x123456789abcull);
+    ck_assert(out.mem_bytes == 0x7fedcba987ull);
 }
 END_TEST
 

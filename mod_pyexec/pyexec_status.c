@@ -1,0 +1,159 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * A mod_pyexec section in mod_status's /server-status, in HTML and in
+ * the ?auto form that monitoring tools read. Everything comes from the
+ * shared table, read under its lock in one go.
+ */
+#include <apr_lib.h>
+#include <apr_strings.h>
+#include <http_protocol.h>
+#include <mod_status.h>
+
+#include "pyexec_private.h"
+#include "pyexec_status.h"
+
+typedef struct {
+    uint32_t live, busy, spare, starting, dying, max_sessions;
+    pyexec_reg_stats_t stats;
+    uint32_t layers, failing;
+} snapshot_t;
+
+static int take_snapshot(snapshot_t *sn)
+{
+    pyexec_registry_t *reg = pyexec_state.reg;
+
+    memset(sn, 0, sizeof(*sn));
+    if (!reg || pyexec_lock() != APR_SUCCESS) {
+        return -1;
+    }
+    for (uint32_t i = 0; i < reg->nslots; i++) {
+        pyexec_slot_t *s = pyexec_reg_slot(reg, (int32_t)i);
+
+        if (s->state == PYEXEC_SLOT_LIVE && s->inflight > 0) {
+            sn->busy++;
+        }
+    }
+    sn->live = reg->count[PYEXEC_SLOT_LIVE];
+    sn->spare = reg->count[PYEXEC_SLOT_SPARE];
+    sn->starting = reg->count[PYEXEC_SLOT_SPAWNING];
+    sn->dying = reg->count[PYEXEC_SLOT_DYING];
+    sn->stats = reg->stats;
+    sn->layers = reg->sandbox_layers;
+    sn->failing = reg->helpers_failing;
+    pyexec_unlock();
+    sn->max_sessions = (uint32_t)pyexec_state.conf.max_sessions;
+    return 0;
+}
+
+/* The causes a session can end by, in the order the issue names them. */
+static const pyexec_end_reason_t causes[] = {
+    PYEXEC_END_IDLE, PYEXEC_END_TIMEOUT, PYEXEC_END_MEMORY,
+    PYEXEC_END_CRASH, PYEXEC_END_DELETED, PYEXEC_END_EVICTED,
+};
+#define NCAUSES (sizeof(causes) / sizeof(causes[0]))
+
+/* "timeout" -> "Timeout", "spawn-failed" -> "SpawnFailed" */
+static const char *camel(apr_pool_t *p, const char *name)
+{
+    char *out = apr_pstrdup(p, name), *w = out;
+    int up = 1;
+
+    for (const char *c = name; *c; c++) {
+        if (*c == '-') {
+            up = 1;
+            continue;
+        }
+        *w++ = up ? (char)apr_toupper(*c) : *c;
+        up = 0;
+    }
+    *w = '\0';
+    return out;
+}
+
+static void status_auto(request_rec *r, const snapshot_t *sn,
+                        const char *layers)
+{
+    ap_rprintf(r, "PyExecSessionsLive: %u\n", sn->live);
+    ap_rprintf(r, "PyExecSessionsMax: %u\n", sn->max_sessions);
+    ap_rprintf(r, "PyExecHelpersBusy: %u\n", sn->busy);
+    ap_rprintf(r, "PyExecHelpersSpare: %u\n", sn->spare);
+    ap_rprintf(r, "PyExecHelpersStarting: %u\n", sn->starting);
+    ap_rprintf(r, "PyExecHelpersEnding: %u\n", sn->dying);
+    ap_rprintf(r, "PyExecHelpersSpawned: %" APR_UINT64_T_FMT "\n",
+               sn->stats.helpers_spawned);
+    ap_rprintf(r, "PyExecHelpersFailing: %s\n", sn->failing ? "yes" : "no");
+    ap_rprintf(r, "PyExecSessionsCreated: %" APR_UINT64_T_FMT "\n",
+               sn->stats.sessions_created);
+    for (size_t i = 0; i < NCAUSES; i++) {
+        ap_rprintf(r, "PyExecSessionsEnded%s: %" APR_UINT64_T_FMT "\n",
+                   camel(r->pool, pyexec_end_reason_name(causes[i])),
+                   sn->stats.sessions_ended[causes[i]]);
+    }
+    ap_rprintf(r, "PyExecExecutions: %" APR_UINT64_T_FMT "\n",
+               sn->stats.executions);
+    ap_rprintf(r, "PyExecRateLimited: %" APR_UINT64_T_FMT "\n",
+               sn->stats.rate_limited);
+    ap_rprintf(r, "PyExecRejectedFull: %" APR_UINT64_T_FMT "\n",
+               sn->stats.rejected_full);
+    ap_rprintf(r, "PyExecSandbox: %s\n", layers);
+}
+
+static void row(request_rec *r, const char *name, const char *value)
+{
+    ap_rprintf(r, "<tr><th scope=\"row\">%s</th><td>%s</td></tr>\n", name,
+               value);
+}
+
+static void status_html(request_rec *r, const snapshot_t *sn,
+                        const char *layers)
+{
+    apr_pool_t *p = r->pool;
+
+    ap_rputs("<hr />\n<h2>mod_pyexec</h2>\n<table>\n", r);
+    row(r, "Live sessions", apr_psprintf(p, "%u of at most %u", sn->live,
+                                         sn->max_sessions));
+    row(r, "Helpers running code", apr_psprintf(p, "%u", sn->busy));
+    row(r, "Spare helpers", apr_psprintf(p, "%u ready, %u starting",
+                                         sn->spare, sn->starting));
+    row(r, "Helpers ending", apr_psprintf(p, "%u", sn->dying));
+    row(r, "Helpers started", apr_psprintf(p, "%" APR_UINT64_T_FMT
+                                           "%s", sn->stats.helpers_spawned,
+                                           sn->failing ? " (new ones are "
+                                           "failing to start: see the "
+                                           "error log)" : ""));
+    row(r, "Sessions created", apr_psprintf(p, "%" APR_UINT64_T_FMT,
+                                            sn->stats.sessions_created));
+    for (size_t i = 0; i < NCAUSES; i++) {
+        row(r, apr_psprintf(p, "Sessions ended: %s",
+                            pyexec_end_reason_name(causes[i])),
+            apr_psprintf(p, "%" APR_UINT64_T_FMT,
+                         sn->stats.sessions_ended[causes[i]]));
+    }
+    row(r, "Executions", apr_psprintf(p, "%" APR_UINT64_T_FMT,
+                                      sn->stats.executions));
+    row(r, "Requests over the rate limit",
+        apr_psprintf(p, "%" APR_UINT64_T_FMT, sn->stats.rate_limited));
+    row(r, "New sessions refused (table full)",
+        apr_psprintf(p, "%" APR_UINT64_T_FMT, sn->stats.rejected_full));
+    row(r, "Sandbox layers", ap_escape_html(p, layers));
+    ap_rputs("</table>\n", r);
+}
+
+int pyexec_status_hook(request_rec *r, int flags)
+{
+    snapshot_t sn;
+    char layers[256];
+
+    if (take_snapshot(&sn) != 0) {
+        return OK;              /* not running here: nothing to show */
+    }
+    pyexec_layers_format(sn.layers, layers, sizeof(layers));
+    if (flags & AP_STATUS_SHORT) {
+        status_auto(r, &sn, layers[0] ? layers : "none");
+    }
+    else {
+        status_html(r, &sn, layers[0] ? layers : "none");
+    }
+    return OK;
+}

@@ -1,0 +1,142 @@
+"""htdocs/openapi.json describes the API that httpd really serves: real
+responses of every documented kind are validated against it (JSON Schema
+2020-12, which OpenAPI 3.1 uses, with python3-jsonschema)."""
+import json
+import os
+import re
+import threading
+
+import pytest
+import requests
+
+import pyhttpd
+from conftest import Client, start
+
+jsonschema = pytest.importorskip("jsonschema")
+
+SPEC_PATH = os.path.join(pyhttpd.REPO, "htdocs", "openapi.json")
+
+
+@pytest.fixture(scope="module")
+def spec():
+    with open(SPEC_PATH) as f:
+        return json.load(f)
+
+
+def resolve(spec, node):
+    while isinstance(node, dict) and "$ref" in node and len(node) == 1:
+        ref = node["$ref"]
+        assert ref.startswith("#/"), ref
+        node = spec
+        for part in ref[2:].split("/"):
+            node = node[part]
+    return node
+
+
+def check(spec, method, r):
+    """r is a documented answer of `method` on /execute: its status,
+    headers and body as the document says."""
+    op = spec["paths"]["/execute"][method.lower()]
+    status = str(r.status_code)
+    assert status in op["responses"], (method, status, r.text)
+    resp = resolve(spec, op["responses"][status])
+    for name, h in resp.get("headers", {}).items():
+        schema = resolve(spec, h)["schema"]
+        assert name in r.headers, (method, status, name)
+        validate(spec, schema, r.headers[name])
+    content = resp.get("content")
+    if not content:
+        assert r.content == b"", (method, status, r.content)
+        return
+    assert r.headers["Content-Type"].split(";")[0] in content
+    validate(spec, content["application/json"]["schema"], r.json())
+
+
+def validate(spec, schema, value):
+    resolver = jsonschema.RefResolver.from_schema(spec)
+    jsonschema.Draft202012Validator(
+        schema, resolver=resolver,
+        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    ).validate(value)
+
+
+def test_the_document_is_openapi_3_1_with_valid_schemas(spec):
+    assert spec["openapi"].startswith("3.1.")
+    assert spec["info"]["title"] and spec["info"]["version"]
+    for name, schema in spec["components"]["schemas"].items():
+        jsonschema.Draft202012Validator.check_schema(schema)
+    # every reference points somewhere
+    refs = re.findall(r'"\$ref": "([^"]+)"', json.dumps(spec))
+    assert refs
+    for ref in refs:
+        resolve(spec, {"$ref": ref})
+    # and every operation documents its answers
+    for method, op in spec["paths"]["/execute"].items():
+        assert op["responses"], method
+
+
+def test_served_next_to_the_page(httpd, spec):
+    r = requests.get(httpd.url + "/openapi.json", timeout=10)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert r.json() == spec
+
+
+def test_run_answers_match(client, spec):
+    c = client
+    check(spec, "POST", c.post({"code": "x = 1"}))
+    r = c.post({"code": "print(1)"})
+    check(spec, "POST", r)
+    sid = r.json()["id"]
+    check(spec, "POST", c.post({"code": "1/0", "id": sid}))
+    check(spec, "POST", c.post({"code": "print('a' * 3000000)", "id": sid}))
+    check(spec, "POST", c.post({"code": "import os", "id": sid}))
+    check(spec, "POST", c.post({"code": "while True: pass"}))
+    check(spec, "POST", c.post({"code": "b = bytearray(10**10)"}))
+    check(spec, "POST", c.post(raw=b"{"))
+    check(spec, "POST", c.post({"code": 1}))
+    check(spec, "POST", c.post({"code": "x", "id": "nope"}))
+    check(spec, "POST", c.post({"code": "x", "id":
+                                "0b7c2c5e-3f0e-4a52-9d8e-3f3b8c1d2a11"}))
+    check(spec, "POST", c.post({"code": "#" * (65536 + 1)}))
+    check(spec, "POST", c.post({"code": "x"},
+                               headers={"Content-Type": "text/plain"}))
+
+
+def test_session_answers_match(client, spec):
+    c = client
+    sid = c.run("x = 1")["id"]
+    check(spec, "GET", c.session_get(sid))
+    out = {}
+    t = threading.Thread(target=lambda: out.update(
+        r=c.post({"code": "import time\ntime.sleep(5)", "id": sid})))
+    t.start()
+    import time
+    end = time.monotonic() + 5
+    while not c.session_get(sid).json()["running"]:
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    check(spec, "DELETE", c.session_delete(sid))
+    t.join(10)
+    check(spec, "POST", out["r"])
+    assert out["r"].json()["error"] == "Session deleted during the execution."
+    check(spec, "GET", c.session_get(sid))
+    check(spec, "DELETE", c.session_delete(sid))
+    for method in ("GET", "DELETE"):
+        check(spec, method, requests.request(method, c.url + "?id=zzz",
+                                             timeout=10))
+        check(spec, method, requests.request(method, c.url, timeout=10))
+
+
+def test_limit_answers_match(request, spec):
+    h = start(request, directives={"PyExecRateLimit": "2/m 2",
+                                   "PyExecMaxSessions": 1,
+                                   "PyExecSpareHelpers": 1})
+    c = Client(h)
+    check(spec, "POST", c.post({"code": "x = 1"}))
+    r = c.post({"code": "x = 1"})
+    assert r.status_code == 503          # the one session allowed is taken
+    check(spec, "POST", r)
+    r = c.post({"code": "x = 1"})
+    assert r.status_code == 429
+    check(spec, "POST", r)
