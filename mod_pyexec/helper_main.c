@@ -3,7 +3,7 @@
 /*
  * pyexec-helper: the only program that runs Python.
  *
- *   pyexec-helper --zygote --channel FD
+ *   pyexec-helper --zygote --channel FD [--allow numpy,...]
  *       Started by the supervisor. Initialises the interpreter once, then
  *       forks one session helper per SPAWN message it reads on FD; each
  *       SPAWN carries the helper's listening socket, bound by the
@@ -521,7 +521,7 @@ static ssize_t recv_spawn(int chan, unsigned char *buf, size_t len, int *fd)
     return n;
 }
 
-static int zygote_main(int chan)
+static int zygote_main(int chan, const char *allow)
 {
     static unsigned char buf[SPAWN_MSG_MAX + 1];
     static const char *names[1024];
@@ -542,7 +542,7 @@ static int zygote_main(int chan)
         fprintf(stderr, "pyexec-helper[%d]: namespaces incomplete (layers "
                 "0x%x): %s\n", (int)getpid(), ns_layers, err);
     }
-    if (pyexec_py_init(err, sizeof(err)) != 0) {
+    if (pyexec_py_init(allow, err, sizeof(err)) != 0) {
         die(PYEXEC_EXIT_SETUP, "interpreter start-up failed: %s", err);
     }
     pyexec_sandbox_zygote_root(pyexec_py_library_paths(), err, sizeof(err));
@@ -637,7 +637,7 @@ static int run_stdin(const char *blocklist, size_t max_output)
             names[nnames] = defaults[nnames];
         }
     }
-    if (chdir("/") != 0 || pyexec_py_init(err, sizeof(err)) != 0
+    if (chdir("/") != 0 || pyexec_py_init(NULL, err, sizeof(err)) != 0
         || pyexec_py_session_setup(names, nnames, max_output, 1, err,
                                    sizeof(err)) != 0) {
         die(PYEXEC_EXIT_SETUP, "%s", err);
@@ -657,7 +657,7 @@ static int run_stdin(const char *blocklist, size_t max_output)
 int main(int argc, char **argv)
 {
     int chan = -1, zygote = 0, run = 0;
-    const char *block = NULL;
+    const char *block = NULL, *allow = NULL;
     size_t max_output = PYEXEC_DEFAULT_MAX_OUTPUT;
 
     for (int i = 1; i < argc; i++) {
@@ -669,6 +669,9 @@ int main(int argc, char **argv)
         }
         else if (!strcmp(argv[i], "--channel") && i + 1 < argc) {
             chan = atoi(argv[++i]);
+        }
+        else if (!strcmp(argv[i], "--allow") && i + 1 < argc) {
+            allow = argv[++i];
         }
         else if (!strcmp(argv[i], "--block") && i + 1 < argc) {
             block = argv[++i];
@@ -682,7 +685,7 @@ int main(int argc, char **argv)
         }
         else {
             fprintf(stderr, "usage: pyexec-helper --zygote --channel FD "
-                    "| --run [--block a,b] [--max-output N]\n");
+                    "[--allow a,b] | --run [--block a,b] [--max-output N]\n");
             return 2;
         }
     }
@@ -694,5 +697,5 @@ int main(int argc, char **argv)
                 "(see --run for manual use)\n");
         return 2;
     }
-    return zygote_main(chan);
+    return zygote_main(chan, allow);
 }

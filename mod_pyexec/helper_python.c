@@ -16,6 +16,10 @@
 #include <dlfcn.h>
 #include <limits.h>
 #include <malloc.h>
+#ifdef PYEXEC_SANITIZERS
+/* sanitizer/allocator_interface.h, which not every toolchain ships */
+size_t __sanitizer_get_current_allocated_bytes(void);
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -608,8 +612,98 @@ static void add_library_path(size_t *n, const char *path)
     }
 }
 
+/* PyExecAllowModules: installed packages beyond the standard library.
+ * The zygote imports them once: their extension modules could not be
+ * loaded later (the sandbox refuses executable memory), and every helper
+ * then starts with them loaded. The site directories are on sys.path only
+ * meanwhile, so that nothing else installed there becomes importable;
+ * the packages' own directories stay readable for what they load lazily.
+ * BLAS libraries would start a thread per CPU; a helper has one. */
+static const char preload_allowed_py[] =
+    "import importlib, site, sys\n"
+    "extra = [d for d in site.getsitepackages() if d not in sys.path]\n"
+    "sys.path.extend(extra)\n"
+    "dirs, failed = [], []\n"
+    "try:\n"
+    "    for name in names.split(','):\n"
+    "        try:\n"
+    "            m = importlib.import_module(name)\n"
+    "        except Exception as e:\n"
+    "            failed.append('%s (%s: %s)' % (name, type(e).__name__, e))\n"
+    "            continue\n"
+    "        dirs.extend(getattr(m, '__path__', None) or [])\n"
+    "        f = getattr(m, '__file__', None)\n"
+    "        if f:\n"
+    "            dirs.append(f.rpartition('/')[0])\n"
+    "finally:\n"
+    "    for d in extra:\n"
+    "        sys.path.remove(d)\n";
+
+/* The heap the session holds, from the allocator's own books (no system
+ * call). AddressSanitizer's allocator keeps no mallinfo, but counts. */
+static uint64_t heap_in_use(void)
+{
+#ifdef PYEXEC_SANITIZERS
+    return (uint64_t)(__sanitizer_get_current_allocated_bytes()
+                      + arena_bytes);
+#else
+    struct mallinfo2 mi = mallinfo2();
+
+    return (uint64_t)(mi.uordblks + mi.hblkhd + arena_bytes);
+#endif
+}
+
+#define MAX_PACKAGE_DIRS 16
+static char *package_dirs[MAX_PACKAGE_DIRS + 1];
+
+static int preload_allowed(const char *allow, char *err, size_t err_len)
+{
+    PyObject *ns, *r, *dirs, *failed;
+    size_t n = 0;
+
+    setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    setenv("OMP_NUM_THREADS", "1", 1);
+    setenv("MKL_NUM_THREADS", "1", 1);
+    ns = PyDict_New();
+    if (!ns || PyDict_SetItemString(ns, "__builtins__",
+                                    PyEval_GetBuiltins()) != 0) {
+        Py_XDECREF(ns);
+        return fail_py(err, err_len, "PyExecAllowModules");
+    }
+    r = PyUnicode_FromString(allow);
+    if (!r || PyDict_SetItemString(ns, "names", r) != 0) {
+        Py_XDECREF(r);
+        Py_DECREF(ns);
+        return fail_py(err, err_len, "PyExecAllowModules");
+    }
+    Py_DECREF(r);
+    r = PyRun_String(preload_allowed_py, Py_file_input, ns, ns);
+    if (!r) {
+        Py_DECREF(ns);
+        return fail_py(err, err_len, "PyExecAllowModules");
+    }
+    Py_DECREF(r);
+    dirs = PyDict_GetItemString(ns, "dirs");        /* borrowed */
+    failed = PyDict_GetItemString(ns, "failed");
+    for (Py_ssize_t i = 0; dirs && i < PyList_Size(dirs)
+                           && n < MAX_PACKAGE_DIRS; i++) {
+        const char *d = PyUnicode_AsUTF8(PyList_GET_ITEM(dirs, i));
+        if (d && d[0] == '/') {
+            package_dirs[n++] = strdup(d);
+        }
+    }
+    for (Py_ssize_t i = 0; failed && i < PyList_Size(failed); i++) {
+        const char *f = PyUnicode_AsUTF8(PyList_GET_ITEM(failed, i));
+        fprintf(stderr, "pyexec-helper[%d]: PyExecAllowModules: cannot "
+                "import %s; left out\n", (int)getpid(), f ? f : "?");
+    }
+    PyErr_Clear();
+    Py_DECREF(ns);
+    return 0;
+}
+
 /* sys.path, the directory of libpython (and so of the libraries the
- * extension modules link), and time zone data. */
+ * extension modules link), time zone data, and allowed packages. */
 static void collect_library_paths(void)
 {
     PyObject *path = PySys_GetObject("path");    /* borrowed */
@@ -636,10 +730,13 @@ static void collect_library_paths(void)
         }
     }
     add_library_path(&n, "/usr/share/zoneinfo");
+    for (char **d = package_dirs; *d; d++) {
+        add_library_path(&n, *d);
+    }
     library_paths[n] = NULL;
 }
 
-int pyexec_py_init(char *err, size_t err_len)
+int pyexec_py_init(const char *allow, char *err, size_t err_len)
 {
     PyPreConfig pre;
     PyConfig cfg;
@@ -688,6 +785,9 @@ int pyexec_py_init(char *err, size_t err_len)
             return fail_py(err, err_len, *m);
         }
         Py_DECREF(mod);
+    }
+    if (allow && *allow && preload_allowed(allow, err, err_len) != 0) {
+        return -1;
     }
     /* move everything loaded so far out of the collector's reach: the
      * GC then never writes to these pages, and forked helpers share
@@ -1001,12 +1101,7 @@ void pyexec_py_exec(const char *code, pyexec_py_result_t *res)
     Py_XDECREF(r);
 
     res->exec_usec = (uint64_t)(pyexec_now_usec() - t0);
-    {
-        /* no system call: malloc's own books */
-        struct mallinfo2 mi = mallinfo2();
-
-        res->mem_bytes = (uint64_t)(mi.uordblks + mi.hblkhd + arena_bytes);
-    }
+    res->mem_bytes = heap_in_use();
     res->out = S.out->buf;
     res->out_len = S.out->len;
     res->out_cut = S.out->cut;

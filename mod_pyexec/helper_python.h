@@ -13,8 +13,11 @@
 #include "pyexec_protocol.h"   /* PYEXEC_EXIT_* */
 
 /* Start the interpreter and import what sessions commonly use, so that
- * forked helpers inherit it warm. 0 on success. */
-int pyexec_py_init(char *err, size_t err_len);
+ * forked helpers inherit it warm; allow (NULL or "numpy,scipy") names
+ * installed packages to import as well (PyExecAllowModules). 0 on
+ * success; a package that cannot be imported is reported on stderr and
+ * left out. */
+int pyexec_py_init(const char *allow, char *err, size_t err_len);
 
 /* Around fork(): keep the interpreter's locks and at-fork hooks right. */
 void pyexec_py_before_fork(void);

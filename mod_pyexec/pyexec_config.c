@@ -221,6 +221,26 @@ static const char *add_blocked(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+static const char *add_allowed(cmd_parms *cmd, void *dc, const char *arg)
+{
+    pyexec_conf_t *c;
+    const char *err = global_conf(cmd, &c);
+    (void)dc;
+
+    if (err) {
+        return err;
+    }
+    if (!module_name_ok(arg)) {
+        return apr_psprintf(cmd->pool, "PyExecAllowModules: '%s' is not a "
+                            "module name", arg);
+    }
+    if (!c->allowed) {
+        c->allowed = apr_array_make(cmd->pool, 8, sizeof(const char *));
+    }
+    APR_ARRAY_PUSH(c->allowed, const char *) = apr_pstrdup(cmd->pool, arg);
+    return NULL;
+}
+
 static const char *set_flag(cmd_parms *cmd, void *dc, int on)
 {
     pyexec_conf_t *c;
@@ -348,6 +368,10 @@ const command_rec pyexec_cmds[] = {
     AP_INIT_ITERATE("PyExecBlockModules", add_blocked, NULL, RSRC_CONF,
                     "Modules user code may not import; 'default' stands for "
                     "the built-in list, 'none' for an empty one"),
+    AP_INIT_ITERATE("PyExecAllowModules", add_allowed, NULL, RSRC_CONF,
+                    "Installed packages (beyond the standard library) user "
+                    "code may import, such as numpy; preloaded in every "
+                    "helper. PyExecBlockModules still wins"),
     {NULL}
 };
 
@@ -393,6 +417,9 @@ void pyexec_conf_effective(apr_pool_t *p, server_rec *s, pyexec_conf_t *out)
     }
     if (out->rate_limit < 0) {
         out->rate_limit = 0;
+    }
+    if (!out->allowed) {
+        out->allowed = apr_array_make(p, 1, sizeof(const char *));
     }
     if (!out->blocked) {
         out->blocked = apr_array_make(p, 64, sizeof(const char *));

@@ -28,6 +28,8 @@ typedef struct {
     int no_import_hook;                 /* tests only */
     int skip_layers;                    /* tests only: PYEXEC_SPAWN_SKIP_* */
     apr_array_header_t *blocked;        /* const char * */
+    apr_array_header_t *allowed;        /* const char *: installed packages
+                                           made importable (and preloaded) */
 } pyexec_conf_t;
 
 extern const command_rec pyexec_cmds[];

@@ -92,11 +92,16 @@ typedef struct {
  * have to grow. */
 static const char *fixed_settings(apr_pool_t *p, const pyexec_conf_t *c)
 {
+    /* the zygote preloads the allowed packages: a new list needs a new
+     * zygote, and sessions forked from the old one would not match it */
     return apr_psprintf(p, "PyExecHelper %s, PyExecSocketDir %s, "
-                        "PyExecUser %s, PyExecGroup %s",
+                        "PyExecUser %s, PyExecGroup %s, "
+                        "PyExecAllowModules %s",
                         c->helper_path, c->socket_dir,
                         c->helper_user ? c->helper_user : "-",
-                        c->helper_group ? c->helper_group : "-");
+                        c->helper_group ? c->helper_group : "-",
+                        c->allowed->nelts
+                        ? apr_array_pstrcat(p, c->allowed, ' ') : "-");
 }
 
 /* A new segment, mutex and (not yet started) supervisor record. */

@@ -473,8 +473,17 @@ static void take_conf(sup_t *sup)
     }
 }
 
+/* "numpy,scipy" for the zygote's --allow, or NULL */
+static char *allow_list(apr_pool_t *p)
+{
+    const apr_array_header_t *a = pyexec_state.conf.allowed;
+
+    return a && a->nelts ? apr_array_pstrcat(p, a, ',') : NULL;
+}
+
 static void zygote_start(sup_t *sup)
 {
+    char *allow = allow_list(sup->pool);
     int sv[2];
     pid_t pid;
 
@@ -486,7 +495,8 @@ static void zygote_start(sup_t *sup)
     pid = fork();
     if (pid == 0) {
         static char *const envp[] = {NULL};
-        char *argv[] = {"pyexec-helper", "--zygote", "--channel", "3", NULL};
+        char *argv[] = {"pyexec-helper", "--zygote", "--channel", "3",
+                        allow ? "--allow" : NULL, allow, NULL};
         int null = open("/dev/null", O_RDWR);
         struct sigaction dfl;
         int sig, hfd;
