@@ -8,7 +8,8 @@
  *   pyexec_config.c      directives
  *   pyexec_shared.c      shared memory registry and its global mutex
  *   pyexec_supervisor.c  the process that owns every Python helper
- *   pyexec_handler.c     POST /execute, GET and DELETE of a session
+ *   pyexec_handler.c     POST /execute, GET and DELETE of a session,
+ *                        an operator's listing (pyexec-sessions)
  *   pyexec_status.c      our section of mod_status's /server-status
  *   helper_*.c           the pyexec-helper program (embeds CPython)
  */
@@ -40,6 +41,7 @@ static void pyexec_register_hooks(apr_pool_t *p)
     ap_hook_map_to_storage(pyexec_map_to_storage, NULL, NULL,
                            APR_HOOK_FIRST);
     ap_hook_handler(pyexec_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(pyexec_sessions_handler, NULL, NULL, APR_HOOK_MIDDLE);
     /* called only if mod_status is loaded */
     APR_OPTIONAL_HOOK(ap, status_hook, pyexec_status_hook, NULL, NULL,
                       APR_HOOK_MIDDLE);

@@ -785,6 +785,22 @@ static const char *outcome_name(const run_t *run)
 
 /* --- the session resource: GET and DELETE ?id=<id> -------------------- */
 
+/* Under the registry lock. */
+static void slot_info(const pyexec_slot_t *s, const char *id,
+                      int64_t now_mono, int64_t now_wall,
+                      pyexec_session_info_t *info)
+{
+    info->id = id;
+    info->created_usec = s->created;
+    info->last_used_usec = now_wall - (now_mono - s->last_use);
+    info->executions = s->executions;
+    info->memory_bytes = s->mem_bytes;
+    info->running = s->inflight > 0;
+    info->timeout_usec = s->timeout;
+    info->max_output = s->max_output;
+    info->max_code = s->max_code;
+}
+
 /* The id is the capability: whoever has it may look at or end its
  * session, and nothing lists the others. */
 static int session_resource(request_rec *r)
@@ -795,7 +811,6 @@ static int session_resource(request_rec *r)
     char idtext[PYEXEC_ID_STRLEN + 1];
     int32_t idx, pid = 0;
     uint32_t gen = 0;
-    int64_t now_mono, now_wall;
 
     for (p = r->args; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1
                                                    : NULL) {
@@ -818,18 +833,9 @@ static int session_resource(request_rec *r)
     if (idx != PYEXEC_REG_NONE) {
         pyexec_slot_t *s = pyexec_reg_slot(pyexec_state.reg, idx);
 
-        now_mono = pyexec_now_usec();
-        now_wall = pyexec_wallclock_usec();
         gen = s->gen;
-        info.id = idtext;
-        info.created_usec = s->created;
-        info.last_used_usec = now_wall - (now_mono - s->last_use);
-        info.executions = s->executions;
-        info.memory_bytes = s->mem_bytes;
-        info.running = s->inflight > 0;
-        info.timeout_usec = s->timeout;
-        info.max_output = s->max_output;
-        info.max_code = s->max_code;
+        slot_info(s, idtext, pyexec_now_usec(), pyexec_wallclock_usec(),
+                  &info);
         if (r->method_number == M_DELETE) {
             /* gone from lookups now; a run in progress ends with it */
             pid = pyexec_reg_end(pyexec_state.reg, idx, gen,
@@ -851,6 +857,52 @@ static int session_resource(request_rec *r)
     }
     apr_table_setn(r->notes, "pyexec-outcome", "info");
     return send_body(r, HTTP_OK, pyexec_session_json(&info));
+}
+
+/* --- an operator's listing: SetHandler pyexec-sessions ----------------- */
+
+/* Every live session, ids included. Nothing serves this unless an
+ * operator puts the handler in a <Location> of its own, which is where
+ * its access control goes: ids are capabilities. */
+int pyexec_sessions_handler(request_rec *r)
+{
+    pyexec_session_info_t *infos;
+    char (*ids)[PYEXEC_ID_STRLEN + 1];
+    pyexec_registry_t *reg = pyexec_state.reg;
+    size_t n = 0;
+    int64_t now_mono, now_wall;
+
+    if (!r->handler || strcmp(r->handler, PYEXEC_SESSIONS_HANDLER)) {
+        return DECLINED;
+    }
+    if (r->method_number != M_GET) {
+        apr_table_setn(r->headers_out, "Allow", "GET");
+        return send_error(r, HTTP_METHOD_NOT_ALLOWED,
+                          "Method not allowed: GET lists the sessions.");
+    }
+    if (!reg) {
+        return send_error(r, HTTP_SERVICE_UNAVAILABLE,
+                          "The Python execution service is not running.");
+    }
+    infos = apr_pcalloc(r->pool, reg->nslots * sizeof(*infos));
+    ids = apr_pcalloc(r->pool, reg->nslots * sizeof(*ids));
+    if (pyexec_lock() != APR_SUCCESS) {
+        return send_error(r, HTTP_SERVICE_UNAVAILABLE,
+                          "Internal error; see the server's error log.");
+    }
+    now_mono = pyexec_now_usec();
+    now_wall = pyexec_wallclock_usec();
+    for (uint32_t i = 0; i < reg->nslots; i++) {
+        const pyexec_slot_t *s = pyexec_reg_slot(reg, (int32_t)i);
+
+        if (s->state == PYEXEC_SLOT_LIVE) {
+            pyexec_id_format(&s->id, ids[n]);
+            slot_info(s, ids[n], now_mono, now_wall, &infos[n]);
+            n++;
+        }
+    }
+    pyexec_unlock();
+    return send_body(r, HTTP_OK, pyexec_session_list_json(infos, n));
 }
 
 /* The endpoint names no file, so the directory and file walk (a stat

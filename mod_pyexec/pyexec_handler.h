@@ -15,4 +15,7 @@ int pyexec_map_to_storage(request_rec *r);
 /* SetHandler pyexec: the /execute endpoint. */
 int pyexec_handler(request_rec *r);
 
+/* SetHandler pyexec-sessions: every live session, for operators. */
+int pyexec_sessions_handler(request_rec *r);
+
 #endif /* PYEXEC_HANDLER_H */

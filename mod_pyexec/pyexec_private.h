@@ -30,6 +30,8 @@ extern module AP_MODULE_DECLARE_DATA pyexec_module;
 
 /* The handler name: SetHandler pyexec */
 #define PYEXEC_HANDLER "pyexec"
+/* An operator's listing of every session: SetHandler pyexec-sessions */
+#define PYEXEC_SESSIONS_HANDLER "pyexec-sessions"
 
 /* What the supervisor takes from the configuration, written by httpd's
  * parent into shared memory at every start and restart: a supervisor

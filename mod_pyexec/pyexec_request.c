@@ -251,33 +251,60 @@ void pyexec_rfc3339(int64_t usec, char *out, size_t len)
     snprintf(out + n, len - n, ".%03dZ", (int)(usec % 1000000 / 1000));
 }
 
-char *pyexec_session_json(const pyexec_session_info_t *info)
+static json_t *session_object(const pyexec_session_info_t *info)
 {
     json_t *obj = json_object(), *limits = json_object();
-    char created[32], last[32], *text = NULL;
+    char created[32], last[32];
 
-    if (obj && limits) {
-        pyexec_rfc3339(info->created_usec, created, sizeof(created));
-        pyexec_rfc3339(info->last_used_usec, last, sizeof(last));
-        json_object_set_new(obj, "id", json_string(info->id));
-        json_object_set_new(obj, "created", json_string(created));
-        json_object_set_new(obj, "last_used", json_string(last));
-        json_object_set_new(obj, "executions",
-                            json_integer((json_int_t)info->executions));
-        json_object_set_new(obj, "memory_bytes",
-                            json_integer((json_int_t)info->memory_bytes));
-        json_object_set_new(obj, "running", json_boolean(info->running));
-        json_object_set_new(limits, "timeout_s",
-                            json_real(info->timeout_usec / 1e6));
-        json_object_set_new(limits, "max_output_bytes",
-                            json_integer(info->max_output));
-        json_object_set_new(limits, "max_code_bytes",
-                            json_integer(info->max_code));
-        json_object_set_new(obj, "limits", limits);
-        limits = NULL;
+    if (!obj || !limits) {
+        json_decref(obj);
+        json_decref(limits);
+        return NULL;
+    }
+    pyexec_rfc3339(info->created_usec, created, sizeof(created));
+    pyexec_rfc3339(info->last_used_usec, last, sizeof(last));
+    json_object_set_new(obj, "id", json_string(info->id));
+    json_object_set_new(obj, "created", json_string(created));
+    json_object_set_new(obj, "last_used", json_string(last));
+    json_object_set_new(obj, "executions",
+                        json_integer((json_int_t)info->executions));
+    json_object_set_new(obj, "memory_bytes",
+                        json_integer((json_int_t)info->memory_bytes));
+    json_object_set_new(obj, "running", json_boolean(info->running));
+    json_object_set_new(limits, "timeout_s",
+                        json_real(info->timeout_usec / 1e6));
+    json_object_set_new(limits, "max_output_bytes",
+                        json_integer(info->max_output));
+    json_object_set_new(limits, "max_code_bytes",
+                        json_integer(info->max_code));
+    json_object_set_new(obj, "limits", limits);
+    return obj;
+}
+
+char *pyexec_session_json(const pyexec_session_info_t *info)
+{
+    json_t *obj = session_object(info);
+    char *text = obj ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER)
+                     : NULL;
+
+    json_decref(obj);
+    return text;
+}
+
+char *pyexec_session_list_json(const pyexec_session_info_t *infos, size_t n)
+{
+    json_t *obj = json_object(), *list = json_array();
+    char *text = NULL;
+
+    if (obj && list) {
+        for (size_t i = 0; i < n; i++) {
+            json_array_append_new(list, session_object(&infos[i]));
+        }
+        json_object_set_new(obj, "sessions", list);
+        list = NULL;
         text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
     }
-    json_decref(limits);
+    json_decref(list);
     json_decref(obj);
     return text;
 }

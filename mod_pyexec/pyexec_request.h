@@ -56,6 +56,10 @@ typedef struct {
 /* Its JSON, malloc()ed (free()), or NULL when out of memory. */
 char *pyexec_session_json(const pyexec_session_info_t *info);
 
+/* {"sessions": [...]}, for an operator's listing (pyexec-sessions). */
+char *pyexec_session_list_json(const pyexec_session_info_t *infos,
+                               size_t n);
+
 /* "2026-11-26T10:12:00.123Z" into out (at least 25 bytes). */
 void pyexec_rfc3339(int64_t usec, char *out, size_t len);
 

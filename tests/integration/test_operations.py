@@ -217,3 +217,56 @@ def test_access_log_notes(own):
 def helper_pids(h):
     from test_processes import helper_pids as hp
     return hp(h)
+
+
+# --- an operator's listing ----------------------------------------------------
+
+def test_a_listing_only_where_an_operator_puts_one(request):
+    h = start(request, extra_conf="""
+<Location "/admin/sessions">
+    SetHandler pyexec-sessions
+    Require ip 127.0.0.1
+</Location>
+<Location "/closed/sessions">
+    SetHandler pyexec-sessions
+    Require all denied
+</Location>
+""")
+    c = Client(h)
+    a = c.run("x = 1")["id"]
+    b = c.run("y = 2")["id"]
+    c.run("x += 1", a)
+    assert c.session_delete(b).status_code == 204
+    r = requests.get(h.url + "/admin/sessions", timeout=10)
+    assert r.status_code == 200
+    assert r.headers["Cache-Control"] == "no-store"
+    sessions = r.json()["sessions"]
+    assert [s["id"] for s in sessions] == [a]
+    assert sessions[0]["executions"] == 2
+    assert sessions[0] == c.session_get(a).json()
+    # its access control is the operator's <Location>
+    r = requests.get(h.url + "/closed/sessions", timeout=10)
+    assert r.status_code == 403 and a not in r.text
+    r = requests.post(h.url + "/admin/sessions", timeout=10)
+    assert r.status_code == 405 and a not in r.text
+    # and without one, no URL lists anything
+    assert requests.get(h.url + "/pyexec-sessions",
+                        timeout=10).status_code == 404
+
+
+# --- the standard Mutex directive ----------------------------------------------
+
+def test_the_mutex_directive_configures_the_registry_lock(request):
+    """flock keeps its lock file (fcntl unlinks it at once), which shows
+    where the lock went."""
+    import shutil
+    import tempfile
+    d = tempfile.mkdtemp(prefix="pyexec-mutex-")
+    request.addfinalizer(lambda: shutil.rmtree(d, ignore_errors=True))
+    os.chmod(d, 0o755)          # the workers reopen it as User
+    h = start(request, extra_conf="Mutex flock:%s pyexec-registry\n" % d)
+    c = Client(h)
+    sid = c.run("x = 1")["id"]
+    assert c.run("print(x)", sid)["stdout"] == "1\n"
+    locks = [n for n in os.listdir(d) if n.startswith("pyexec-registry")]
+    assert locks, os.listdir(d)
