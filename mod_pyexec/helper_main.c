@@ -196,11 +196,15 @@ static int run_request(int conn, request_t *rq)
                                    room to find a missing turn while a
                                    request waits on every kept one */
 #define TURN_WAIT_US 200000
+/* A connection that says nothing this long after it was accepted is not
+ * a worker's: it may be closed to make room like an idle one. */
+#define SILENT_US 1000000
 
 typedef struct {
     int fd;
     uint64_t last;              /* when it last carried a request; 0: never,
                                    its first is on the way */
+    int64_t accepted_at;        /* monotonic usec */
     request_t rq;               /* read, waiting for its turn, if payload */
 } conn_t;
 
@@ -228,15 +232,20 @@ static void conns_drop(conns_t *cs, int i)
  * limit, as one of those may be the turn that is missing. */
 static int conns_make_room(conns_t *cs)
 {
+    int64_t now = pyexec_now_usec();
     int oldest = -1;
 
     if (cs->n < HELPER_KEEP_CONNS) {
         return 1;
     }
     for (int i = 0; i < cs->n; i++) {
-        if (!cs->c[i].rq.payload && cs->c[i].last
-            && (oldest < 0 || cs->c[i].last < cs->c[oldest].last)
-            && !pyexec_io_spin_readable(cs->c[i].fd, 0)) {
+        const conn_t *c = &cs->c[i];
+
+        /* never-used ones count as the oldest once they are silent */
+        if (!c->rq.payload
+            && (c->last || now - c->accepted_at > SILENT_US)
+            && (oldest < 0 || c->last < cs->c[oldest].last)
+            && !pyexec_io_spin_readable(c->fd, 0)) {
             oldest = i;
         }
     }
@@ -264,7 +273,45 @@ static void conns_accept(conns_t *cs, int lfd)
         }
         memset(&cs->c[cs->n], 0, sizeof(cs->c[cs->n]));
         cs->c[cs->n].fd = c;
+        cs->c[cs->n].accepted_at = pyexec_now_usec();
         cs->n++;
+    }
+}
+
+/* A request sent without WANT_STARTED was sent by a worker that found no
+ * other request of this session counted in: every earlier ticket has
+ * been answered or given up. Its turn has come, whatever the turn says
+ * (a worker that took a ticket and died before sending leaves a gap that
+ * must not cost the next request TURN_WAIT_US of its time limit). */
+static void catch_up(conns_t *cs)
+{
+    for (int i = 0; i < cs->n; i++) {
+        const request_t *rq = &cs->c[i].rq;
+
+        if (rq->payload && !(rq->flags & PYEXEC_EXEC_WANT_STARTED)
+            && PYEXEC_TICKET_BEFORE(cs->turn, rq->ticket)) {
+            cs->turn = rq->ticket;
+        }
+    }
+}
+
+/* Answer SKIPPED to requests whose turn has passed. */
+static void skip_late(conns_t *cs)
+{
+    /* descending, so that a drop moves a visited one into place */
+    for (int i = cs->n - 1; i >= 0; i--) {
+        request_t *rq = &cs->c[i].rq;
+
+        if (rq->payload && PYEXEC_TICKET_BEFORE(rq->ticket, cs->turn)) {
+            free(rq->payload);
+            rq->payload = NULL;
+            cs->c[i].last = ++cs->clock;
+            if (pyexec_io_send_frame(cs->c[i].fd, PYEXEC_MSG_SKIPPED, 0,
+                                     NULL, 0, pyexec_now_usec() + 100000)
+                != PYEXEC_IO_OK) {
+                conns_drop(cs, i);
+            }
+        }
     }
 }
 
@@ -275,26 +322,14 @@ static void run_turns(conns_t *cs)
     for (;;) {
         int next = -1;
 
-        /* descending, so that a drop moves a visited one into place */
-        for (int i = cs->n - 1; i >= 0; i--) {
-            request_t *rq = &cs->c[i].rq;
+        catch_up(cs);
+        skip_late(cs);
+        /* chosen after the drops above, which move connections about */
+        for (int i = 0; i < cs->n; i++) {
+            const request_t *rq = &cs->c[i].rq;
 
-            if (!rq->payload) {
-                continue;
-            }
-            if (PYEXEC_TICKET_BEFORE(rq->ticket, cs->turn)) {
-                free(rq->payload);
-                rq->payload = NULL;
-                cs->c[i].last = ++cs->clock;
-                if (pyexec_io_send_frame(cs->c[i].fd, PYEXEC_MSG_SKIPPED, 0,
-                                         NULL, 0, pyexec_now_usec() + 100000)
-                    != PYEXEC_IO_OK) {
-                    conns_drop(cs, i);
-                }
-                continue;
-            }
-            if (next < 0
-                || PYEXEC_TICKET_BEFORE(rq->ticket, cs->c[next].rq.ticket)) {
+            if (rq->payload && (next < 0 || PYEXEC_TICKET_BEFORE(
+                                    rq->ticket, cs->c[next].rq.ticket))) {
                 next = i;
             }
         }
@@ -346,13 +381,23 @@ static void serve_forever(int lfd, const pyexec_spawn_t *sp)
             pfd[np].revents = 0;
             which[np++] = i;
         }
-        pfd[np].fd = lfd;
+        /* With every place taken, a pending connection would make
+         * poll() return at once, over and over: leave the backlog be and
+         * look again when a silent connection may have become closable */
+        pfd[np].fd = cs.n < HELPER_MAX_CONNS ? lfd : -1;
         pfd[np].events = POLLIN;
         pfd[np].revents = 0;
+        if (cs.n >= HELPER_MAX_CONNS) {
+            timeout = SILENT_US / 1000;
+            if (conns_make_room(&cs)) {
+                continue;       /* one was closed: poll the backlog too */
+            }
+        }
         if (cs.gap_since) {
             int64_t left = cs.gap_since + TURN_WAIT_US - pyexec_now_usec();
+            int ms = left > 0 ? (int)((left + 999) / 1000) : 0;
 
-            timeout = left > 0 ? (int)((left + 999) / 1000) : 0;
+            timeout = timeout < 0 || ms < timeout ? ms : timeout;
         }
         ready = poll(pfd, (nfds_t)np + 1, timeout);
         if (ready < 0) {
@@ -492,35 +537,6 @@ static void send_spawned(int chan, const pyexec_spawn_t *sp, int32_t pid)
     send(chan, msg, sizeof(msg), MSG_NOSIGNAL);
 }
 
-/* One SPAWN message and the listening socket that rides with it. */
-static ssize_t recv_spawn(int chan, unsigned char *buf, size_t len, int *fd)
-{
-    union {
-        struct cmsghdr align;
-        char space[CMSG_SPACE(sizeof(int))];
-    } control;
-    struct iovec iov = {buf, len};
-    struct msghdr msg;
-    struct cmsghdr *cm;
-    ssize_t n;
-
-    memset(&msg, 0, sizeof(msg));
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.space;
-    msg.msg_controllen = sizeof(control.space);
-    *fd = -1;
-    n = recvmsg(chan, &msg, MSG_CMSG_CLOEXEC);
-    for (cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; cm;
-         cm = CMSG_NXTHDR(&msg, cm)) {
-        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS
-            && cm->cmsg_len == CMSG_LEN(sizeof(int))) {
-            memcpy(fd, CMSG_DATA(cm), sizeof(int));
-        }
-    }
-    return n;
-}
-
 static int zygote_main(int chan, const char *allow)
 {
     static unsigned char buf[SPAWN_MSG_MAX + 1];
@@ -553,7 +569,8 @@ static int zygote_main(int chan, const char *allow)
 
     for (;;) {
         int lfd;
-        ssize_t n = recv_spawn(chan, buf, SPAWN_MSG_MAX, &lfd);
+        /* a SPAWN and the listening socket that rides with it */
+        ssize_t n = pyexec_io_recv_fd(chan, buf, SPAWN_MSG_MAX, &lfd);
         pyexec_frame_hdr_t hdr;
         pyexec_spawn_t sp;
         size_t nnames;
@@ -568,6 +585,14 @@ static int zygote_main(int chan, const char *allow)
                 continue;
             }
             return PYEXEC_EXIT_SETUP;
+        }
+        if (pyexec_frame_decode_hdr(buf, (size_t)n, SPAWN_MSG_MAX, &hdr)
+            == PYEXEC_FRAME_OK && hdr.type == PYEXEC_MSG_LOGFD && lfd >= 0) {
+            /* httpd reopened its error log (a graceful restart after a
+             * log rotation): ours, and so new helpers', follows */
+            dup2(lfd, 2);
+            close(lfd);
+            continue;
         }
         if (pyexec_frame_decode_hdr(buf, (size_t)n, SPAWN_MSG_MAX, &hdr)
             != PYEXEC_FRAME_OK

@@ -620,21 +620,24 @@ static void add_library_path(size_t *n, const char *path)
  * the packages' own directories stay readable for what they load lazily.
  * BLAS libraries would start a thread per CPU; a helper has one. */
 static const char preload_allowed_py[] =
-    "import importlib, site, sys\n"
-    "extra = [d for d in site.getsitepackages() if d not in sys.path]\n"
-    "sys.path.extend(extra)\n"
-    "dirs, failed = [], []\n"
+    "import importlib, sys\n"
+    "dirs, failed, extra = [], [], []\n"
     "try:\n"
+    "    import site\n"
+    "    extra = [d for d in site.getsitepackages() if d not in sys.path]\n"
+    "    sys.path.extend(extra)\n"
     "    for name in names.split(','):\n"
     "        try:\n"
     "            m = importlib.import_module(name)\n"
     "        except Exception as e:\n"
     "            failed.append('%s (%s: %s)' % (name, type(e).__name__, e))\n"
     "            continue\n"
+    /* a package's own directory, for what it loads lazily; a single-file
+     * module is loaded already and needs none (its directory is the
+     * whole site directory) */
     "        dirs.extend(getattr(m, '__path__', None) or [])\n"
-    "        f = getattr(m, '__file__', None)\n"
-    "        if f:\n"
-    "            dirs.append(f.rpartition('/')[0])\n"
+    "except Exception as e:\n"
+    "    failed.append('%s (%s: %s)' % (names, type(e).__name__, e))\n"
     "finally:\n"
     "    for d in extra:\n"
     "        sys.path.remove(d)\n";
@@ -685,9 +688,15 @@ static int preload_allowed(const char *allow, char *err, size_t err_len)
     Py_DECREF(r);
     dirs = PyDict_GetItemString(ns, "dirs");        /* borrowed */
     failed = PyDict_GetItemString(ns, "failed");
-    for (Py_ssize_t i = 0; dirs && i < PyList_Size(dirs)
-                           && n < MAX_PACKAGE_DIRS; i++) {
+    for (Py_ssize_t i = 0; dirs && i < PyList_Size(dirs); i++) {
         const char *d = PyUnicode_AsUTF8(PyList_GET_ITEM(dirs, i));
+
+        if (d && d[0] == '/' && n == MAX_PACKAGE_DIRS) {
+            fprintf(stderr, "pyexec-helper[%d]: PyExecAllowModules: more "
+                    "than %d package directories; %s and later ones stay "
+                    "unreadable\n", (int)getpid(), MAX_PACKAGE_DIRS, d);
+            break;
+        }
         if (d && d[0] == '/') {
             package_dirs[n++] = strdup(d);
         }

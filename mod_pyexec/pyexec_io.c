@@ -257,3 +257,55 @@ pyexec_io_status_t pyexec_io_recv_frame(int fd, uint32_t max_payload,
     *payload = buf;
     return PYEXEC_IO_OK;
 }
+
+int pyexec_io_send_fd(int sock, const void *msg, size_t len, int fd)
+{
+    union {
+        struct cmsghdr align;
+        char space[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct iovec iov = {(void *)msg, len};
+    struct msghdr mh;
+    struct cmsghdr *cm;
+
+    memset(&mh, 0, sizeof(mh));
+    memset(&control, 0, sizeof(control));
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control.space;
+    mh.msg_controllen = sizeof(control.space);
+    cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+    return sendmsg(sock, &mh, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+}
+
+ssize_t pyexec_io_recv_fd(int sock, void *buf, size_t len, int *fd)
+{
+    union {
+        struct cmsghdr align;
+        char space[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct iovec iov = {buf, len};
+    struct msghdr mh;
+    struct cmsghdr *cm;
+    ssize_t n;
+
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control.space;
+    mh.msg_controllen = sizeof(control.space);
+    *fd = -1;
+    n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+    for (cm = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL; cm;
+         cm = CMSG_NXTHDR(&mh, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS
+            && cm->cmsg_len == CMSG_LEN(sizeof(int))) {
+            memcpy(fd, CMSG_DATA(cm), sizeof(int));
+        }
+    }
+    return n;
+}

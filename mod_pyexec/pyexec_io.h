@@ -63,4 +63,12 @@ pyexec_io_status_t pyexec_io_recv_frame(int fd, uint32_t max_payload,
                                         unsigned char **payload,
                                         int64_t deadline_usec);
 
+/* One message with a descriptor riding along (SCM_RIGHTS), on a
+ * datagram or seqpacket socket: 0 if sent whole, -1 (errno) if not. */
+int pyexec_io_send_fd(int sock, const void *msg, size_t len, int fd);
+
+/* Receive one such message; *fd is the descriptor (close-on-exec) or -1
+ * if none came. Returns recvmsg()'s result. */
+ssize_t pyexec_io_recv_fd(int sock, void *buf, size_t len, int *fd);
+
 #endif /* PYEXEC_IO_H */

@@ -38,6 +38,8 @@ typedef enum {
     PYEXEC_MSG_KILL     = 11,   /* payload: pyexec_slot_msg_t */
     /* supervisor -> zygote */
     PYEXEC_MSG_SPAWN    = 20,   /* payload: pyexec_spawn_t + block list */
+    PYEXEC_MSG_LOGFD    = 24,   /* no payload; httpd's error log rides
+                                   along (also parent -> supervisor) */
     /* zygote -> supervisor */
     PYEXEC_MSG_SPAWNED  = 21,   /* payload: pyexec_slot_msg_t (pid set) */
     /* new helper -> supervisor */

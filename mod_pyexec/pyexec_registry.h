@@ -65,6 +65,8 @@ typedef struct {
     uint32_t max_output;    /* bytes per stream */
     uint32_t max_code;      /* bytes of source */
     uint64_t mem_bytes;     /* heap in use after the last execution */
+    uint32_t conf_gen;      /* the settings its helper was made with */
+    uint32_t pad_;
 } pyexec_slot_t;
 
 typedef struct {

@@ -62,9 +62,12 @@ int pyexec_shared_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
  * supervisor and starts afresh. */
 typedef struct {
     uint32_t layout;            /* of what body points to */
-    apr_pool_t *pool;           /* everything below lives here */
-    apr_proc_t *sup;            /* pid > 0 while a supervisor runs */
+    apr_pool_t *pool;           /* the body and what it holds live here */
     void *body;                 /* a pyexec_retained_t */
+    /* here, not in pool: at exit the process pool destroys pool before
+     * pconf, whose cleanup still needs this to stop the supervisor */
+    apr_proc_t sup;             /* pid > 0 while a supervisor runs */
+    int log_chan;               /* to the supervisor: new error logs */
 } pyexec_anchor_t;
 
 typedef struct {
@@ -80,12 +83,31 @@ typedef struct {
 } pyexec_retained_t;
 
 #define RETAINED_KEY "mod_pyexec-retained"
-/* changes with anything a kept table or record depends on */
-#define RETAINED_LAYOUT ((uint32_t)(PYEXEC_PROTO_VERSION * 1000003u \
-                                    + sizeof(pyexec_retained_t) * 65599u \
-                                    + sizeof(pyexec_registry_t) * 257u \
-                                    + sizeof(pyexec_slot_t) * 31u \
-                                    + sizeof(pyexec_live_conf_t)))
+/* Bump with any change in what a kept table, record or supervisor
+ * means; the sizes below catch the changes one forgets to bump for. */
+#define RETAINED_VERSION 1
+
+static uint32_t retained_layout(void)
+{
+    /* FNV-1a over the version, the build's version and the sizes */
+    const size_t parts[] = {
+        RETAINED_VERSION, PYEXEC_PROTO_VERSION, sizeof(pyexec_retained_t),
+        sizeof(pyexec_registry_t), sizeof(pyexec_slot_t),
+        sizeof(pyexec_live_conf_t), pyexec_ratelimit_size(RATE_CLIENTS),
+    };
+    const char *v = PYEXEC_VERSION;
+    uint32_t h = 2166136261u;
+
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        for (size_t b = 0; b < sizeof(size_t); b++) {
+            h = (h ^ (uint32_t)((parts[i] >> (8 * b)) & 0xff)) * 16777619u;
+        }
+    }
+    for (; *v; v++) {
+        h = (h ^ (uint32_t)(unsigned char)*v) * 16777619u;
+    }
+    return h;
+}
 
 /* The settings that define the supervisor itself: when one changes,
  * even a graceful restart starts afresh. So does a table that would
@@ -117,7 +139,6 @@ static apr_status_t retained_create(pyexec_anchor_t *anchor, server_rec *s,
         apr_pool_destroy(anchor->pool); /* the old segment and mutex */
     }
     anchor->pool = NULL;
-    anchor->sup = NULL;
     anchor->body = NULL;
     rv = apr_pool_create(&anchor->pool, s->process->pool);
     if (rv != APR_SUCCESS) {
@@ -125,9 +146,9 @@ static apr_status_t retained_create(pyexec_anchor_t *anchor, server_rec *s,
     }
     apr_pool_tag(anchor->pool, "pyexec_retained");
     ret = apr_pcalloc(anchor->pool, sizeof(*ret));
-    anchor->sup = apr_pcalloc(anchor->pool, sizeof(*anchor->sup));
+    memset(&anchor->sup, 0, sizeof(anchor->sup));
     anchor->body = ret;
-    anchor->layout = RETAINED_LAYOUT;
+    anchor->layout = retained_layout();
     reg_size = (pyexec_registry_size(nslots) + 63) & ~(apr_size_t)63;
     rl_size = (pyexec_ratelimit_size(RATE_CLIENTS) + 63) & ~(apr_size_t)63;
     size = reg_size + rl_size + sizeof(pyexec_live_conf_t);
@@ -190,13 +211,13 @@ int pyexec_shared_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     anchor = ap_retained_data_get(RETAINED_KEY);
     if (!anchor) {
         anchor = ap_retained_data_create(RETAINED_KEY, sizeof(*anchor));
+        anchor->log_chan = -1;
     }
     /* A supervisor still running here was spared by a graceful restart
      * (pyexec_supervisor.c stops it on any other) */
-    keep = anchor->sup && anchor->sup->pid > 0
-           && kill(anchor->sup->pid, 0) == 0;
+    keep = anchor->sup.pid > 0 && kill(anchor->sup.pid, 0) == 0;
     ret = anchor->body;
-    if (keep && anchor->layout != RETAINED_LAYOUT) {
+    if (keep && anchor->layout != retained_layout()) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
                      PYEXEC_LOGNO(00108) "graceful restart into a build "
                      "of mod_pyexec with another table layout: starting a "
@@ -212,8 +233,8 @@ int pyexec_shared_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         keep = 0;
     }
     if (!keep) {
-        if (anchor->sup && anchor->sup->pid > 0) {
-            pyexec_supervisor_stop(anchor->sup);
+        if (anchor->sup.pid > 0) {
+            pyexec_supervisor_stop(&anchor->sup);
         }
         rv = retained_create(anchor, s, nslots, fixed);
         if (rv != APR_SUCCESS) {
@@ -228,12 +249,9 @@ int pyexec_shared_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     pyexec_state.mutex = ret->mutex;
     pyexec_state.mutex_file = ret->mutex_file;
 
-    /* this generation's settings, for the supervisor to take up */
-    if (pyexec_lock() != APR_SUCCESS) {
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
+    /* this generation's settings, for the supervisor to take up; not
+     * under the registry lock, which a stuck worker could be holding */
     rv = pyexec_supervisor_publish_conf(c, ret->live);
-    pyexec_unlock();
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      PYEXEC_LOGNO(00106) "PyExecBlockModules lists more "
@@ -244,13 +262,14 @@ int pyexec_shared_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
                      PYEXEC_LOGNO(00107) "graceful restart: supervisor %d "
                      "and %u sessions kept; new settings apply to new "
-                     "sessions", (int)anchor->sup->pid,
+                     "sessions", (int)anchor->sup.pid,
                      ret->reg->count[PYEXEC_SLOT_LIVE]);
-        pyexec_supervisor_watch(pconf, s, anchor->sup);
-        pyexec_supervisor_nudge();
+        pyexec_supervisor_watch(pconf, s, &anchor->sup, &anchor->log_chan);
+        pyexec_supervisor_send_log(anchor->log_chan, s);
+        pyexec_supervisor_nudge(&anchor->sup);
         return OK;
     }
-    rv = pyexec_supervisor_start(pconf, s, anchor->sup);
+    rv = pyexec_supervisor_start(pconf, s, &anchor->sup, &anchor->log_chan);
     return rv == APR_SUCCESS ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
 

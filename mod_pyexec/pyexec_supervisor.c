@@ -21,6 +21,7 @@
 #include <apr_strings.h>
 #include <ap_listen.h>
 #include <ap_mpm.h>
+#include <http_core.h>
 #include <mpm_common.h>
 #include <unixd.h>
 
@@ -55,6 +56,8 @@ typedef struct {
     apr_time_t spawn_retry_at;  /* helpers failing to start: back off */
     int spawn_failures;
     pyexec_live_conf_t *conf;   /* our copy of the published settings */
+    pyexec_live_conf_t *conf_next;  /* a copy being checked (take_conf) */
+    int log_fd;                 /* httpd's parent sends its error log here */
     pid_t unknown_reaped[16];   /* children reaped before the zygote's
                                    SPAWNED named them (ring) */
     unsigned unknown_next;
@@ -70,21 +73,11 @@ static int sig_pipe[2] = {-1, -1};
 static apr_pool_t *sup_parent_pool;
 static server_rec *sup_parent_server;
 static pid_t sup_httpd_pid;
+static int *sup_log_chan;       /* the parent's end, in retained data */
+static int sup_log_child = -1;  /* the supervisor's end, across fork */
 
 static void supervisor_main(server_rec *s, apr_pool_t *p)
     __attribute__((noreturn));
-
-/* Whether this generation ends in a graceful restart (-k graceful,
- * SIGUSR1) rather than a restart (SIGHUP) or a stop of any kind. By the
- * time httpd clears its configuration pool the MPM has reset
- * restart_pending, but a stop leaves shutdown_pending and a restart
- * is_ungraceful set. */
-static int graceful_restart(void)
-{
-    ap_unixd_mpm_retained_data *mpm = ap_unixd_mpm_get_retained_data();
-
-    return mpm && !mpm->shutdown_pending && !mpm->is_ungraceful;
-}
 
 void pyexec_supervisor_stop(apr_proc_t *proc)
 {
@@ -138,18 +131,24 @@ static void maintenance(int reason, void *data, apr_wait_t status)
                          "its sessions are lost, starting a new one",
                          status);
             pyexec_supervisor_start(sup_parent_pool, sup_parent_server,
-                                    proc);
+                                    proc, sup_log_chan);
         }
         break;
     case APR_OC_REASON_RESTART:
+        /* The MPM reclaims its children, others included, on a restart
+         * (-k restart) and on a stop, never on a graceful restart: end
+         * the supervisor and wait, so that the next generation starts on
+         * a clean socket dir. */
+        pyexec_supervisor_stop(proc);
         apr_proc_other_child_unregister(data);
         break;
     case APR_OC_REASON_UNREGISTER:
-        /* The end of this generation. A graceful restart keeps the
-         * supervisor and its sessions for the next one (pyexec_shared.c);
-         * a restart or a stop ends it, and waits, so that the next
-         * generation starts on a clean socket dir. */
-        if (proc->pid > 0 && !graceful_restart()) {
+        /* The end of this generation's configuration. On a graceful
+         * restart the supervisor and its sessions live on into the next
+         * one (pyexec_shared.c); when httpd's parent exits (a graceful
+         * stop does not reclaim other children) it ends with it. */
+        if (proc->pid > 0
+            && ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_EXITING) {
             pyexec_supervisor_stop(proc);
         }
         break;
@@ -159,23 +158,56 @@ static void maintenance(int reason, void *data, apr_wait_t status)
 }
 
 void pyexec_supervisor_watch(apr_pool_t *pconf, server_rec *s,
-                             apr_proc_t *proc)
+                             apr_proc_t *proc, int *log_chan)
 {
     sup_parent_pool = pconf;
     sup_parent_server = s;
+    sup_log_chan = log_chan;
     apr_proc_other_child_register(proc, maintenance, proc, NULL, pconf);
 }
 
+/* A kept supervisor, and its zygote, still write to the error log httpd
+ * had when it was started; after a graceful restart (which is how log
+ * rotation reopens logs) they get the new one. */
+void pyexec_supervisor_send_log(int log_chan, server_rec *s)
+{
+    unsigned char hdr[PYEXEC_FRAME_HDR_LEN];
+    apr_os_file_t fd;
+
+    if (log_chan < 0 || !s->error_log
+        || apr_os_file_get(&fd, s->error_log) != APR_SUCCESS) {
+        return;                 /* syslog: nothing to hand over */
+    }
+    pyexec_frame_encode_hdr(hdr, PYEXEC_MSG_LOGFD, 0, 0);
+    pyexec_io_send_fd(log_chan, hdr, sizeof(hdr), fd);
+}
+
 apr_status_t pyexec_supervisor_start(apr_pool_t *pconf, server_rec *s,
-                                     apr_proc_t *proc)
+                                     apr_proc_t *proc, int *log_chan)
 {
     apr_status_t rv;
+    int sv[2];
 
     proc->pid = -1;
     sup_httpd_pid = getpid();
+    /* not registered with any pool: it outlives generations */
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        sv[0] = sv[1] = -1;
+    }
+    if (*log_chan >= 0) {
+        close(*log_chan);
+    }
+    *log_chan = sv[0];
+    sup_log_child = sv[1];
     rv = apr_proc_fork(proc, pconf);
     if (rv == APR_INCHILD) {
+        if (sv[0] >= 0) {
+            close(sv[0]);
+        }
         supervisor_main(s, pconf);
+    }
+    if (sv[1] >= 0) {
+        close(sv[1]);
     }
     if (rv != APR_INPARENT) {
         proc->pid = -1;
@@ -183,7 +215,7 @@ apr_status_t pyexec_supervisor_start(apr_pool_t *pconf, server_rec *s,
                      PYEXEC_LOGNO(00203) "cannot fork the supervisor");
         return rv;
     }
-    pyexec_supervisor_watch(pconf, s, proc);
+    pyexec_supervisor_watch(pconf, s, proc, log_chan);
     return APR_SUCCESS;
 }
 
@@ -222,15 +254,13 @@ void pyexec_supervisor_wake(void)
     send_ctl(PYEXEC_MSG_WAKE, NULL, 0);
 }
 
-void pyexec_supervisor_nudge(void)
+void pyexec_supervisor_nudge(const apr_proc_t *proc)
 {
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-
-    if (fd >= 0) {
-        pyexec_state.ctl_fd = fd;
-        send_ctl(PYEXEC_MSG_WAKE, NULL, 0);
-        pyexec_state.ctl_fd = -1;   /* children open their own */
-        close(fd);
+    /* our own unreaped child: no pid reuse; a signal rather than a
+     * datagram, which root would send to a path in a directory User
+     * owns */
+    if (proc->pid > 0) {
+        kill(proc->pid, SIGUSR2);
     }
 }
 
@@ -285,6 +315,9 @@ static void set_signals(void)
     sa.sa_handler = on_child;
     sa.sa_flags = SA_NOCLDSTOP;
     sigaction(SIGCHLD, &sa, NULL);
+    /* from httpd's parent: new settings are published (take_conf) */
+    sa.sa_flags = 0;
+    sigaction(SIGUSR2, &sa, NULL);
     sa.sa_flags = 0;
     sa.sa_handler = SIG_IGN;
     /* httpd's restart signals are for the parent; it tells us itself */
@@ -379,19 +412,16 @@ static int open_ctl(sup_t *sup)
     }
     /* the kernel tells us who sent each datagram */
     setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one));
-    if (geteuid() == 0
-        && chown(sa.sun_path, ap_unixd_config.user_id,
-                 ap_unixd_config.group_id) != 0) {
-        close(fd);
-        return -1;
-    }
+    /* as User already (see supervisor_main): in a directory User owns, a
+     * path can be swapped for a symbolic link, so nothing here may act on
+     * a path with root's rights */
     chmod(sa.sun_path, 0600);
     sup->ctl_fd = fd;
     return 0;
 }
 
-/* Called in httpd's parent, under the registry lock, at every start and
- * restart. The SPAWN frame is the same for every helper but for slot and
+/* Called in httpd's parent at every start and restart, without the
+ * registry lock (see take_conf). The SPAWN frame is the same for every helper but for slot and
  * gen, so it is built here once. */
 apr_status_t pyexec_supervisor_publish_conf(const pyexec_conf_t *c,
                                             pyexec_live_conf_t *live)
@@ -406,6 +436,9 @@ apr_status_t pyexec_supervisor_publish_conf(const pyexec_conf_t *c,
     if (len > sizeof(live->spawn)) {
         return APR_ENOSPC;
     }
+    /* a sequence lock (take_conf): odd while the body changes */
+    __atomic_store_n(&live->gen, live->gen + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
     memset(&sp, 0, sizeof(sp));
     sp.memory_limit = (uint64_t)c->memory_limit;
     sp.max_output = (uint32_t)c->max_output;
@@ -433,37 +466,30 @@ apr_status_t pyexec_supervisor_publish_conf(const pyexec_conf_t *c,
     live->timeout = c->timeout;
     live->max_output = (uint32_t)c->max_output;
     live->max_code = (uint32_t)c->max_code;
-    live->gen++;
+    __atomic_store_n(&live->gen, live->gen + 1, __ATOMIC_RELEASE);
     return APR_SUCCESS;
 }
 
-/* Take up settings published since we last looked. Spare helpers were
- * made with the old ones: they go, and the refill makes new ones. Live
- * sessions keep what they were created with. */
-static void take_conf(sup_t *sup)
+/* Spare helpers made with settings older than ours go; the refill
+ * makes new ones. Live sessions keep what they were created with. Also
+ * run from every scan: a helper that was starting when the settings
+ * changed is caught once it is ready, and past 64 the rest next time. */
+static void evict_stale_spares(sup_t *sup)
 {
     int32_t victims[64];
     int nv = 0;
 
-    if (pyexec_state.live->gen == sup->conf->gen
-        || pyexec_lock() != APR_SUCCESS) {
+    if (pyexec_lock() != APR_SUCCESS) {
         return;
     }
-    if (pyexec_state.live->gen != sup->conf->gen) {
-        int first = sup->conf->gen == 0;
+    for (uint32_t i = 0; i < sup->reg->nslots && nv < 64; i++) {
+        pyexec_slot_t *s = pyexec_reg_slot(sup->reg, (int32_t)i);
 
-        memcpy(sup->conf, pyexec_state.live, sizeof(*sup->conf));
-        for (uint32_t i = 0; !first && i < sup->reg->nslots && nv < 64;
-             i++) {
-            pyexec_slot_t *s = pyexec_reg_slot(sup->reg, (int32_t)i);
-
-            if (s->state == PYEXEC_SLOT_SPARE
-                || s->state == PYEXEC_SLOT_SPAWNING) {
-                int32_t pid = pyexec_reg_end(sup->reg, (int32_t)i, s->gen,
-                                             PYEXEC_END_EVICTED);
-                if (pid > 0) {
-                    victims[nv++] = pid;
-                }
+        if (s->state == PYEXEC_SLOT_SPARE && s->conf_gen != sup->conf->gen) {
+            int32_t pid = pyexec_reg_end(sup->reg, (int32_t)i, s->gen,
+                                         PYEXEC_END_EVICTED);
+            if (pid > 0) {
+                victims[nv++] = pid;
             }
         }
     }
@@ -471,6 +497,32 @@ static void take_conf(sup_t *sup)
     while (nv > 0) {
         kill(victims[--nv], SIGKILL);
     }
+}
+
+/* Take up settings published since we last looked. httpd's parent
+ * writes them without the registry lock (a lock a stuck worker could
+ * hold must not stall a restart), as a sequence lock: gen is odd while
+ * it writes and changes when it is done; we copy and check that gen was
+ * the same even number before and after. */
+static int take_conf(sup_t *sup)
+{
+    pyexec_live_conf_t *live = pyexec_state.live, *swap;
+    uint32_t before = __atomic_load_n(&live->gen, __ATOMIC_ACQUIRE);
+
+    if (before == sup->conf->gen || (before & 1)) {
+        return 0;               /* nothing new, or being written */
+    }
+    memcpy(sup->conf_next, live, sizeof(*sup->conf_next));
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&live->gen, __ATOMIC_RELAXED) != before) {
+        return 0;               /* torn: again next time round */
+    }
+    sup->conf_next->gen = before;
+    swap = sup->conf;
+    sup->conf = sup->conf_next;
+    sup->conf_next = swap;
+    evict_stale_spares(sup);
+    return 1;
 }
 
 /* "numpy,scipy" for the zygote's --allow, or NULL */
@@ -944,28 +996,8 @@ static int helper_socket(uint32_t slot, uint32_t gen)
 
 static int send_spawn(sup_t *sup, int lfd)
 {
-    union {
-        struct cmsghdr align;
-        char space[CMSG_SPACE(sizeof(int))];
-    } control;
-    struct iovec iov = {sup->conf->spawn, sup->conf->spawn_len};
-    struct msghdr msg;
-    struct cmsghdr *cm;
-
-    memset(&msg, 0, sizeof(msg));
-    memset(&control, 0, sizeof(control));
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.space;
-    msg.msg_controllen = sizeof(control.space);
-    cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &lfd, sizeof(int));
-    return sendmsg(sup->zfd, &msg, MSG_NOSIGNAL)
-           == (ssize_t)sup->conf->spawn_len
-           ? 0 : -1;
+    return pyexec_io_send_fd(sup->zfd, sup->conf->spawn,
+                             sup->conf->spawn_len, lfd);
 }
 
 /* Keep PyExecSpareHelpers ready, as far as the table has room. */
@@ -1013,6 +1045,7 @@ static void refill(sup_t *sup)
         pyexec_reg_slot(r, idx)->timeout = c->timeout;
         pyexec_reg_slot(r, idx)->max_output = c->max_output;
         pyexec_reg_slot(r, idx)->max_code = c->max_code;
+        pyexec_reg_slot(r, idx)->conf_gen = c->gen;
         todo[n] = idx;
         gens[n] = pyexec_reg_slot(r, idx)->gen;
         memcpy(tokens[n], pyexec_reg_slot(r, idx)->token, PYEXEC_TOKEN_LEN);
@@ -1131,6 +1164,43 @@ static void resolve_helper_user(sup_t *sup)
     }
 }
 
+/* A new error log from httpd's parent (pyexec_supervisor_send_log): it
+ * replaces ours, stderr included, and the zygote's. */
+static void take_log(sup_t *sup)
+{
+    unsigned char buf[PYEXEC_FRAME_HDR_LEN];
+    pyexec_frame_hdr_t hdr;
+    apr_os_file_t ours;
+    int fd;
+    ssize_t n;
+
+    while (sup->log_fd >= 0
+           && (n = pyexec_io_recv_fd(sup->log_fd, buf, sizeof(buf), &fd))
+              != -1) {
+        if (n == 0) {
+            close(sup->log_fd); /* the parent is gone */
+            sup->log_fd = -1;
+            return;
+        }
+        if (fd < 0) {
+            continue;
+        }
+        if (pyexec_frame_decode_hdr(buf, (size_t)n, 0, &hdr)
+            == PYEXEC_FRAME_OK && hdr.type == PYEXEC_MSG_LOGFD) {
+            if (sup->s->error_log
+                && apr_os_file_get(&ours, sup->s->error_log) == APR_SUCCESS
+                && ours != fd) {
+                dup2(fd, ours);
+            }
+            dup2(fd, 2);
+            if (sup->zfd >= 0) {
+                pyexec_io_send_fd(sup->zfd, buf, PYEXEC_FRAME_HDR_LEN, fd);
+            }
+        }
+        close(fd);
+    }
+}
+
 static void supervisor_main(server_rec *s, apr_pool_t *p)
 {
     sup_t sup;
@@ -1141,6 +1211,10 @@ static void supervisor_main(server_rec *s, apr_pool_t *p)
     sup.s = s;
     sup.zfd = -1;
     sup.ctl_fd = -1;
+    sup.log_fd = sup_log_child;
+    if (sup.log_fd >= 0) {
+        set_nonblock(sup.log_fd);   /* take_log reads until it is empty */
+    }
     apr_pool_create(&sup.pool, p);
     sup.reg = pyexec_state.reg;
 
@@ -1170,12 +1244,15 @@ static void supervisor_main(server_rec *s, apr_pool_t *p)
         exit(SUPERVISOR_STARTUP_ERROR);
     }
     resolve_helper_user(&sup);
-    if (prepare_sockdir(&sup) != 0 || open_ctl(&sup) != 0) {
+    if (prepare_sockdir(&sup) != 0) {
         exit(SUPERVISOR_STARTUP_ERROR);
     }
     if (geteuid() == 0 && drop_privileges(&sup) != 0) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s,
                      PYEXEC_LOGNO(00242) "supervisor cannot drop privileges");
+        exit(SUPERVISOR_STARTUP_ERROR);
+    }
+    if (open_ctl(&sup) != 0) {
         exit(SUPERVISOR_STARTUP_ERROR);
     }
     /* Kept over graceful restarts, we are stopped by httpd's parent when
@@ -1187,7 +1264,12 @@ static void supervisor_main(server_rec *s, apr_pool_t *p)
         exit(0);
     }
     sup.conf = apr_pcalloc(sup.pool, sizeof(*sup.conf));
-    take_conf(&sup);
+    sup.conf_next = apr_pcalloc(sup.pool, sizeof(*sup.conf_next));
+    /* published before we were forked; only a graceful restart racing
+     * with our start could make us wait here */
+    while (!take_conf(&sup)) {
+        usleep(1000);
+    }
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
                  PYEXEC_LOGNO(00243) "supervisor %d started: %d spare "
                  "helpers, at most %d sessions, helper %s running as uid %d",
@@ -1198,7 +1280,7 @@ static void supervisor_main(server_rec *s, apr_pool_t *p)
                                              : (int)sup.helper_uid);
 
     while (!sup_stop) {
-        struct pollfd pfd[3];
+        struct pollfd pfd[4];
         int nfd = 0;
         char drain[64];
         apr_time_t now = apr_time_now();
@@ -1214,6 +1296,10 @@ static void supervisor_main(server_rec *s, apr_pool_t *p)
             pfd[nfd].fd = sup.zfd;
             pfd[nfd++].events = POLLIN;
         }
+        if (sup.log_fd >= 0) {
+            pfd[nfd].fd = sup.log_fd;
+            pfd[nfd++].events = POLLIN;
+        }
         poll(pfd, (nfds_t)nfd, SCAN_INTERVAL_MS);
         while (read(sig_pipe[0], drain, sizeof(drain)) > 0) {
             /* just wake-ups */
@@ -1223,10 +1309,12 @@ static void supervisor_main(server_rec *s, apr_pool_t *p)
         handle_zygote_msgs(&sup);
         reap(&sup);
         handle_ctl_msgs(&sup);
+        take_log(&sup);
         take_conf(&sup);
         now = apr_time_now();
         if (now >= next_scan) {
             scan(&sup);
+            evict_stale_spares(&sup);
             next_scan = now + apr_time_from_msec(SCAN_INTERVAL_MS);
         }
         refill(&sup);

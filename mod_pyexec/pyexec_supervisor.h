@@ -16,14 +16,18 @@
 
 /* Parent side, from post_config. Fork the supervisor into proc, or watch
  * one kept from the previous generation (restarted should it die); stop
- * one, waiting for it. */
+ * one, waiting for it. *log_chan persists across generations (retained
+ * data), -1 before the first start. */
 apr_status_t pyexec_supervisor_start(apr_pool_t *pconf, server_rec *s,
-                                     apr_proc_t *proc);
+                                     apr_proc_t *proc, int *log_chan);
 void pyexec_supervisor_watch(apr_pool_t *pconf, server_rec *s,
-                             apr_proc_t *proc);
+                             apr_proc_t *proc, int *log_chan);
+/* Hand a kept supervisor this generation's error log (log_chan: the
+ * parent's end of the channel, kept in *log_chan by start). */
+void pyexec_supervisor_send_log(int log_chan, server_rec *s);
 void pyexec_supervisor_stop(apr_proc_t *proc);
 /* Have a kept supervisor take up newly published settings at once. */
-void pyexec_supervisor_nudge(void);
+void pyexec_supervisor_nudge(const apr_proc_t *proc);
 
 /* Write this generation's settings for the supervisor (under the lock);
  * APR_ENOSPC if the block list does not fit. */

@@ -152,16 +152,50 @@ def test_requests_run_in_ticket_order_not_arrival_order(helper):
 
 def test_a_ticket_that_never_comes_is_passed_over(helper):
     """A worker that counted itself in and then died or gave up before
-    sending must not stall the session: the next request waits about
-    TURN_WAIT, then runs."""
+    sending must not stall the session: a request queued behind it waits
+    about TURN_WAIT, then runs."""
     a = helper.connect()
     send_exec(a, 0, "x = 1")
     assert result(a) == ""
     t = time.monotonic()
-    send_exec(a, 2, "x += 1\nprint(x)")       # ticket 1 never comes
+    send_exec(a, 2, "x += 1\nprint(x)", WANT_STARTED)   # ticket 1 never comes
     assert result(a) == "2\n"
     waited = time.monotonic() - t
     assert TURN_WAIT * 0.9 <= waited < TURN_WAIT + 1.5, waited
+
+
+def test_a_request_with_nothing_ahead_does_not_wait_for_a_gap(helper):
+    """Sent without WANT_STARTED, a request's worker found every earlier
+    ticket answered or given up: it runs at once, since its own clock is
+    running."""
+    a = helper.connect()
+    send_exec(a, 0, "x = 1")
+    assert result(a) == ""
+    t = time.monotonic()
+    send_exec(a, 5, "x += 1\nprint(x)")      # tickets 1 to 4 never come
+    assert result(a) == "2\n"
+    assert time.monotonic() - t < TURN_WAIT * 0.5
+
+
+def test_a_late_request_from_a_worker_that_left_is_dropped_safely(helper):
+    """A late ticket whose worker already hung up, read in the same round
+    as the request whose turn it is: the SKIPPED cannot be sent, its
+    connection goes, and the other request still runs once, and the
+    helper lives on (it once freed a moved request twice here)."""
+    a = helper.connect()
+    send_exec(a, 0, "n = 0")
+    assert result(a) == ""
+    send_exec(a, 1, "import time\ntime.sleep(0.3)\nn += 1")
+    time.sleep(0.05)                    # the helper is busy with ticket 1
+    late, now = helper.connect(), helper.connect()
+    send_exec(late, 0, "n += 100")      # a copy of an answered ticket
+    late.close()
+    send_exec(now, 2, "n += 1\nprint(n)", WANT_STARTED)
+    assert result(a) == ""
+    assert result(now) == "2\n"
+    last = helper.connect()
+    send_exec(last, 3, "print(n)")
+    assert result(last) == "2\n"
 
 
 def test_a_request_whose_turn_passed_is_skipped_unrun(helper):
@@ -233,3 +267,29 @@ def test_more_waiting_requests_than_kept_connections(helper):
         assert w.result() == ""
     assert Worker(helper, 13, "print(order)").result() \
         == str(list(range(1, 13))) + "\n"
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_silent_connections_neither_lock_out_nor_spin_the_helper(helper):
+    """Connections that never send a request (anything running as User
+    can open them) fill the helper's places: it must not spin on its
+    backlog, and must close the silent ones to let a worker in."""
+    a = helper.connect()
+    send_exec(a, 0, "x = 1")
+    assert result(a) == ""
+    a.close()
+    silent = [helper.connect() for _ in range(24)]
+    time.sleep(0.2)
+    before = cpu_seconds(helper.pid)
+    time.sleep(0.5)
+    assert cpu_seconds(helper.pid) - before < 0.1     # not spinning
+    t = time.monotonic()
+    assert Worker(helper, 1, "print(x)").result() == "1\n"
+    assert time.monotonic() - t < 4
+    for s in silent:
+        s.close()

@@ -229,6 +229,55 @@ def test_stop_leaves_no_process_behind(request):
     assert ipc_objects() <= before, ipc_objects() - before
 
 
+def test_graceful_restart_after_log_rotation_moves_the_kept_processes_log(own):
+    """Log rotation renames the error log and reloads (a graceful
+    restart): the kept supervisor and zygote must write to the new file,
+    not on into the rotated one."""
+    import socket as pysocket
+    import struct
+    c = Client(own)
+    sid = c.run("x = 1")["id"]
+    sup = wait_for(lambda: supervisor_pid(own))
+    zygote = min(p for p, _ in children_of(sup))
+    rotated = own.error_log + ".1"
+    os.rename(own.error_log, rotated)
+    own.signal("graceful")
+    own.wait_spares(1)
+    assert c.run("print(x)", sid)["stdout"] == "1\n"     # kept
+
+    def log_target(pid):
+        return os.readlink("/proc/%d/fd/2" % pid)
+    assert wait_for(lambda: log_target(sup) == own.error_log), \
+        log_target(sup)
+    assert wait_for(lambda: log_target(zygote) == own.error_log), \
+        log_target(zygote)
+    # and what the supervisor logs lands there
+    with pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_DGRAM) as s:
+        body = struct.pack("<IIiI", 0, 1, 0, 2)
+        s.sendto(struct.pack("<IHHII", 0x58455950, pyhttpd.PROTO_VERSION,
+                             11, 0, len(body)) + body,
+                 os.path.join(own.sockdir, "supervisor.sock"))
+    assert wait_for(lambda: "PYX00232" in own.read_log())
+    with open(rotated) as f:
+        assert "PYX00232" not in f.read()
+
+
+def test_graceful_stop_leaves_no_process_behind(own):
+    """-k graceful-stop does not reclaim other children: the supervisor
+    ends with httpd's parent all the same."""
+    c = Client(own)
+    c.run("x = 1")
+    main = own.main_pid()
+    sup = wait_for(lambda: supervisor_pid(own))
+    pids = [main, sup] + helper_pids(own)
+    own.signal("graceful-stop", wait=False)
+    assert wait_for(lambda: not [p for p in pids
+                                 if os.path.exists("/proc/%d" % p)],
+                    timeout=15), [p for p in pids
+                                  if os.path.exists("/proc/%d" % p)]
+    assert not [f for f in os.listdir(own.sockdir) if f.endswith(".sock")]
+
+
 def test_stop_after_a_graceful_restart_leaves_no_process_behind(own):
     """The supervisor kept over a graceful restart still ends with
     httpd."""
