@@ -204,9 +204,13 @@ def test_access_log_notes(own):
     c.session_get(sid)
     c.run("while True: pass", sid)
     c.session_get(sid)
-    lines = wait_for(lambda: [l for l in own.read_access_log().splitlines()
-                              if "/execute" in l and sid in l], timeout=5)
-    assert len(lines) >= 4, lines
+    def logged():
+        # httpd writes an access-log line after the answer has gone out
+        found = [l for l in own.read_access_log().splitlines()
+                 if "/execute" in l and sid in l]
+        return found if len(found) >= 4 else None
+    lines = wait_for(logged, timeout=5)
+    assert lines, own.read_access_log()
     ok, info, timeout, gone = lines[:4]
     assert re.search(r" %s ok \d+\.\d{3}$" % sid, ok), ok
     assert re.search(r" %s timeout 2000\.000$" % sid, timeout), timeout
