@@ -246,11 +246,27 @@ typedef struct {
     char id[PYEXEC_ID_STRLEN + 1];
 } session_ref_t;
 
-/* Existing session: count us in, so that idle expiry leaves it alone. */
+/* Under the registry lock: count a request in on slot s (so that idle
+ * expiry leaves the session alone and the next request queues behind
+ * it), and note in ref what it needs of the slot. */
+static void count_in(pyexec_slot_t *s, session_ref_t *ref, int64_t now)
+{
+    ref->gen = s->gen;
+    s->inflight++;
+    pyexec_state.reg->running++;
+    ref->ahead = s->inflight - 1;
+    ref->ticket = s->next_ticket++;
+    memcpy(ref->token, s->token, PYEXEC_TOKEN_LEN);
+    ref->timeout = s->timeout;
+    ref->max_output = s->max_output;
+    ref->max_code = s->max_code;
+    /* backstop for the supervisor, should this worker vanish */
+    s->deadline = now + (int64_t)s->inflight * s->timeout;
+}
+
+/* Existing session. */
 static int attach_session(const pyexec_id_t *id, session_ref_t *ref)
 {
-    pyexec_slot_t *s;
-
     if (pyexec_lock() != APR_SUCCESS) {
         return HTTP_SERVICE_UNAVAILABLE;
     }
@@ -259,18 +275,8 @@ static int attach_session(const pyexec_id_t *id, session_ref_t *ref)
         pyexec_unlock();
         return HTTP_NOT_FOUND;
     }
-    s = pyexec_reg_slot(pyexec_state.reg, ref->idx);
-    ref->gen = s->gen;
-    s->inflight++;
-    pyexec_state.reg->running++;
-    ref->ahead = s->inflight - 1;
-    ref->ticket = s->next_ticket++;
-    memcpy(ref->token, s->token, PYEXEC_TOKEN_LEN);
-    /* backstop for the supervisor, should this worker vanish */
-    ref->timeout = s->timeout;
-    ref->max_output = s->max_output;
-    ref->max_code = s->max_code;
-    s->deadline = pyexec_now_usec() + (int64_t)s->inflight * s->timeout;
+    count_in(pyexec_reg_slot(pyexec_state.reg, ref->idx), ref,
+             pyexec_now_usec());
     pyexec_unlock();
     pyexec_id_format(id, ref->id);
     return OK;
@@ -300,23 +306,14 @@ static int new_session(request_rec *r, session_ref_t *ref)
                               (uint32_t)c->max_sessions, now,
                               pyexec_wallclock_usec(), &ref->idx);
         if (cl == PYEXEC_CLAIM_OK) {
-            pyexec_slot_t *s = pyexec_reg_slot(pyexec_state.reg, ref->idx);
-            ref->gen = s->gen;
-            memcpy(ref->token, s->token, PYEXEC_TOKEN_LEN);
-            s->inflight = 1;
-            ref->ticket = s->next_ticket++;
-            pyexec_state.reg->running++;
-            ref->timeout = s->timeout;
-            ref->max_output = s->max_output;
-            ref->max_code = s->max_code;
-            s->deadline = now + s->timeout;
+            /* a claimed slot has nothing in flight: ahead is 0 */
+            count_in(pyexec_reg_slot(pyexec_state.reg, ref->idx), ref, now);
         }
         failing = pyexec_state.reg->helpers_failing;
         pyexec_unlock();
 
         switch (cl) {
         case PYEXEC_CLAIM_OK:
-            ref->ahead = 0;
             pyexec_id_format(&id, ref->id);
             /* a spare was used up: have the supervisor replace it now */
             pyexec_supervisor_wake();

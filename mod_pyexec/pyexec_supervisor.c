@@ -470,36 +470,9 @@ apr_status_t pyexec_supervisor_publish_conf(const pyexec_conf_t *c,
     return APR_SUCCESS;
 }
 
-/* Spare helpers made with settings older than ours go; the refill
- * makes new ones. Live sessions keep what they were created with. Also
- * run from every scan: a helper that was starting when the settings
- * changed is caught once it is ready, and past 64 the rest next time. */
-static void evict_stale_spares(sup_t *sup)
-{
-    int32_t victims[64];
-    int nv = 0;
 
-    if (pyexec_lock() != APR_SUCCESS) {
-        return;
-    }
-    for (uint32_t i = 0; i < sup->reg->nslots && nv < 64; i++) {
-        pyexec_slot_t *s = pyexec_reg_slot(sup->reg, (int32_t)i);
-
-        if (s->state == PYEXEC_SLOT_SPARE && s->conf_gen != sup->conf->gen) {
-            int32_t pid = pyexec_reg_end(sup->reg, (int32_t)i, s->gen,
-                                         PYEXEC_END_EVICTED);
-            if (pid > 0) {
-                victims[nv++] = pid;
-            }
-        }
-    }
-    pyexec_unlock();
-    while (nv > 0) {
-        kill(victims[--nv], SIGKILL);
-    }
-}
-
-/* Take up settings published since we last looked. httpd's parent
+/* Take up settings published since we last looked; 1 if there were new
+ * ones (scan then replaces the spares made with the old). httpd's parent
  * writes them without the registry lock (a lock a stuck worker could
  * hold must not stall a restart), as a sequence lock: gen is odd while
  * it writes and changes when it is done; we copy and check that gen was
@@ -521,7 +494,6 @@ static int take_conf(sup_t *sup)
     swap = sup->conf;
     sup->conf = sup->conf_next;
     sup->conf_next = swap;
-    evict_stale_spares(sup);
     return 1;
 }
 
@@ -942,6 +914,14 @@ static void scan(sup_t *sup)
             pid = pyexec_reg_end(sup->reg, (int32_t)i, s->gen,
                                  PYEXEC_END_SPAWN_FAILED);
         }
+        else if (s->state == PYEXEC_SLOT_SPARE
+                 && s->conf_gen != sup->conf->gen) {
+            /* made with settings older than ours (take_conf): the refill
+             * makes new ones; live sessions keep what they started with.
+             * One that was starting when they changed goes once ready. */
+            pid = pyexec_reg_end(sup->reg, (int32_t)i, s->gen,
+                                 PYEXEC_END_EVICTED);
+        }
         else if (s->state == PYEXEC_SLOT_DYING && s->pid > 0) {
             /* ended by a worker whose KILL we may never have received
              * (datagrams can be dropped): it is still our unreaped
@@ -1310,11 +1290,10 @@ static void supervisor_main(server_rec *s, apr_pool_t *p)
         reap(&sup);
         handle_ctl_msgs(&sup);
         take_log(&sup);
-        take_conf(&sup);
         now = apr_time_now();
-        if (now >= next_scan) {
+        /* new settings: the spares made with the old ones go at once */
+        if (take_conf(&sup) || now >= next_scan) {
             scan(&sup);
-            evict_stale_spares(&sup);
             next_scan = now + apr_time_from_msec(SCAN_INTERVAL_MS);
         }
         refill(&sup);
