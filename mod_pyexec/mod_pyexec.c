@@ -4,14 +4,35 @@
  * mod_pyexec: run untrusted Python for web users and API clients.
  *
  * This file holds only the module record and the hook registrations;
- * each concern lives in its own file:
- *   pyexec_config.c      directives
- *   pyexec_shared.c      shared memory registry and its global mutex
- *   pyexec_supervisor.c  the process that owns every Python helper
- *   pyexec_handler.c     POST /execute, GET and DELETE of a session,
- *                        an operator's listing (pyexec-sessions)
- *   pyexec_status.c      our section of mod_status's /server-status
- *   helper_*.c           the pyexec-helper program (embeds CPython)
+ * each concern lives in its own file (docs/architecture.md has the
+ * whole map).
+ *
+ * In httpd's parent, as root, at start and at every restart:
+ *   pyexec_config.c           directives
+ *   pyexec_shared.c           the shared segment and mutex, kept over a
+ *                             graceful restart; starts the supervisor
+ *   pyexec_supervisor.c       start, watch and stop the supervisor, hand
+ *                             it settings (also: workers' datagrams to it)
+ * In httpd's workers, as User, for each request:
+ *   pyexec_handler.c          the HTTP face: POST /execute, GET and DELETE
+ *                             of a session, an operator's listing
+ *   pyexec_bridge.c           a worker's end of a session: attach or
+ *                             claim, EXEC, the deadline, the outcome
+ *   pyexec_status.c           our section of mod_status's /server-status
+ * In every process of this httpd:
+ *   pyexec_state.c            the process-wide state and the registry lock
+ * In the supervisor process, forked from the parent:
+ *   pyexec_supervisor_main.c  its start-up, privileges, loop and scan
+ *   pyexec_supervisor_spawn.c the zygote, new helpers, reaping
+ * Without httpd (libpyexec_core: the module, the helper, the unit tests
+ * and the fuzzers):
+ *   pyexec_registry.c         the session table in shared memory
+ *   pyexec_settings.c         the settings the supervisor takes up
+ *   pyexec_protocol.c, pyexec_io.c   frames and their I/O
+ *   pyexec_request.c, pyexec_id.c    the JSON contract, session ids
+ *   pyexec_ratelimit.c        PyExecRateLimit's buckets
+ * The pyexec-helper program (the only one that embeds CPython):
+ *   helper_*.c, sandbox_linux.c
  */
 #include <httpd.h>
 #include <http_config.h>
@@ -19,6 +40,8 @@
 #include <mod_status.h>
 
 #include "pyexec_private.h"
+#include "pyexec_bridge.h"
+#include "pyexec_config.h"
 #include "pyexec_handler.h"
 #include "pyexec_shared.h"
 #include "pyexec_status.h"
@@ -33,7 +56,7 @@ static void pyexec_register_hooks(apr_pool_t *p)
                         APR_HOOK_MIDDLE);
     ap_hook_child_init(pyexec_shared_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     /* after the registry is attached */
-    ap_hook_child_init(pyexec_handler_child_init, NULL, NULL, APR_HOOK_LAST);
+    ap_hook_child_init(pyexec_bridge_child_init, NULL, NULL, APR_HOOK_LAST);
     /* before any hook that could change the URI or stop the chain: ours
      * only notes the URI the <Location> configuration was found for */
     ap_hook_translate_name(pyexec_translate_name, NULL, rewrite_after,

@@ -1,10 +1,15 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
+/*
+ * The directives, read in httpd's parent as it parses the configuration
+ * (as root, before any child exists), and their effective values.
+ */
 #include <apr_strings.h>
 #include <apr_lib.h>
 #include <unistd.h>
 
 #include "pyexec_private.h"
+#include "pyexec_config.h"
 #include "pyexec_defaults.h"
 #include "pyexec_protocol.h"
 
@@ -318,7 +323,7 @@ static const char *add_skip(cmd_parms *cmd, void *dc, const char *arg)
         return "PyExecTestSkipLayers: seccomp or landlock";
     }
     ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cmd->server,
-                 PYEXEC_LOGNO(00105) "PyExecTestSkipLayers %s: for tests "
+                 PYEXEC_LOGNO(00401) "PyExecTestSkipLayers %s: for tests "
                  "only, helpers run without that layer", arg);
     return NULL;
 }

@@ -1,12 +1,13 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
+/*
+ * The HTTP face (pyexec_handler.c): the handlers and the hooks that
+ * spare the endpoint httpd's file-system walk.
+ */
 #ifndef PYEXEC_HANDLER_H
 #define PYEXEC_HANDLER_H
 
 #include <httpd.h>
-
-/* Per worker process: the connections kept for sessions' next requests. */
-void pyexec_handler_child_init(apr_pool_t *p, server_rec *s);
 
 /* Where SetHandler pyexec applies, no file is looked for. */
 int pyexec_translate_name(request_rec *r);

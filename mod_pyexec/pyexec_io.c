@@ -48,6 +48,13 @@ ssize_t pyexec_read_small_file(const char *path, char *buf, size_t len)
     return n;
 }
 
+int pyexec_io_set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
 /* Wait until fd is ready for `events` or the deadline passes. */
 static pyexec_io_status_t wait_fd(int fd, short events, int64_t deadline_usec)
 {

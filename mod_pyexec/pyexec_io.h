@@ -24,6 +24,9 @@ int64_t pyexec_wallclock_usec(void);
  * the bytes read, or -1. */
 ssize_t pyexec_read_small_file(const char *path, char *buf, size_t len);
 
+/* Make fd non-blocking: 0, or -1 (errno). */
+int pyexec_io_set_nonblock(int fd);
+
 typedef enum {
     PYEXEC_IO_OK = 0,
     PYEXEC_IO_EOF,        /* peer closed before a whole frame arrived */

@@ -177,6 +177,25 @@ int pyexec_spawn_decode(const unsigned char *in, size_t len,
     return 0;
 }
 
+size_t pyexec_spawn_frame(unsigned char *out, size_t cap,
+                          const pyexec_spawn_t *sp, const char *names,
+                          size_t names_len)
+{
+    size_t len = PYEXEC_FRAME_HDR_LEN + PYEXEC_SPAWN_FIXED_LEN + names_len;
+
+    if (names_len > PYEXEC_SPAWN_NAMES_MAX || len > cap) {
+        return 0;
+    }
+    pyexec_frame_encode_hdr(out, PYEXEC_MSG_SPAWN, 0,
+                            (uint32_t)(len - PYEXEC_FRAME_HDR_LEN));
+    pyexec_spawn_encode(out + PYEXEC_FRAME_HDR_LEN, sp);
+    if (names_len) {
+        memcpy(out + PYEXEC_FRAME_HDR_LEN + PYEXEC_SPAWN_FIXED_LEN, names,
+               names_len);
+    }
+    return len;
+}
+
 void pyexec_exec_encode(unsigned char out[PYEXEC_EXEC_FIXED_LEN],
                         const pyexec_exec_fixed_t *e)
 {

@@ -171,10 +171,24 @@ int pyexec_exec_decode(const unsigned char *in, size_t len,
 /* Whether ticket a comes before b (tickets wrap around). */
 #define PYEXEC_TICKET_BEFORE(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) < 0)
 
+/* A SPAWN payload (the fixed part and the block list) is at most this
+ * long; a whole SPAWN frame at most PYEXEC_SPAWN_FRAME_MAX. */
+#define PYEXEC_SPAWN_MAX_PAYLOAD 65536u
+#define PYEXEC_SPAWN_FRAME_MAX   (PYEXEC_FRAME_HDR_LEN + PYEXEC_SPAWN_MAX_PAYLOAD)
+/* What is left of a SPAWN payload for the NUL-separated block list. */
+#define PYEXEC_SPAWN_NAMES_MAX   (PYEXEC_SPAWN_MAX_PAYLOAD - PYEXEC_SPAWN_FIXED_LEN)
+
 void pyexec_spawn_encode(unsigned char out[PYEXEC_SPAWN_FIXED_LEN],
                          const pyexec_spawn_t *sp);
 int pyexec_spawn_decode(const unsigned char *in, size_t len,
                         pyexec_spawn_t *sp);
+
+/* The whole SPAWN frame for one helper: header, sp, then names_len bytes
+ * of NUL-separated module names. Returns the frame's length, or 0 if it
+ * would not fit in cap or in PYEXEC_SPAWN_FRAME_MAX. */
+size_t pyexec_spawn_frame(unsigned char *out, size_t cap,
+                          const pyexec_spawn_t *sp, const char *names,
+                          size_t names_len);
 
 /* Confinement layers a helper reports in its READY message (in the
  * `reason` field), so that the module can log and show them. */

@@ -193,7 +193,9 @@ static void list_remove(pyexec_registry_t *reg, int32_t *head, int32_t idx)
 
 /* --- supervisor side ------------------------------------------------ */
 
-int32_t pyexec_reg_spawn_begin(pyexec_registry_t *reg, int64_t now)
+int32_t pyexec_reg_spawn_begin(pyexec_registry_t *reg, int64_t now,
+                               const pyexec_slot_limits_t *limits,
+                               const uint8_t token[PYEXEC_TOKEN_LEN])
 {
     int32_t idx = list_pop(reg, &reg->free_head);
     pyexec_slot_t *s;
@@ -211,6 +213,8 @@ int32_t pyexec_reg_spawn_begin(pyexec_registry_t *reg, int64_t now)
     s->executions = 0;
     s->mem_bytes = 0;
     s->spawned_at = now;
+    s->limits = *limits;
+    memcpy(s->token, token, PYEXEC_TOKEN_LEN);
     memset(&s->id, 0, sizeof(s->id));
     set_state(reg, s, PYEXEC_SLOT_SPAWNING);
     reg->stats.helpers_spawned++;
@@ -300,6 +304,94 @@ pyexec_end_reason_t pyexec_reg_reaped(pyexec_registry_t *reg, int32_t idx,
     return why;
 }
 
+uint32_t pyexec_reg_drop_unstarted(pyexec_registry_t *reg)
+{
+    uint32_t i, n = 0;
+    pyexec_slot_t *sl = slots(reg);
+
+    for (i = 0; i < reg->nslots; i++) {
+        if (sl[i].state == PYEXEC_SLOT_SPAWNING && sl[i].pid == 0) {
+            pyexec_reg_end(reg, (int32_t)i, sl[i].gen,
+                           PYEXEC_END_SPAWN_FAILED);
+            n++;
+        }
+    }
+    return n;
+}
+
+int pyexec_reg_spawn_healthy(pyexec_registry_t *reg, uint32_t layers)
+{
+    int changed = reg->sandbox_layers != layers;
+
+    reg->helpers_failing = 0;
+    reg->sandbox_layers = layers;
+    return changed;
+}
+
+void pyexec_reg_spawn_failing(pyexec_registry_t *reg)
+{
+    reg->helpers_failing = 1;
+}
+
+size_t pyexec_reg_sweep(pyexec_registry_t *reg, int64_t now,
+                        const pyexec_sweep_t *policy, int32_t *pids,
+                        size_t max)
+{
+    pyexec_slot_t *sl = slots(reg);
+    uint32_t i, running = 0;
+    size_t n = 0;
+
+    for (i = 0; i < reg->nslots && n < max; i++) {
+        pyexec_slot_t *s = &sl[i];
+        int32_t pid = 0;
+
+        if (s->state == PYEXEC_SLOT_LIVE) {
+            running += s->inflight;
+        }
+        if (s->state == PYEXEC_SLOT_LIVE && s->inflight == 0
+            && now - s->last_use > policy->idle_timeout) {
+            pid = pyexec_reg_end(reg, (int32_t)i, s->gen, PYEXEC_END_IDLE);
+        }
+        else if (s->state == PYEXEC_SLOT_LIVE && s->inflight > 0
+                 && s->deadline
+                 && now > s->deadline + policy->deadline_slack) {
+            pid = pyexec_reg_end(reg, (int32_t)i, s->gen,
+                                 PYEXEC_END_TIMEOUT);
+        }
+        else if (s->state == PYEXEC_SLOT_SPAWNING
+                 && now - s->spawned_at > policy->spawn_timeout) {
+            pid = pyexec_reg_end(reg, (int32_t)i, s->gen,
+                                 PYEXEC_END_SPAWN_FAILED);
+        }
+        else if (s->state == PYEXEC_SLOT_SPARE
+                 && s->limits.conf_gen != policy->conf_gen) {
+            /* made with settings older than the supervisor's: live
+             * sessions keep what they started with, spares are made
+             * anew. One that was starting when they changed goes once
+             * it is ready. */
+            pid = pyexec_reg_end(reg, (int32_t)i, s->gen,
+                                 PYEXEC_END_EVICTED);
+        }
+        else if (s->state == PYEXEC_SLOT_DYING && s->pid > 0) {
+            /* ended by a worker whose KILL may never have reached the
+             * supervisor (datagrams can be dropped): still its unreaped
+             * child, so signalling it again is safe */
+            pid = s->pid;
+        }
+        if (pid > 0) {
+            pids[n++] = pid;
+        }
+    }
+    /* Workers count runs in and out themselves; one whose process died
+     * mid-request never counts out. Counted out later, a run of a
+     * session ended meanwhile leaves the count low for a moment, never
+     * high. */
+    if (i == reg->nslots) {
+        reg->running = running;
+    }
+    return n;
+}
+
 /* --- worker side ---------------------------------------------------- */
 
 pyexec_claim_t pyexec_reg_claim(pyexec_registry_t *reg, const pyexec_id_t *id,
@@ -334,6 +426,75 @@ pyexec_claim_t pyexec_reg_claim(pyexec_registry_t *reg, const pyexec_id_t *id,
     reg->stats.sessions_created++;
     *idx_out = idx;
     return PYEXEC_CLAIM_OK;
+}
+
+int pyexec_reg_count_in(pyexec_registry_t *reg, int32_t idx, int64_t now,
+                        pyexec_reg_ticket_t *t)
+{
+    pyexec_slot_t *s = pyexec_reg_slot(reg, idx);
+
+    if (!s || s->state != PYEXEC_SLOT_LIVE) {
+        return -1;
+    }
+    s->inflight++;
+    reg->running++;
+    t->gen = s->gen;
+    t->ahead = s->inflight - 1;
+    t->ticket = s->next_ticket++;
+    t->limits = s->limits;
+    memcpy(t->token, s->token, PYEXEC_TOKEN_LEN);
+    /* each run counted in ends within its own limit, or is killed */
+    s->deadline = now + (int64_t)s->inflight * s->limits.timeout;
+    return 0;
+}
+
+int32_t pyexec_reg_count_out(pyexec_registry_t *reg, int32_t idx,
+                             uint32_t gen, int64_t now,
+                             const uint64_t *mem_bytes,
+                             pyexec_end_reason_t end)
+{
+    pyexec_slot_t *s = pyexec_reg_slot(reg, idx);
+
+    if (s && s->gen == gen) {
+        if (s->inflight > 0) {
+            s->inflight--;
+        }
+        if (s->inflight == 0) {
+            s->deadline = 0;
+        }
+        s->last_use = now;
+        s->executions++;
+        if (mem_bytes) {
+            s->mem_bytes = *mem_bytes;
+        }
+    }
+    reg->stats.executions++;
+    if (reg->running > 0) {
+        reg->running--;
+    }
+    /* gone from lookups before the worker answers, so the next request
+     * for this id is told it no longer exists */
+    return end != PYEXEC_END_NONE ? pyexec_reg_end(reg, idx, gen, end) : 0;
+}
+
+pyexec_end_reason_t pyexec_reg_end_reason(pyexec_registry_t *reg,
+                                          int32_t idx, uint32_t gen)
+{
+    pyexec_slot_t *s = pyexec_reg_slot(reg, idx);
+
+    if (!s) {
+        return PYEXEC_END_CRASH;
+    }
+    if (s->ended_gen == gen) {
+        return (pyexec_end_reason_t)s->ended_reason;
+    }
+    /* reaped and reused already: its record is gone */
+    return s->gen != gen ? PYEXEC_END_CRASH : PYEXEC_END_NONE;
+}
+
+void pyexec_reg_count_rate_limited(pyexec_registry_t *reg)
+{
+    reg->stats.rate_limited++;
 }
 
 int32_t pyexec_reg_end(pyexec_registry_t *reg, int32_t idx, uint32_t gen,

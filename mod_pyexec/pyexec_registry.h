@@ -2,9 +2,14 @@
 
 /*
  * The session registry: a fixed table of helper slots that lives in
- * shared memory and is read and written by every httpd worker and by
- * the supervisor. Lists and hash chains are linked by slot index, never
- * by pointer, because each process maps the segment at its own address.
+ * shared memory and is used by every httpd worker and by the supervisor.
+ * Lists and hash chains are linked by slot index, never by pointer,
+ * because each process maps the segment at its own address.
+ *
+ * This file is the table's only writer: others read slots and counters
+ * (under the lock, or for a guess without it) but change them only
+ * through the functions below, so that the invariants the unit tests
+ * check (tests/unit/test_registry.c) hold for every write.
  *
  * No function here locks: callers hold the registry's global mutex.
  * No httpd or APR headers here either, so the unit tests drive the
@@ -17,6 +22,7 @@
 #include <stdint.h>
 
 #include "pyexec_id.h"
+#include "pyexec_protocol.h"    /* PYEXEC_TOKEN_LEN */
 
 #define PYEXEC_REG_NONE (-1)
 
@@ -42,6 +48,16 @@ typedef enum {
     PYEXEC_END_NREASONS
 } pyexec_end_reason_t;
 
+/* The limits a helper is started with and its session keeps, whatever
+ * a graceful restart brings meanwhile. */
+typedef struct {
+    int64_t  timeout;       /* usec per execution */
+    uint32_t max_output;    /* bytes per stream */
+    uint32_t max_code;      /* bytes of source */
+    uint32_t conf_gen;      /* the published settings they come from */
+    uint32_t pad_;
+} pyexec_slot_limits_t;
+
 typedef struct {
     pyexec_id_t id;         /* valid in LIVE only */
     uint32_t gen;           /* bumped every time the slot gets a helper */
@@ -59,14 +75,9 @@ typedef struct {
     int64_t  deadline;      /* monotonic usec; 0 while nothing runs */
     int64_t  spawned_at;    /* monotonic usec */
     uint64_t executions;
-    uint8_t  token[16];     /* what an EXEC to this helper must carry */
-    /* limits the helper was started with, which its session keeps */
-    int64_t  timeout;       /* usec per execution */
-    uint32_t max_output;    /* bytes per stream */
-    uint32_t max_code;      /* bytes of source */
+    uint8_t  token[PYEXEC_TOKEN_LEN];  /* what an EXEC to it must carry */
+    pyexec_slot_limits_t limits;
     uint64_t mem_bytes;     /* heap in use after the last execution */
-    uint32_t conf_gen;      /* the settings its helper was made with */
-    uint32_t pad_;
 } pyexec_slot_t;
 
 typedef struct {
@@ -87,7 +98,9 @@ typedef struct {
     uint32_t count[PYEXEC_SLOT_NSTATES];
     uint32_t sandbox_layers;    /* PYEXEC_LAYER_* the last helper reported */
     uint32_t helpers_failing;   /* new helpers keep failing to start */
-    uint32_t running;           /* requests between attach and detach */
+    uint32_t running;           /* requests counted in and not yet out,
+                                   recounted by each full sweep: it only
+                                   steers workers' spinning */
     pyexec_reg_stats_t stats;
     /* int32_t buckets[nbuckets]; pyexec_slot_t slots[nslots]; follow */
 } pyexec_registry_t;
@@ -109,8 +122,11 @@ void pyexec_reg_reset(pyexec_registry_t *reg);
 
 /* --- supervisor side ------------------------------------------------ */
 
-/* Take a free slot for a helper about to be spawned. */
-int32_t pyexec_reg_spawn_begin(pyexec_registry_t *reg, int64_t now);
+/* Take a free slot for a helper about to be spawned, with the limits its
+ * session will keep and the secret an EXEC to it must carry. */
+int32_t pyexec_reg_spawn_begin(pyexec_registry_t *reg, int64_t now,
+                               const pyexec_slot_limits_t *limits,
+                               const uint8_t token[PYEXEC_TOKEN_LEN]);
 /* The zygote reported the pid. 0 on success (also when the helper's
  * READY came first with the same pid), -1 if stale. */
 int pyexec_reg_spawn_pid(pyexec_registry_t *reg, int32_t idx, uint32_t gen,
@@ -125,6 +141,36 @@ int32_t pyexec_reg_find_pid(pyexec_registry_t *reg, int32_t pid);
  * reason recorded. */
 pyexec_end_reason_t pyexec_reg_reaped(pyexec_registry_t *reg, int32_t idx,
                                       pyexec_end_reason_t reason);
+/* The zygote is gone: spawns it was asked for and never reported a pid
+ * for will never start. Frees them; returns how many. */
+uint32_t pyexec_reg_drop_unstarted(pyexec_registry_t *reg);
+
+/* Whether new helpers start: a helper became ready confined by these
+ * layers (PYEXEC_LAYER_*; returns 1 if they differ from the last one's),
+ * or helpers keep failing to start (workers then stop waiting for
+ * spares). Both show on the status page. */
+int pyexec_reg_spawn_healthy(pyexec_registry_t *reg, uint32_t layers);
+void pyexec_reg_spawn_failing(pyexec_registry_t *reg);
+
+/* What the supervisor's scan ends, every SCAN_INTERVAL. */
+typedef struct {
+    int64_t idle_timeout;       /* a session idle this long: IDLE */
+    int64_t deadline_slack;     /* a run this far past its deadline (its
+                                   worker gone, or it would have): TIMEOUT */
+    int64_t spawn_timeout;      /* a spawn not ready this long after it
+                                   began: SPAWN_FAILED */
+    uint32_t conf_gen;          /* a spare made with other settings:
+                                   EVICTED */
+} pyexec_sweep_t;
+
+/* One scan of the table: ends what the policy says and puts in pids the
+ * helpers to SIGKILL, those just ended and those ended earlier whose
+ * kill may have been lost (a dying slot with a pid). Returns how many;
+ * at most max, the rest wait for the next scan. A scan that saw every
+ * slot also sets `running` from the live slots (see count_in). */
+size_t pyexec_reg_sweep(pyexec_registry_t *reg, int64_t now,
+                        const pyexec_sweep_t *policy, int32_t *pids,
+                        size_t max);
 
 /* --- worker side ---------------------------------------------------- */
 
@@ -142,6 +188,40 @@ pyexec_claim_t pyexec_reg_claim(pyexec_registry_t *reg, const pyexec_id_t *id,
 
 /* The live slot of a session, or PYEXEC_REG_NONE. */
 int32_t pyexec_reg_lookup(pyexec_registry_t *reg, const pyexec_id_t *id);
+
+/* What a worker takes from a session's slot for one request. */
+typedef struct {
+    uint32_t gen;               /* of the helper it was counted in on */
+    uint32_t ahead;             /* requests counted in before this one */
+    uint32_t ticket;            /* its place in the session's queue */
+    pyexec_slot_limits_t limits;
+    uint8_t token[PYEXEC_TOKEN_LEN];
+} pyexec_reg_ticket_t;
+
+/* Count a request in on the live slot idx: idle expiry leaves the session
+ * alone, the next request queues behind it, and the supervisor's
+ * backstop deadline covers every run counted in. 0, or -1 if idx holds
+ * no live session. Every request counted in is counted out. */
+int pyexec_reg_count_in(pyexec_registry_t *reg, int32_t idx, int64_t now,
+                        pyexec_reg_ticket_t *t);
+
+/* The request counted in with gen on idx is over. It ran (the session's
+ * memory is then *mem_bytes, unless NULL) or not; end is the reason it
+ * ended the session, or PYEXEC_END_NONE. Returns the pid to kill when
+ * it ended the session, else 0. */
+int32_t pyexec_reg_count_out(pyexec_registry_t *reg, int32_t idx,
+                             uint32_t gen, int64_t now,
+                             const uint64_t *mem_bytes,
+                             pyexec_end_reason_t end);
+
+/* Why the helper of gen in idx ended: PYEXEC_END_NONE while it has not
+ * been reaped, PYEXEC_END_CRASH if the slot has moved on without a
+ * record of it. */
+pyexec_end_reason_t pyexec_reg_end_reason(pyexec_registry_t *reg,
+                                          int32_t idx, uint32_t gen);
+
+/* A request refused by PyExecRateLimit, for the status page. */
+void pyexec_reg_count_rate_limited(pyexec_registry_t *reg);
 
 /* End the session in idx if it still is generation gen: it disappears
  * from lookups at once and the slot waits for its helper to be reaped.

@@ -1,5 +1,15 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
+/*
+ * The life of the shared state across httpd's generations. Runs in
+ * httpd's parent (pre_config, post_config: as root, at every start and
+ * restart) and in each worker process (child_init).
+ *
+ * post_config makes the shared segment, its mutex and the settings the
+ * supervisor reads, and starts the supervisor; a graceful restart keeps
+ * all three and the supervisor with its sessions, unless the new
+ * configuration cannot be served by them.
+ */
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
@@ -13,6 +23,7 @@
 
 #include "pyexec_private.h"
 #include "pyexec_shared.h"
+#include "pyexec_state.h"
 #include "pyexec_supervisor.h"
 
 /* Slots beyond sessions and spares, for helpers that have ended but
@@ -20,24 +31,6 @@
 #define DYING_MARGIN 16
 /* Clients tracked by PyExecRateLimit; more only forget the quietest. */
 #define RATE_CLIENTS 4096
-
-pyexec_state_t pyexec_state = { .ctl_fd = -1 };
-
-apr_status_t pyexec_lock(void)
-{
-    apr_status_t rv = apr_global_mutex_lock(pyexec_state.mutex);
-
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, ap_server_conf,
-                     PYEXEC_LOGNO(00101) "cannot lock the session registry");
-    }
-    return rv;
-}
-
-void pyexec_unlock(void)
-{
-    apr_global_mutex_unlock(pyexec_state.mutex);
-}
 
 int pyexec_shared_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                              apr_pool_t *ptemp)
@@ -71,12 +64,7 @@ typedef struct {
 } pyexec_anchor_t;
 
 typedef struct {
-    apr_shm_t *shm;
-    pyexec_registry_t *reg;
-    pyexec_ratelimit_t *rl;
-    pyexec_live_conf_t *live;
-    apr_global_mutex_t *mutex;
-    const char *mutex_file;
+    pyexec_shared_t shared;     /* what pyexec_state.shared becomes */
     const char *fixed;          /* settings a kept supervisor cannot take
                                    up (fixed_settings) */
     uint32_t nslots;            /* the table's size: it cannot grow */
@@ -93,7 +81,7 @@ static uint32_t retained_layout(void)
     const size_t parts[] = {
         RETAINED_VERSION, PYEXEC_PROTO_VERSION, sizeof(pyexec_retained_t),
         sizeof(pyexec_registry_t), sizeof(pyexec_slot_t),
-        sizeof(pyexec_live_conf_t), pyexec_ratelimit_size(RATE_CLIENTS),
+        sizeof(pyexec_settings_t), pyexec_ratelimit_size(RATE_CLIENTS),
     };
     const char *v = PYEXEC_VERSION;
     uint32_t h = 2166136261u;
@@ -131,6 +119,7 @@ static apr_status_t retained_create(pyexec_anchor_t *anchor, server_rec *s,
                                     uint32_t nslots, const char *fixed)
 {
     pyexec_retained_t *ret;
+    pyexec_shared_t *sh;
     apr_size_t size, reg_size, rl_size;
     apr_status_t rv;
     char *base;
@@ -146,32 +135,33 @@ static apr_status_t retained_create(pyexec_anchor_t *anchor, server_rec *s,
     }
     apr_pool_tag(anchor->pool, "pyexec_retained");
     ret = apr_pcalloc(anchor->pool, sizeof(*ret));
+    sh = &ret->shared;
     memset(&anchor->sup, 0, sizeof(anchor->sup));
     anchor->body = ret;
     anchor->layout = retained_layout();
     reg_size = (pyexec_registry_size(nslots) + 63) & ~(apr_size_t)63;
     rl_size = (pyexec_ratelimit_size(RATE_CLIENTS) + 63) & ~(apr_size_t)63;
-    size = reg_size + rl_size + sizeof(pyexec_live_conf_t);
-    rv = apr_shm_create(&ret->shm, size, NULL, anchor->pool);
+    size = reg_size + rl_size + sizeof(pyexec_settings_t);
+    rv = apr_shm_create(&sh->shm, size, NULL, anchor->pool);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      PYEXEC_LOGNO(00103) "cannot create %" APR_SIZE_T_FMT
                      " bytes of shared memory", size);
         return rv;
     }
-    base = apr_shm_baseaddr_get(ret->shm);
-    ret->reg = pyexec_registry_init(base, nslots);
-    ret->rl = pyexec_ratelimit_init(base + reg_size, RATE_CLIENTS);
-    ret->live = (pyexec_live_conf_t *)(base + reg_size + rl_size);
-    memset(ret->live, 0, sizeof(*ret->live));
+    base = apr_shm_baseaddr_get(sh->shm);
+    sh->reg = pyexec_registry_init(base, nslots);
+    sh->rl = pyexec_ratelimit_init(base + reg_size, RATE_CLIENTS);
+    sh->live = (pyexec_settings_t *)(base + reg_size + rl_size);
+    memset(sh->live, 0, sizeof(*sh->live));
 
-    rv = ap_global_mutex_create(&ret->mutex, &ret->mutex_file,
+    rv = ap_global_mutex_create(&sh->mutex, &sh->mutex_file,
                                 PYEXEC_MUTEX_TYPE, NULL, s, anchor->pool, 0);
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    if (ret->mutex_file) {
-        ret->mutex_file = apr_pstrdup(anchor->pool, ret->mutex_file);
+    if (sh->mutex_file) {
+        sh->mutex_file = apr_pstrdup(anchor->pool, sh->mutex_file);
     }
     ret->fixed = apr_pstrdup(anchor->pool, fixed);
     ret->nslots = nslots;
@@ -242,20 +232,15 @@ int pyexec_shared_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         }
         ret = anchor->body;
     }
-    pyexec_state.shm = ret->shm;
-    pyexec_state.reg = ret->reg;
-    pyexec_state.rl = ret->rl;
-    pyexec_state.live = ret->live;
-    pyexec_state.mutex = ret->mutex;
-    pyexec_state.mutex_file = ret->mutex_file;
+    pyexec_state.shared = ret->shared;
 
     /* this generation's settings, for the supervisor to take up; not
      * under the registry lock, which a stuck worker could be holding */
-    rv = pyexec_supervisor_publish_conf(c, ret->live);
+    rv = pyexec_supervisor_publish_conf(ptemp, c, ret->shared.live);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      PYEXEC_LOGNO(00106) "PyExecBlockModules lists more "
-                     "than %d bytes of names", PYEXEC_SPAWN_TMPL_MAX);
+                     "than %u bytes of names", PYEXEC_SPAWN_NAMES_MAX);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (keep) {
@@ -263,7 +248,7 @@ int pyexec_shared_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                      PYEXEC_LOGNO(00107) "graceful restart: supervisor %d "
                      "and %u sessions kept; new settings apply to new "
                      "sessions", (int)anchor->sup.pid,
-                     ret->reg->count[PYEXEC_SLOT_LIVE]);
+                     ret->shared.reg->count[PYEXEC_SLOT_LIVE]);
         pyexec_supervisor_watch(pconf, s, &anchor->sup, &anchor->log_chan);
         pyexec_supervisor_send_log(anchor->log_chan, s);
         pyexec_supervisor_nudge(&anchor->sup);
@@ -277,15 +262,15 @@ void pyexec_shared_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_status_t rv;
 
-    if (!pyexec_state.mutex) {
+    if (!pyexec_state.shared.mutex) {
         return;
     }
-    rv = apr_global_mutex_child_init(&pyexec_state.mutex,
-                                     pyexec_state.mutex_file, pchild);
+    rv = apr_global_mutex_child_init(&pyexec_state.shared.mutex,
+                                     pyexec_state.shared.mutex_file, pchild);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      PYEXEC_LOGNO(00104) "cannot attach the registry mutex");
-        pyexec_state.reg = NULL;
+        pyexec_state.shared.reg = NULL;
         return;
     }
     pyexec_state.ctl_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC

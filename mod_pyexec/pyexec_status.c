@@ -3,7 +3,7 @@
 /*
  * A mod_pyexec section in mod_status's /server-status, in HTML and in
  * the ?auto form that monitoring tools read. Everything comes from the
- * shared table, read under its lock in one go.
+ * shared table, read under its lock in one go. Runs in httpd's workers.
  */
 #include <apr_lib.h>
 #include <apr_strings.h>
@@ -11,6 +11,7 @@
 #include <mod_status.h>
 
 #include "pyexec_private.h"
+#include "pyexec_state.h"
 #include "pyexec_status.h"
 
 typedef struct {
@@ -21,7 +22,7 @@ typedef struct {
 
 static int take_snapshot(snapshot_t *sn)
 {
-    pyexec_registry_t *reg = pyexec_state.reg;
+    pyexec_registry_t *reg = pyexec_state.shared.reg;
 
     memset(sn, 0, sizeof(*sn));
     if (!reg || pyexec_lock() != APR_SUCCESS) {

@@ -15,6 +15,7 @@ int main(void)
     srunner_add_suite(sr, request_suite());
     srunner_add_suite(sr, io_suite());
     srunner_add_suite(sr, ratelimit_suite());
+    srunner_add_suite(sr, settings_suite());
 
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

@@ -447,6 +447,51 @@ START_TEST(test_spawn_lengths)
 }
 END_TEST
 
+/* A whole SPAWN frame: what the zygote reads (helper_main.c) is what the
+ * supervisor built, and nothing bigger than the zygote reads is built. */
+START_TEST(test_spawn_frame)
+{
+    static unsigned char buf[PYEXEC_SPAWN_FRAME_MAX + 8];
+    static char names[PYEXEC_SPAWN_NAMES_MAX + 1];
+    pyexec_spawn_t in = { .slot = 7, .gen = 70, .max_code = 123,
+                          .token = {9, 8, 7} };
+    pyexec_spawn_t out;
+    pyexec_frame_hdr_t hdr;
+    size_t len;
+
+    len = pyexec_spawn_frame(buf, sizeof(buf), &in, "os\0sys\0", 7);
+    ck_assert_uint_eq(len, PYEXEC_FRAME_HDR_LEN + PYEXEC_SPAWN_FIXED_LEN + 7);
+    ck_assert_int_eq(pyexec_frame_decode_hdr(buf, len,
+                                             PYEXEC_SPAWN_MAX_PAYLOAD, &hdr),
+                     PYEXEC_FRAME_OK);
+    ck_assert_uint_eq(hdr.type, PYEXEC_MSG_SPAWN);
+    ck_assert_uint_eq(hdr.length, len - PYEXEC_FRAME_HDR_LEN);
+    ck_assert_int_eq(pyexec_spawn_decode(buf + PYEXEC_FRAME_HDR_LEN,
+                                         hdr.length, &out), 0);
+    ck_assert_uint_eq(out.slot, 7);
+    ck_assert_uint_eq(out.gen, 70);
+    ck_assert_uint_eq(out.max_code, 123);
+    ck_assert_mem_eq(out.token, in.token, PYEXEC_TOKEN_LEN);
+    ck_assert_mem_eq(buf + PYEXEC_FRAME_HDR_LEN + PYEXEC_SPAWN_FIXED_LEN,
+                     "os\0sys\0", 7);
+
+    /* no block list at all */
+    ck_assert_uint_eq(pyexec_spawn_frame(buf, sizeof(buf), &in, NULL, 0),
+                      PYEXEC_FRAME_HDR_LEN + PYEXEC_SPAWN_FIXED_LEN);
+    /* the longest list fills the largest frame exactly */
+    memset(names, 'a', sizeof(names));
+    ck_assert_uint_eq(pyexec_spawn_frame(buf, sizeof(buf), &in, names,
+                                         PYEXEC_SPAWN_NAMES_MAX),
+                      PYEXEC_SPAWN_FRAME_MAX);
+    ck_assert_uint_eq(pyexec_spawn_frame(buf, sizeof(buf), &in, names,
+                                         PYEXEC_SPAWN_NAMES_MAX + 1), 0);
+    /* nor past the caller's buffer */
+    ck_assert_uint_eq(pyexec_spawn_frame(buf, PYEXEC_FRAME_HDR_LEN
+                                         + PYEXEC_SPAWN_FIXED_LEN + 6, &in,
+                                         "os\0sys\0", 7), 0);
+}
+END_TEST
+
 /* --- EXEC fixed part -------------------------------------------------- */
 
 START_TEST(test_exec_layout_and_round_trip)
@@ -559,6 +604,7 @@ Suite *protocol_suite(void)
     tcase_add_test(tc, test_spawn_layout);
     tcase_add_test(tc, test_spawn_round_trip);
     tcase_add_test(tc, test_spawn_lengths);
+    tcase_add_test(tc, test_spawn_frame);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("exec");

@@ -24,6 +24,20 @@ static pyexec_registry_t *new_reg(uint32_t nslots)
     return pyexec_registry_init(mem, nslots);
 }
 
+/* The limits and token every test helper is spawned with. */
+static const pyexec_slot_limits_t LIMITS = {
+    .timeout = 2000000, .max_output = 1 << 20, .max_code = 65536,
+    .conf_gen = 2,
+};
+static const uint8_t TOKEN[PYEXEC_TOKEN_LEN] = {
+    0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
+};
+
+static int32_t spawn_begin(pyexec_registry_t *reg, int64_t now)
+{
+    return pyexec_reg_spawn_begin(reg, now, &LIMITS, TOKEN);
+}
+
 static pyexec_slot_t *slot(pyexec_registry_t *reg, int32_t idx)
 {
     pyexec_slot_t *s = pyexec_reg_slot(reg, idx);
@@ -112,6 +126,38 @@ static void check_invariants(pyexec_registry_t *reg)
         if (s->state == PYEXEC_SLOT_LIVE) {
             ck_assert_int_eq(pyexec_reg_lookup(reg, &s->id), (int32_t)i);
         }
+        /* requests are counted in on live sessions only, and stay
+         * counted while their session ends; the backstop deadline is
+         * set exactly while one is */
+        if (s->state != PYEXEC_SLOT_LIVE && s->state != PYEXEC_SLOT_DYING) {
+            ck_assert_msg(s->inflight == 0, "%s slot %u has %u in flight",
+                          pyexec_slot_state_name(
+                              (pyexec_slot_state_t)s->state),
+                          i, s->inflight);
+            ck_assert(s->deadline == 0);
+        }
+        if (s->state == PYEXEC_SLOT_LIVE) {
+            ck_assert_msg((s->inflight == 0) == (s->deadline == 0),
+                          "live slot %u: %u in flight, deadline %lld", i,
+                          s->inflight, (long long)s->deadline);
+        }
+        if (s->state == PYEXEC_SLOT_FREE) {
+            ck_assert_int_eq(s->pid, 0);
+        }
+    }
+    /* every session created is live or was counted as ended, once */
+    {
+        uint64_t ended = 0;
+
+        for (i = 0; i < PYEXEC_END_NREASONS; i++) {
+            ended += reg->stats.sessions_ended[i];
+        }
+        ck_assert_msg(reg->stats.sessions_created
+                      == ended + reg->count[PYEXEC_SLOT_LIVE],
+                      "%llu created, %llu ended, %u live",
+                      (unsigned long long)reg->stats.sessions_created,
+                      (unsigned long long)ended,
+                      reg->count[PYEXEC_SLOT_LIVE]);
     }
     free(on);
 }
@@ -136,7 +182,7 @@ static pyexec_id_t make_id(uint32_t h, uint32_t n)
 /* One helper all the way to SPARE; returns its slot. */
 static int32_t make_spare(pyexec_registry_t *reg, int32_t pid)
 {
-    int32_t idx = pyexec_reg_spawn_begin(reg, NOW_MONO);
+    int32_t idx = spawn_begin(reg, NOW_MONO);
     uint32_t gen;
 
     ck_assert_int_ne(idx, PYEXEC_REG_NONE);
@@ -156,6 +202,17 @@ static int32_t make_live(pyexec_registry_t *reg, const pyexec_id_t *id,
                                       NOW_WALL, &idx), PYEXEC_CLAIM_OK);
     ck_assert_int_ne(idx, PYEXEC_REG_NONE);
     return idx;
+}
+
+static uint32_t rng_state;
+
+/* xorshift32: fixed seed, so a failure replays exactly */
+static uint32_t rnd(uint32_t below)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= rng_state << 5;
+    return rng_state % below;
 }
 
 /* --- layout, init, attach -------------------------------------------- */
@@ -220,10 +277,10 @@ START_TEST(test_init_low_slots_first)
 {
     pyexec_registry_t *reg = new_reg(4);
 
-    ck_assert_int_eq(pyexec_reg_spawn_begin(reg, NOW_MONO), 0);
-    ck_assert_int_eq(pyexec_reg_spawn_begin(reg, NOW_MONO), 1);
-    ck_assert_int_eq(pyexec_reg_spawn_begin(reg, NOW_MONO), 2);
-    ck_assert_int_eq(pyexec_reg_spawn_begin(reg, NOW_MONO), 3);
+    ck_assert_int_eq(spawn_begin(reg, NOW_MONO), 0);
+    ck_assert_int_eq(spawn_begin(reg, NOW_MONO), 1);
+    ck_assert_int_eq(spawn_begin(reg, NOW_MONO), 2);
+    ck_assert_int_eq(spawn_begin(reg, NOW_MONO), 3);
     free(reg);
 }
 END_TEST
@@ -284,7 +341,7 @@ START_TEST(test_spawn_lifecycle)
     int32_t idx;
     uint32_t gen;
 
-    idx = pyexec_reg_spawn_begin(reg, 4242);
+    idx = spawn_begin(reg, 4242);
     ck_assert_int_ne(idx, PYEXEC_REG_NONE);
     s = slot(reg, idx);
     gen = s->gen;
@@ -318,10 +375,10 @@ START_TEST(test_spawn_begin_exhausted)
     int i;
 
     for (i = 0; i < 3; i++) {
-        ck_assert_int_ne(pyexec_reg_spawn_begin(reg, NOW_MONO),
+        ck_assert_int_ne(spawn_begin(reg, NOW_MONO),
                          PYEXEC_REG_NONE);
     }
-    ck_assert_int_eq(pyexec_reg_spawn_begin(reg, NOW_MONO), PYEXEC_REG_NONE);
+    ck_assert_int_eq(spawn_begin(reg, NOW_MONO), PYEXEC_REG_NONE);
     ck_assert_uint_eq(reg->count[PYEXEC_SLOT_SPAWNING], 3);
     ck_assert(reg->stats.helpers_spawned == 3);
     check_invariants(reg);
@@ -334,7 +391,7 @@ END_TEST
 START_TEST(test_spawn_stale_gen)
 {
     pyexec_registry_t *reg = new_reg(2);
-    int32_t idx = pyexec_reg_spawn_begin(reg, NOW_MONO);
+    int32_t idx = spawn_begin(reg, NOW_MONO);
     pyexec_slot_t *s = slot(reg, idx);
     uint32_t gen = s->gen;
 
@@ -352,7 +409,7 @@ START_TEST(test_spawn_stale_gen)
     ck_assert_int_eq(pyexec_reg_spawn_pid(reg, idx, gen, 500), 0);
     ck_assert_int_eq(pyexec_reg_reaped(reg, idx, PYEXEC_END_SPAWN_FAILED),
                      PYEXEC_END_SPAWN_FAILED);
-    ck_assert_int_eq(pyexec_reg_spawn_begin(reg, NOW_MONO), idx);
+    ck_assert_int_eq(spawn_begin(reg, NOW_MONO), idx);
     ck_assert_uint_eq(s->gen, gen + 1);
     ck_assert_int_eq(pyexec_reg_spawn_ready(reg, idx, gen, 500), -1);
     ck_assert_uint_eq(s->state, PYEXEC_SLOT_SPAWNING);
@@ -366,7 +423,7 @@ END_TEST
 START_TEST(test_spawn_bad_args)
 {
     pyexec_registry_t *reg = new_reg(2);
-    int32_t idx = pyexec_reg_spawn_begin(reg, NOW_MONO);
+    int32_t idx = spawn_begin(reg, NOW_MONO);
     pyexec_slot_t *s = slot(reg, idx);
     uint32_t gen = s->gen;
 
@@ -394,7 +451,7 @@ END_TEST
 START_TEST(test_spawn_ready_pid_mismatch)
 {
     pyexec_registry_t *reg = new_reg(2);
-    int32_t idx = pyexec_reg_spawn_begin(reg, NOW_MONO);
+    int32_t idx = spawn_begin(reg, NOW_MONO);
     uint32_t gen = slot(reg, idx)->gen;
 
     ck_assert_int_eq(pyexec_reg_spawn_pid(reg, idx, gen, 300), 0);
@@ -411,7 +468,7 @@ END_TEST
 START_TEST(test_spawn_ready_before_pid)
 {
     pyexec_registry_t *reg = new_reg(2);
-    int32_t idx = pyexec_reg_spawn_begin(reg, NOW_MONO);
+    int32_t idx = spawn_begin(reg, NOW_MONO);
     uint32_t gen = slot(reg, idx)->gen;
 
     ck_assert_int_eq(pyexec_reg_spawn_ready(reg, idx, gen, 400), 0);
@@ -486,7 +543,7 @@ START_TEST(test_claim_no_spare)
     int32_t idx = 12345;
 
     /* a slot still spawning is no spare */
-    ck_assert_int_ne(pyexec_reg_spawn_begin(reg, NOW_MONO), PYEXEC_REG_NONE);
+    ck_assert_int_ne(spawn_begin(reg, NOW_MONO), PYEXEC_REG_NONE);
     ck_assert_int_eq(pyexec_reg_claim(reg, &id, 4, NOW_MONO, NOW_WALL, &idx),
                      PYEXEC_CLAIM_NO_SPARE);
     ck_assert_int_eq(idx, 12345);
@@ -721,7 +778,7 @@ END_TEST
 START_TEST(test_end_spawning)
 {
     pyexec_registry_t *reg = new_reg(4);
-    int32_t idx = pyexec_reg_spawn_begin(reg, NOW_MONO);
+    int32_t idx = spawn_begin(reg, NOW_MONO);
     uint32_t gen = slot(reg, idx)->gen;
 
     ck_assert_int_eq(pyexec_reg_spawn_pid(reg, idx, gen, 80), 0);
@@ -759,7 +816,7 @@ START_TEST(test_ready_before_spawned)
      * whichever comes first, the helper must end up a live spare, and a
      * SPAWNED naming another pid is still stale. */
     pyexec_registry_t *reg = new_reg(1);
-    int32_t idx = pyexec_reg_spawn_begin(reg, NOW_MONO);
+    int32_t idx = spawn_begin(reg, NOW_MONO);
     pyexec_slot_t *s = slot(reg, idx);
     uint32_t gen = s->gen;
 
@@ -780,7 +837,7 @@ START_TEST(test_end_spawning_without_pid_not_leaked)
     /* A spawn ended before the zygote reported its pid has no process to
      * reap: the slot must be free at once, or nothing ever frees it. */
     pyexec_registry_t *reg = new_reg(1);
-    int32_t idx = pyexec_reg_spawn_begin(reg, NOW_MONO);
+    int32_t idx = spawn_begin(reg, NOW_MONO);
     pyexec_slot_t *s = slot(reg, idx);
     uint32_t gen = s->gen;
 
@@ -794,7 +851,7 @@ START_TEST(test_end_spawning_without_pid_not_leaked)
     ck_assert_int_eq(pyexec_reg_spawn_pid(reg, idx, gen, 4242), -1);
     ck_assert_int_eq(pyexec_reg_spawn_ready(reg, idx, gen, 4242), -1);
     /* and the slot is usable again */
-    ck_assert_int_eq(pyexec_reg_spawn_begin(reg, NOW_MONO), idx);
+    ck_assert_int_eq(spawn_begin(reg, NOW_MONO), idx);
     ck_assert_uint_eq(s->gen, gen + 1);
     free(reg);
 }
@@ -899,7 +956,7 @@ END_TEST
 START_TEST(test_reaped_spawning)
 {
     pyexec_registry_t *reg = new_reg(2);
-    int32_t idx = pyexec_reg_spawn_begin(reg, NOW_MONO);
+    int32_t idx = spawn_begin(reg, NOW_MONO);
     uint32_t gen = slot(reg, idx)->gen;
 
     ck_assert_int_eq(pyexec_reg_spawn_pid(reg, idx, gen, 99), 0);
@@ -975,7 +1032,7 @@ START_TEST(test_find_pid)
     int32_t spawning, spare, live, dying;
     uint32_t gen;
 
-    spawning = pyexec_reg_spawn_begin(reg, NOW_MONO);
+    spawning = spawn_begin(reg, NOW_MONO);
     ck_assert_int_eq(pyexec_reg_find_pid(reg, 501), PYEXEC_REG_NONE);
     ck_assert_int_eq(pyexec_reg_spawn_pid(reg, spawning,
                                           slot(reg, spawning)->gen, 501), 0);
@@ -1010,7 +1067,7 @@ START_TEST(test_reset)
     uint32_t gens[8];
     uint64_t evicted_before;
 
-    spawning = pyexec_reg_spawn_begin(reg, NOW_MONO);
+    spawning = spawn_begin(reg, NOW_MONO);
     spare = make_spare(reg, 2);
     la = make_live(reg, &a, 3);
     lb = make_live(reg, &b, 4);
@@ -1056,12 +1113,435 @@ START_TEST(test_reset)
 
     /* the table is usable again, and new helpers get new generations */
     for (i = 0; i < 8; i++) {
-        idx = pyexec_reg_spawn_begin(reg, NOW_MONO);
+        idx = spawn_begin(reg, NOW_MONO);
         ck_assert_int_ne(idx, PYEXEC_REG_NONE);
         ck_assert_uint_eq(slot(reg, idx)->gen, gens[idx] + 1);
     }
-    ck_assert_int_eq(pyexec_reg_spawn_begin(reg, NOW_MONO), PYEXEC_REG_NONE);
+    ck_assert_int_eq(spawn_begin(reg, NOW_MONO), PYEXEC_REG_NONE);
     check_invariants(reg);
+    free(reg);
+}
+END_TEST
+
+/* --- what workers write: count in, count out ------------------------- */
+
+START_TEST(test_spawn_begin_keeps_limits_and_token)
+{
+    pyexec_registry_t *reg = new_reg(2);
+    pyexec_slot_limits_t lim = { .timeout = 7000, .max_output = 11,
+                                 .max_code = 13, .conf_gen = 42 };
+    uint8_t tok[PYEXEC_TOKEN_LEN];
+    pyexec_id_t id = make_id(4, 4);
+    pyexec_reg_ticket_t t;
+    int32_t idx;
+
+    memset(tok, 0x5a, sizeof(tok));
+    idx = pyexec_reg_spawn_begin(reg, NOW_MONO, &lim, tok);
+    ck_assert_int_ne(idx, PYEXEC_REG_NONE);
+    ck_assert(slot(reg, idx)->limits.timeout == 7000);
+    ck_assert_uint_eq(slot(reg, idx)->limits.conf_gen, 42);
+    ck_assert_mem_eq(slot(reg, idx)->token, tok, PYEXEC_TOKEN_LEN);
+    ck_assert_int_eq(pyexec_reg_spawn_ready(reg, idx, slot(reg, idx)->gen,
+                                            77), 0);
+    ck_assert_int_eq(pyexec_reg_claim(reg, &id, 2, NOW_MONO, NOW_WALL, &idx),
+                     PYEXEC_CLAIM_OK);
+    /* what a worker takes for its request is what the helper got */
+    ck_assert_int_eq(pyexec_reg_count_in(reg, idx, NOW_MONO, &t), 0);
+    ck_assert(t.limits.timeout == 7000);
+    ck_assert_uint_eq(t.limits.max_output, 11);
+    ck_assert_uint_eq(t.limits.max_code, 13);
+    ck_assert_mem_eq(t.token, tok, PYEXEC_TOKEN_LEN);
+    ck_assert_uint_eq(t.gen, slot(reg, idx)->gen);
+    check_invariants(reg);
+    free(reg);
+}
+END_TEST
+
+/* The counting tests' table: four slots, one session (cid, in cidx, its
+ * helper pid 500) made before each test; the invariants checked after. */
+static pyexec_registry_t *creg;
+static pyexec_id_t cid;
+static int32_t cidx;
+
+static void counting_setup(void)
+{
+    creg = new_reg(4);
+    cid = make_id(5, 1);
+    cidx = make_live(creg, &cid, 500);
+}
+
+static void counting_teardown(void)
+{
+    check_invariants(creg);
+    free(creg);
+}
+
+START_TEST(test_count_in_queues_and_sets_the_backstop)
+{
+    pyexec_slot_t *s = slot(creg, cidx);
+    pyexec_reg_ticket_t a, b, c;
+
+    ck_assert_int_eq(pyexec_reg_count_in(creg, cidx, 1000, &a), 0);
+    ck_assert_uint_eq(a.ahead, 0);
+    ck_assert_uint_eq(a.ticket, 0);
+    ck_assert(s->deadline == 1000 + LIMITS.timeout);
+    ck_assert_int_eq(pyexec_reg_count_in(creg, cidx, 2000, &b), 0);
+    ck_assert_int_eq(pyexec_reg_count_in(creg, cidx, 3000, &c), 0);
+    ck_assert_uint_eq(b.ahead, 1);
+    ck_assert_uint_eq(c.ahead, 2);
+    ck_assert_uint_eq(b.ticket, 1);
+    ck_assert_uint_eq(c.ticket, 2);
+    /* three runs, each within its own limit */
+    ck_assert(s->deadline == 3000 + 3 * LIMITS.timeout);
+    ck_assert_uint_eq(s->inflight, 3);
+    ck_assert_uint_eq(creg->running, 3);
+}
+END_TEST
+
+START_TEST(test_count_in_needs_a_live_session)
+{
+    pyexec_reg_ticket_t t;
+    int32_t spare = make_spare(creg, 600);
+    int32_t spawning = spawn_begin(creg, NOW_MONO);
+
+    ck_assert_int_eq(pyexec_reg_count_in(creg, spare, NOW_MONO, &t), -1);
+    ck_assert_int_eq(pyexec_reg_count_in(creg, spawning, NOW_MONO, &t), -1);
+    ck_assert_int_eq(pyexec_reg_count_in(creg, 3, NOW_MONO, &t), -1);
+    ck_assert_int_eq(pyexec_reg_count_in(creg, -1, NOW_MONO, &t), -1);
+    ck_assert_int_eq(pyexec_reg_count_in(creg, 4, NOW_MONO, &t), -1);
+    pyexec_reg_end(creg, cidx, slot(creg, cidx)->gen, PYEXEC_END_DELETED);
+    ck_assert_int_eq(pyexec_reg_count_in(creg, cidx, NOW_MONO, &t), -1);
+    ck_assert_uint_eq(creg->running, 0);
+}
+END_TEST
+
+START_TEST(test_count_out)
+{
+    pyexec_slot_t *s = slot(creg, cidx);
+    pyexec_reg_ticket_t a, b;
+    uint64_t mem = 12345;
+
+    pyexec_reg_count_in(creg, cidx, 1000, &a);
+    pyexec_reg_count_in(creg, cidx, 1000, &b);
+    /* a run that failed: no memory figure */
+    ck_assert_int_eq(pyexec_reg_count_out(creg, cidx, a.gen, 5000, NULL,
+                                          PYEXEC_END_NONE), 0);
+    ck_assert_uint_eq(s->inflight, 1);
+    ck_assert(s->deadline != 0);
+    ck_assert(s->mem_bytes == 0);
+    ck_assert(s->last_use == 5000);
+    ck_assert_int_eq(pyexec_reg_count_out(creg, cidx, b.gen, 6000, &mem,
+                                          PYEXEC_END_NONE), 0);
+    ck_assert_uint_eq(s->inflight, 0);
+    ck_assert(s->deadline == 0);
+    ck_assert(s->mem_bytes == 12345);
+    ck_assert(s->executions == 2);
+    ck_assert(creg->stats.executions == 2);
+    ck_assert_uint_eq(creg->running, 0);
+    ck_assert_uint_eq(s->state, PYEXEC_SLOT_LIVE);
+}
+END_TEST
+
+/* A run past its limit ends the session before its worker answers; a
+ * request whose session ended (and whose slot moved on) while it ran
+ * touches only the counters. */
+START_TEST(test_count_out_ends_the_session)
+{
+    pyexec_id_t other = make_id(5, 5);
+    pyexec_reg_ticket_t t, late;
+    uint64_t mem = 999;
+
+    pyexec_reg_count_in(creg, cidx, 1000, &t);
+    ck_assert_int_eq(pyexec_reg_count_out(creg, cidx, t.gen, 9000, NULL,
+                                          PYEXEC_END_TIMEOUT), 500);
+    ck_assert_int_eq(pyexec_reg_lookup(creg, &cid), PYEXEC_REG_NONE);
+    ck_assert_uint_eq(slot(creg, cidx)->state, PYEXEC_SLOT_DYING);
+    ck_assert_uint_eq(slot(creg, cidx)->kill_reason, PYEXEC_END_TIMEOUT);
+    ck_assert(creg->stats.sessions_ended[PYEXEC_END_TIMEOUT] == 1);
+    check_invariants(creg);
+
+    ck_assert_int_eq(pyexec_reg_reaped(creg, cidx, PYEXEC_END_CRASH),
+                     PYEXEC_END_TIMEOUT);
+    ck_assert_int_eq(make_live(creg, &cid, 521), cidx);
+    pyexec_reg_count_in(creg, cidx, 1000, &late);
+    ck_assert_int_eq(pyexec_reg_end(creg, cidx, late.gen,
+                                    PYEXEC_END_DELETED), 521);
+    pyexec_reg_reaped(creg, cidx, PYEXEC_END_CRASH);
+    ck_assert_int_eq(make_live(creg, &other, 522), cidx);
+    ck_assert_int_eq(pyexec_reg_count_out(creg, cidx, late.gen, 2000, &mem,
+                                          PYEXEC_END_TIMEOUT), 0);
+    ck_assert_uint_eq(slot(creg, cidx)->state, PYEXEC_SLOT_LIVE);
+    ck_assert(slot(creg, cidx)->mem_bytes == 0);
+    ck_assert(slot(creg, cidx)->executions == 0);
+    ck_assert(creg->stats.executions == 2);
+    ck_assert(creg->stats.sessions_ended[PYEXEC_END_TIMEOUT] == 1);
+    ck_assert_uint_eq(creg->running, 0);
+}
+END_TEST
+
+START_TEST(test_end_reason)
+{
+    pyexec_id_t other = make_id(6, 2);
+    uint32_t gen = slot(creg, cidx)->gen;
+
+    ck_assert_int_eq(pyexec_reg_end_reason(creg, cidx, gen), PYEXEC_END_NONE);
+    /* ended but not reaped: not known yet */
+    pyexec_reg_end(creg, cidx, gen, PYEXEC_END_MEMORY);
+    ck_assert_int_eq(pyexec_reg_end_reason(creg, cidx, gen), PYEXEC_END_NONE);
+    pyexec_reg_reaped(creg, cidx, PYEXEC_END_CRASH);
+    ck_assert_int_eq(pyexec_reg_end_reason(creg, cidx, gen),
+                     PYEXEC_END_MEMORY);
+    /* a new helper there keeps the record until it ends too */
+    ck_assert_int_eq(make_live(creg, &other, 541), cidx);
+    ck_assert_int_eq(pyexec_reg_end_reason(creg, cidx, gen),
+                     PYEXEC_END_MEMORY);
+    pyexec_reg_reaped(creg, cidx, PYEXEC_END_IDLE);
+    ck_assert_int_eq(pyexec_reg_end_reason(creg, cidx, gen), PYEXEC_END_CRASH);
+    ck_assert_int_eq(pyexec_reg_end_reason(creg, cidx, gen + 1),
+                     PYEXEC_END_IDLE);
+    ck_assert_int_eq(pyexec_reg_end_reason(creg, -1, gen), PYEXEC_END_CRASH);
+}
+END_TEST
+
+START_TEST(test_rate_limited_counted)
+{
+    pyexec_reg_count_rate_limited(creg);
+    pyexec_reg_count_rate_limited(creg);
+    ck_assert(creg->stats.rate_limited == 2);
+}
+END_TEST
+
+/* --- what the supervisor writes: health, the zygote's end, the scan ------ */
+
+/* The supervisor tests' table: eight slots, checked after each test. */
+static pyexec_registry_t *sreg;
+
+static void supervisor_setup(void)
+{
+    sreg = new_reg(8);
+}
+
+static void supervisor_teardown(void)
+{
+    check_invariants(sreg);
+    free(sreg);
+}
+
+START_TEST(test_spawn_health)
+{
+    pyexec_reg_spawn_failing(sreg);
+    ck_assert_uint_eq(sreg->helpers_failing, 1);
+    ck_assert_int_eq(pyexec_reg_spawn_healthy(sreg, 0x13), 1);
+    ck_assert_uint_eq(sreg->helpers_failing, 0);
+    ck_assert_uint_eq(sreg->sandbox_layers, 0x13);
+    ck_assert_int_eq(pyexec_reg_spawn_healthy(sreg, 0x13), 0);
+    ck_assert_int_eq(pyexec_reg_spawn_healthy(sreg, 0x11), 1);
+    ck_assert_uint_eq(sreg->sandbox_layers, 0x11);
+}
+END_TEST
+
+START_TEST(test_drop_unstarted)
+{
+    int32_t a = spawn_begin(sreg, NOW_MONO), b = spawn_begin(sreg, NOW_MONO);
+    int32_t c = spawn_begin(sreg, NOW_MONO);
+    uint32_t gen_a = slot(sreg, a)->gen;
+
+    /* b's pid is known: it is a child to reap, not a spawn to forget */
+    ck_assert_int_eq(pyexec_reg_spawn_pid(sreg, b, slot(sreg, b)->gen, 900),
+                     0);
+    ck_assert_uint_eq(pyexec_reg_drop_unstarted(sreg), 2);
+    ck_assert_uint_eq(slot(sreg, a)->state, PYEXEC_SLOT_FREE);
+    ck_assert_uint_eq(slot(sreg, c)->state, PYEXEC_SLOT_FREE);
+    ck_assert_uint_eq(slot(sreg, b)->state, PYEXEC_SLOT_SPAWNING);
+    ck_assert_int_eq(pyexec_reg_end_reason(sreg, a, gen_a),
+                     PYEXEC_END_SPAWN_FAILED);
+    /* the zygote's late reports about them are stale */
+    ck_assert_int_eq(pyexec_reg_spawn_pid(sreg, a, gen_a, 901), -1);
+    ck_assert_uint_eq(pyexec_reg_drop_unstarted(sreg), 0);
+}
+END_TEST
+
+static const pyexec_sweep_t SWEEP = {
+    .idle_timeout = 600, .deadline_slack = 50, .spawn_timeout = 300,
+    .conf_gen = 2,          /* LIMITS.conf_gen */
+};
+
+START_TEST(test_sweep_ends_what_the_policy_says)
+{
+    pyexec_id_t idle = make_id(7, 1), busy = make_id(7, 2);
+    pyexec_id_t fresh = make_id(7, 3);
+    pyexec_slot_limits_t old = LIMITS;
+    int32_t pids[8], i_idle, i_busy, i_fresh, i_spawn, i_stale, i_spare;
+    int32_t i_spawn_pid;
+    pyexec_reg_ticket_t t;
+    size_t n;
+
+    i_idle = make_live(sreg, &idle, 701);
+    i_busy = make_live(sreg, &busy, 702);
+    i_fresh = make_live(sreg, &fresh, 703);
+    i_spare = make_spare(sreg, 704);
+    old.conf_gen = 1;
+    i_stale = pyexec_reg_spawn_begin(sreg, NOW_MONO, &old, TOKEN);
+    pyexec_reg_spawn_ready(sreg, i_stale, slot(sreg, i_stale)->gen, 705);
+    i_spawn = spawn_begin(sreg, NOW_MONO);
+    i_spawn_pid = spawn_begin(sreg, NOW_MONO);
+    pyexec_reg_spawn_pid(sreg, i_spawn_pid, slot(sreg, i_spawn_pid)->gen,
+                         706);
+    /* busy runs one request counted in at NOW_MONO: deadline
+     * NOW_MONO + timeout; fresh was used just now */
+    pyexec_reg_count_in(sreg, i_busy, NOW_MONO, &t);
+    pyexec_reg_count_in(sreg, i_fresh, NOW_MONO + 1000, &t);
+    pyexec_reg_count_out(sreg, i_fresh, t.gen, NOW_MONO + 1000, NULL,
+                         PYEXEC_END_NONE);
+    check_invariants(sreg);
+
+    /* before any limit: only the stale spare goes */
+    n = pyexec_reg_sweep(sreg, NOW_MONO + 100, &SWEEP, pids, 8);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(pids[0], 705);
+    ck_assert_uint_eq(slot(sreg, i_stale)->kill_reason, PYEXEC_END_EVICTED);
+    ck_assert_uint_eq(slot(sreg, i_spare)->state, PYEXEC_SLOT_SPARE);
+    ck_assert_uint_eq(sreg->running, 1);
+    check_invariants(sreg);
+
+    /* past idle (not for the busy one, nor the one used later), past the
+     * spawn timeout, and the stale spare's kill once more: it may have
+     * been lost */
+    n = pyexec_reg_sweep(sreg, NOW_MONO + 700, &SWEEP, pids, 8);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_int_eq(pids[0], 701);
+    ck_assert_int_eq(pids[1], 705);
+    ck_assert_int_eq(pids[2], 706);
+    ck_assert_uint_eq(slot(sreg, i_idle)->kill_reason, PYEXEC_END_IDLE);
+    ck_assert_uint_eq(slot(sreg, i_busy)->state, PYEXEC_SLOT_LIVE);
+    ck_assert_uint_eq(slot(sreg, i_fresh)->state, PYEXEC_SLOT_LIVE);
+    /* a spawn with no pid has nothing to kill: freed at once */
+    ck_assert_uint_eq(slot(sreg, i_spawn)->state, PYEXEC_SLOT_FREE);
+    ck_assert_uint_eq(slot(sreg, i_spawn_pid)->kill_reason,
+                      PYEXEC_END_SPAWN_FAILED);
+    ck_assert(sreg->stats.sessions_ended[PYEXEC_END_IDLE] == 1);
+    check_invariants(sreg);
+
+    /* the busy one's deadline plus the slack: timed out */
+    n = pyexec_reg_sweep(sreg, NOW_MONO + LIMITS.timeout + 51, &SWEEP, pids,
+                         8);
+    ck_assert_uint_ge(n, 1);
+    ck_assert_uint_eq(slot(sreg, i_busy)->kill_reason, PYEXEC_END_TIMEOUT);
+    ck_assert(sreg->stats.sessions_ended[PYEXEC_END_TIMEOUT] == 1);
+    /* running: the live sessions' requests as the scan found them */
+    ck_assert_uint_eq(sreg->running, 1);
+    n = pyexec_reg_sweep(sreg, NOW_MONO + LIMITS.timeout + 52, &SWEEP, pids,
+                         8);
+    ck_assert_uint_eq(sreg->running, 0);
+}
+END_TEST
+
+/* A scan that stops at max kills leaves the rest, and the running count,
+ * to the next one. */
+START_TEST(test_sweep_stops_at_max)
+{
+    int32_t pids[2];
+    pyexec_reg_ticket_t t;
+    pyexec_id_t ids[5];
+    int i;
+
+    for (i = 0; i < 5; i++) {
+        ids[i] = make_id(8, (uint32_t)i);
+        make_live(sreg, &ids[i], 800 + i);
+    }
+    pyexec_reg_count_in(sreg, pyexec_reg_lookup(sreg, &ids[4]), NOW_MONO, &t);
+    sreg->running = 7;           /* as a worker that died would leave it */
+    ck_assert_uint_eq(pyexec_reg_sweep(sreg, NOW_MONO + 1000, &SWEEP, pids, 2),
+                      2);
+    ck_assert_uint_eq(sreg->running, 7);
+    ck_assert_uint_eq(sreg->count[PYEXEC_SLOT_LIVE], 3);
+    ck_assert_uint_eq(pyexec_reg_sweep(sreg, NOW_MONO + 1000, &SWEEP, pids, 2),
+                      2);
+    /* the third pass sees every slot: two dying ones killed again */
+    ck_assert_uint_eq(pyexec_reg_sweep(sreg, NOW_MONO + 1000, &SWEEP, pids, 8),
+                      4);
+    ck_assert_uint_eq(sreg->count[PYEXEC_SLOT_LIVE], 1);
+    ck_assert_uint_eq(sreg->running, 1);
+}
+END_TEST
+
+/* Workers and the supervisor at random, through the API only: the
+ * invariants hold after every write. */
+START_TEST(test_count_stress)
+{
+    pyexec_registry_t *reg = new_reg(8);
+    pyexec_reg_ticket_t held[64];
+    int32_t held_idx[64], pids[8];
+    int nheld = 0, op, next_pid = 5000;
+    unsigned int n_in = 0, n_out = 0, n_swept = 0;
+    int64_t now = NOW_MONO;
+
+    rng_state = 0x2545f491u;
+    for (op = 0; op < 4000; op++) {
+        uint32_t kind = rnd(100);
+        int32_t idx = (int32_t)rnd(8);
+        pyexec_slot_t *s = slot(reg, idx);
+
+        now += rnd(40);
+        if (kind < 10) {
+            int32_t i = spawn_begin(reg, now);
+
+            if (i != PYEXEC_REG_NONE) {
+                pyexec_reg_spawn_ready(reg, i, slot(reg, i)->gen, next_pid++);
+            }
+        }
+        else if (kind < 20) {
+            pyexec_id_t id = make_id(rnd(3), (uint32_t)op);
+            int32_t got;
+
+            pyexec_reg_claim(reg, &id, 6, now, NOW_WALL, &got);
+        }
+        else if (kind < 45 && nheld < 64) {
+            /* mostly on a live session, sometimes on whatever is there */
+            for (int k = 0; k < 8 && rnd(8); k++) {
+                if (slot(reg, (idx + k) % 8)->state == PYEXEC_SLOT_LIVE) {
+                    idx = (idx + k) % 8;
+                    break;
+                }
+            }
+            if (pyexec_reg_count_in(reg, idx, now, &held[nheld]) == 0) {
+                held_idx[nheld++] = idx;
+                n_in++;
+            }
+        }
+        else if (kind < 70 && nheld > 0) {
+            int k = (int)rnd((uint32_t)nheld);
+            uint64_t mem = rnd(1000);
+            pyexec_end_reason_t end = rnd(5) ? PYEXEC_END_NONE
+                                             : PYEXEC_END_TIMEOUT;
+
+            pyexec_reg_count_out(reg, held_idx[k], held[k].gen, now,
+                                 rnd(2) ? &mem : NULL, end);
+            held[k] = held[--nheld];
+            held_idx[k] = held_idx[nheld];
+            n_out++;
+        }
+        else if (kind < 80) {
+            pyexec_reg_end(reg, idx, s->gen, PYEXEC_END_DELETED);
+        }
+        else if (kind < 92) {
+            if (s->state != PYEXEC_SLOT_FREE
+                && (s->state != PYEXEC_SLOT_SPAWNING || s->pid)) {
+                pyexec_reg_reaped(reg, idx, PYEXEC_END_CRASH);
+            }
+        }
+        else {
+            pyexec_sweep_t p = SWEEP;
+
+            p.idle_timeout = 200;
+            p.deadline_slack = 0;
+            n_swept += (unsigned)pyexec_reg_sweep(reg, now, &p, pids, 8);
+        }
+        check_invariants(reg);
+    }
+    ck_assert_uint_gt(n_in, 200);
+    ck_assert_uint_gt(n_out, 200);
+    ck_assert_uint_gt(n_swept, 10);
     free(reg);
 }
 END_TEST
@@ -1116,16 +1596,6 @@ typedef struct {
     uint64_t created, ended[PYEXEC_END_NREASONS], spawned, rejected_full;
 } model_t;
 
-static uint32_t rng_state;
-
-/* xorshift32: fixed seed, so a failure replays exactly */
-static uint32_t rnd(uint32_t below)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 17;
-    rng_state ^= rng_state << 5;
-    return rng_state % below;
-}
 
 static uint32_t model_count(const model_t *m, uint32_t st)
 {
@@ -1234,7 +1704,7 @@ START_TEST(test_stress)
         model_slot_t *ms = &m.s[idx];
 
         if (kind < 16) {
-            int32_t got = pyexec_reg_spawn_begin(reg, NOW_MONO + op);
+            int32_t got = spawn_begin(reg, NOW_MONO + op);
 
             if (model_count(&m, PYEXEC_SLOT_FREE) == 0) {
                 ck_assert_int_eq(got, PYEXEC_REG_NONE);
@@ -1437,8 +1907,34 @@ START_TEST(test_stress)
 }
 END_TEST
 
+/* What workers and the supervisor write, through the API: each group's
+ * tests share a table made by its fixture and checked after each test. */
+static void add_fixture_case(Suite *s, const char *name, void (*setup)(void),
+                             void (*teardown)(void),
+                             const TTest *const *tests)
+{
+    TCase *tc = tcase_create(name);
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    for (; *tests; tests++) {
+        tcase_add_test(tc, *tests);
+    }
+    suite_add_tcase(s, tc);
+}
+
 Suite *registry_suite(void)
 {
+    const TTest *counting_tests[] = {
+        test_spawn_begin_keeps_limits_and_token,
+        test_count_in_queues_and_sets_the_backstop,
+        test_count_in_needs_a_live_session, test_count_out,
+        test_count_out_ends_the_session, test_end_reason,
+        test_rate_limited_counted, NULL
+    };
+    const TTest *supervisor_tests[] = {
+        test_spawn_health, test_drop_unstarted,
+        test_sweep_ends_what_the_policy_says, test_sweep_stops_at_max, NULL
+    };
     Suite *s = suite_create("registry");
     TCase *tc;
 
@@ -1493,8 +1989,14 @@ Suite *registry_suite(void)
     tcase_add_test(tc, test_reset);
     suite_add_tcase(s, tc);
 
+    add_fixture_case(s, "counting", counting_setup, counting_teardown,
+                     counting_tests);
+    add_fixture_case(s, "supervisor", supervisor_setup, supervisor_teardown,
+                     supervisor_tests);
+
     tc = tcase_create("stress");
     tcase_add_test(tc, test_stress);
+    tcase_add_test(tc, test_count_stress);
     suite_add_tcase(s, tc);
 
     return s;

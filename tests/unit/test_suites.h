@@ -15,5 +15,6 @@ Suite *registry_suite(void);
 Suite *request_suite(void);
 Suite *io_suite(void);
 Suite *ratelimit_suite(void);
+Suite *settings_suite(void);
 
 #endif /* PYEXEC_TEST_SUITES_H */

@@ -1,0 +1,64 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * Private to the embedded interpreter's files, which all run in the
+ * zygote and in each session helper (pyexec-helper), never in httpd:
+ *   helper_python.c    start-up, the session's namespace, one execution
+ *   helper_policy.c    what user code may import, read and call: the
+ *                      import hook, refused calls, preloads, readable paths
+ *   helper_capture.c   stdout and stderr, captured up to a cap
+ *   helper_memory.c    the memory guard and the heap a session holds
+ */
+#ifndef HELPER_PYTHON_INT_H
+#define HELPER_PYTHON_INT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The current Python exception as "what: message" in err; returns -1. */
+int pyexec_py_fail(char *err, size_t err_len, const char *what);
+
+/* --- helper_policy.c ------------------------------------------------- */
+
+/* In the zygote: import what sessions commonly use, and the installed
+ * packages allow names (NULL or "numpy,scipy"), so that every helper is
+ * forked with them loaded; then note what the sandbox must leave
+ * readable. 0, or -1 with err set. */
+int pyexec_policy_preload(const char *allow, char *err, size_t err_len);
+void pyexec_policy_collect_paths(void);
+
+/* In a new helper: shape the builtins its user code sees (a copy, which
+ * this changes): __import__ refusing the blocked modules, open and a few
+ * module functions refused, exit() ending the run. Without import_hook
+ * (tests of the OS layers only) __import__ and open stay as they are. */
+int pyexec_policy_apply(PyObject *builtins, const char *const *blocked,
+                        size_t nblocked, int import_hook, char *err,
+                        size_t err_len);
+
+/* --- helper_capture.c ------------------------------------------------ */
+
+/* A file-like object that keeps what is written to it, up to limit bytes
+ * (cut on a character boundary). */
+typedef struct {
+    PyObject_HEAD
+    char *buf;
+    size_t len;
+    size_t cap;
+    size_t limit;
+    int cut;                    /* something was left out */
+} pyexec_capture_t;
+
+int pyexec_capture_ready(void);         /* PyType_Ready, once */
+pyexec_capture_t *pyexec_capture_new(size_t limit);
+void pyexec_capture_reset(pyexec_capture_t *c);
+void pyexec_capture_append(pyexec_capture_t *c, const char *s, size_t n);
+
+/* --- helper_memory.c ------------------------------------------------- */
+
+/* malloc'd bytes plus Python's arenas, from the allocators' own books. */
+uint64_t pyexec_py_heap_in_use(void);
+
+#endif /* HELPER_PYTHON_INT_H */

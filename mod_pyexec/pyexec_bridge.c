@@ -1,0 +1,596 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * A worker's end of a session (as mod_fcgid's fcgid_bridge.c is of an
+ * application). Runs in httpd's worker processes, as User, on many
+ * threads at once; what it keeps per process is the connections to
+ * helpers (below), behind a thread mutex.
+ *
+ * One run, in the order pyexec_bridge_run() takes it:
+ *   attach_session / new_session   count the request in on the session's
+ *                                  slot under the registry lock, taking
+ *                                  its ticket and limits (or bind a spare
+ *                                  helper to a fresh id and wake the
+ *                                  supervisor to replace it)
+ *   run_code                       EXEC on a kept or new connection to the
+ *                                  helper, STARTED when queued behind
+ *                                  others, then RESULT within the deadline
+ *   detach_session                 count the request out; a run past its
+ *                                  limit ends the session and has the
+ *                                  supervisor SIGKILL the helper
+ *   wait_for_reason                a helper that hung up: why it ended, as
+ *                                  the supervisor recorded when it reaped it
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+
+#include "pyexec_private.h"
+#include "pyexec_bridge.h"
+#include "pyexec_io.h"
+#include "pyexec_protocol.h"
+#include "pyexec_state.h"
+#include "pyexec_supervisor.h"
+
+/* How long a new session may wait for the supervisor to ready a
+ * helper when every spare is taken. */
+#define SPARE_WAIT_US        (10 * 1000 * 1000)
+/* Sending the request and receiving the answer's bytes, once the
+ * helper has finished, never takes long; this only bounds a broken
+ * peer. */
+#define IO_SLACK_US          (5 * 1000 * 1000)
+/* Time for the supervisor to reap a helper that hung up on us. */
+#define REAP_WAIT_US         (2 * 1000 * 1000)
+#define SPIN_US              100
+
+/* A request's hold on its session, from count-in to count-out. */
+typedef struct {
+    int32_t idx;
+    pyexec_reg_ticket_t t;      /* what it took from the slot */
+} session_ref_t;
+
+/* The helper's RESULT, malloc()ed by pyexec_io_recv_frame(). */
+typedef struct {
+    unsigned char *payload;
+    pyexec_result_t res;
+} answer_t;
+
+/* --- finding the session --------------------------------------------- */
+
+/* An existing session. */
+static int attach_session(const pyexec_id_t *id, session_ref_t *ref,
+                          pyexec_run_t *run)
+{
+    pyexec_registry_t *reg = pyexec_state.shared.reg;
+
+    if (pyexec_lock() != APR_SUCCESS) {
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    ref->idx = pyexec_reg_lookup(reg, id);
+    if (ref->idx == PYEXEC_REG_NONE
+        || pyexec_reg_count_in(reg, ref->idx, pyexec_now_usec(),
+                               &ref->t) != 0) {
+        pyexec_unlock();
+        return HTTP_NOT_FOUND;
+    }
+    pyexec_unlock();
+    pyexec_id_format(id, run->id);
+    return OK;
+}
+
+/* A new session: bind a spare helper to a fresh random id. */
+static int new_session(request_rec *r, session_ref_t *ref, pyexec_run_t *run)
+{
+    const pyexec_conf_t *c = &pyexec_state.conf;
+    pyexec_registry_t *reg = pyexec_state.shared.reg;
+    pyexec_id_t id;
+    int64_t give_up = pyexec_now_usec() + SPARE_WAIT_US;
+    int woke = 0, failing;
+
+    if (pyexec_id_generate(&id) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, errno, r,
+                      PYEXEC_LOGNO(00301) "no randomness for a session id");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    for (;;) {
+        pyexec_claim_t cl;
+        int64_t now = pyexec_now_usec();
+
+        if (pyexec_lock() != APR_SUCCESS) {
+            return HTTP_SERVICE_UNAVAILABLE;
+        }
+        cl = pyexec_reg_claim(reg, &id, (uint32_t)c->max_sessions, now,
+                              pyexec_wallclock_usec(), &ref->idx);
+        if (cl == PYEXEC_CLAIM_OK) {
+            /* a claimed slot has nothing in flight: ahead is 0 */
+            pyexec_reg_count_in(reg, ref->idx, now, &ref->t);
+        }
+        failing = reg->helpers_failing;
+        pyexec_unlock();
+
+        switch (cl) {
+        case PYEXEC_CLAIM_OK:
+            pyexec_id_format(&id, run->id);
+            /* a spare was used up: have the supervisor replace it now */
+            pyexec_supervisor_wake();
+            return OK;
+        case PYEXEC_CLAIM_FULL:
+            return HTTP_SERVICE_UNAVAILABLE;
+        case PYEXEC_CLAIM_DUPLICATE:
+            pyexec_id_generate(&id);
+            continue;
+        case PYEXEC_CLAIM_NO_SPARE:
+            break;
+        }
+        if (!woke) {
+            pyexec_supervisor_wake();
+            woke = 1;
+        }
+        if (failing || now > give_up) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                          PYEXEC_LOGNO(00302) "no helper %s; see the "
+                          "supervisor's messages", failing
+                          ? "can start" : "became ready in time");
+            return HTTP_GATEWAY_TIME_OUT;
+        }
+        apr_sleep(2000);
+    }
+}
+
+/* The reason the supervisor recorded for a helper that hung up. */
+static pyexec_end_reason_t wait_for_reason(const session_ref_t *ref)
+{
+    pyexec_registry_t *reg = pyexec_state.shared.reg;
+    int64_t give_up = pyexec_now_usec() + REAP_WAIT_US;
+    pyexec_end_reason_t why = PYEXEC_END_NONE;
+    int32_t pid = 0;
+
+    while (why == PYEXEC_END_NONE) {
+        if (pyexec_lock() != APR_SUCCESS) {
+            return PYEXEC_END_CRASH;
+        }
+        why = pyexec_reg_end_reason(reg, ref->idx, ref->t.gen);
+        if (why == PYEXEC_END_NONE && pyexec_now_usec() > give_up) {
+            pid = pyexec_reg_end(reg, ref->idx, ref->t.gen,
+                                 PYEXEC_END_CRASH);
+            why = PYEXEC_END_CRASH;
+        }
+        pyexec_unlock();
+        if (why == PYEXEC_END_NONE) {
+            apr_sleep(1000);
+        }
+    }
+    if (pid > 0) {
+        pyexec_supervisor_kill(ref->idx, ref->t.gen, PYEXEC_END_CRASH);
+    }
+    return why;
+}
+
+/* --- talking to the helper ------------------------------------------- */
+
+static int connect_helper(const session_ref_t *ref)
+{
+    struct sockaddr_un sa;
+    int fd;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (pyexec_helper_sockpath(sa.sun_path, sizeof(sa.sun_path),
+                               pyexec_state.sockdir, (uint32_t)ref->idx,
+                               ref->t.gen) < 0) {
+        return -1;
+    }
+    /* non-blocking from the start: every read and write is bounded by a
+     * deadline, and a helper whose backlog is full (EAGAIN) must not hold
+     * this thread with no deadline at all */
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        int e = errno;
+
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* Whether to wait for a short run's answer on the CPU rather than asleep.
+ * Sleeping costs a wake-up when the answer comes, which on a virtual
+ * machine is an interrupt to another CPU (tens of microseconds, as much
+ * as a whole static request); spinning costs a CPU, which is free only
+ * while most of them are idle. So: only while fewer runs are in progress
+ * than half the CPUs, and for no longer than a short run takes. */
+static int spin_worthwhile(void)
+{
+    static long ncpu;
+
+    if (ncpu == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        ncpu = n > 0 ? n : 1;
+    }
+    return (long)pyexec_state.shared.reg->running * 2 <= ncpu;
+}
+
+/* --- connections kept for a session's next request ------------------- */
+
+/* One idle connection per helper slot and process, at most KEPT_MAX open
+ * (a worker process's descriptors are for clients first). The helper's
+ * side of this is in helper_serve.c. */
+#define KEPT_MAX 128
+
+typedef struct {
+    int fd;
+    uint32_t gen;
+} kept_conn_t;
+
+static kept_conn_t *kept;
+static uint32_t kept_slots;
+static int kept_open;
+static apr_thread_mutex_t *kept_lock;
+
+static apr_status_t kept_close_all(void *unused)
+{
+    (void)unused;
+    for (uint32_t i = 0; kept && i < kept_slots; i++) {
+        if (kept[i].fd >= 0) {
+            close(kept[i].fd);
+            kept[i].fd = -1;
+        }
+    }
+    kept_open = 0;
+    return APR_SUCCESS;
+}
+
+void pyexec_bridge_child_init(apr_pool_t *p, server_rec *s)
+{
+    (void)s;
+    if (!pyexec_state.shared.reg
+        || apr_thread_mutex_create(&kept_lock, APR_THREAD_MUTEX_DEFAULT, p)
+           != APR_SUCCESS) {
+        return;                 /* no keeping: a connection per request */
+    }
+    kept_slots = pyexec_state.shared.reg->nslots;
+    kept = apr_palloc(p, kept_slots * sizeof(*kept));
+    for (uint32_t i = 0; i < kept_slots; i++) {
+        kept[i].fd = -1;
+    }
+    apr_pool_cleanup_register(p, NULL, kept_close_all,
+                              apr_pool_cleanup_null);
+}
+
+/* This slot's kept connection, if it still leads to the same helper. */
+static int kept_take(const session_ref_t *ref)
+{
+    kept_conn_t *k;
+    int fd = -1;
+
+    if (!kept || ref->idx < 0 || (uint32_t)ref->idx >= kept_slots
+        || apr_thread_mutex_lock(kept_lock) != APR_SUCCESS) {
+        return -1;
+    }
+    k = &kept[ref->idx];
+    if (k->fd >= 0) {
+        if (k->gen == ref->t.gen) {
+            fd = k->fd;
+        }
+        else {
+            close(k->fd);       /* its helper is gone */
+        }
+        k->fd = -1;
+        kept_open--;
+    }
+    apr_thread_mutex_unlock(kept_lock);
+    return fd;
+}
+
+/* Close what leads to helpers that have gone since (read without the
+ * registry lock: a wrong guess costs one reconnect, nothing more). */
+static void kept_sweep(void)
+{
+    for (uint32_t i = 0; i < kept_slots; i++) {
+        if (kept[i].fd >= 0
+            && pyexec_reg_slot(pyexec_state.shared.reg, (int32_t)i)->gen
+               != kept[i].gen) {
+            close(kept[i].fd);
+            kept[i].fd = -1;
+            kept_open--;
+        }
+    }
+}
+
+static void kept_put(const session_ref_t *ref, int fd)
+{
+    if (kept && ref->idx >= 0 && (uint32_t)ref->idx < kept_slots
+        && apr_thread_mutex_lock(kept_lock) == APR_SUCCESS) {
+        kept_conn_t *k = &kept[ref->idx];
+
+        if (k->fd < 0 && kept_open >= KEPT_MAX) {
+            kept_sweep();
+        }
+        if (k->fd < 0 && kept_open < KEPT_MAX) {
+            k->fd = fd;
+            k->gen = ref->t.gen;
+            kept_open++;
+            fd = -1;
+        }
+        apr_thread_mutex_unlock(kept_lock);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+}
+
+/* We stop waiting for our turn. The helper may be sending STARTED at
+ * this very moment: shutting the connection down first makes a STARTED
+ * not yet sent fail, and the helper then skips our request; one already
+ * sent is in our buffer. In that case the run has begun with nobody left
+ * to bound it, and it is treated as out of time. */
+static pyexec_outcome_t give_up_waiting(int fd)
+{
+    pyexec_frame_hdr_t hdr;
+    unsigned char *payload = NULL;
+    int begun;
+
+    shutdown(fd, SHUT_RDWR);
+    begun = pyexec_io_recv_frame(fd, 0, &hdr, &payload, pyexec_now_usec())
+            == PYEXEC_IO_OK && hdr.type == PYEXEC_MSG_STARTED;
+    free(payload);
+    close(fd);
+    return begun ? PYEXEC_RUN_TIMEOUT : PYEXEC_RUN_BUSY;
+}
+
+/* Whether the helper of ref still takes connections: after a request
+ * met two connections closed unread, that tells a helper making room
+ * for others (alive: "busy, nothing was run") from one that died. */
+static int helper_listening(const session_ref_t *ref)
+{
+    int fd = connect_helper(ref);
+
+    if (fd >= 0) {
+        close(fd);
+        return 1;
+    }
+    return errno == EAGAIN;
+}
+
+/* Send the code, wait for the answer within the deadline. */
+static void run_code(request_rec *r, const session_ref_t *ref,
+                     const char *code, size_t code_len, pyexec_run_t *run,
+                     answer_t *ans)
+{
+    const pyexec_slot_limits_t *lim = &ref->t.limits;
+    uint32_t max_payload = PYEXEC_RESULT_FIXED_LEN
+                           + 2 * (lim->max_output + 256);
+    pyexec_frame_hdr_t hdr;
+    pyexec_exec_fixed_t fixed;
+    pyexec_io_status_t st;
+    unsigned char ehdr[PYEXEC_FRAME_HDR_LEN], efixed[PYEXEC_EXEC_FIXED_LEN];
+    struct iovec iov[3];
+    int64_t start, deadline;
+    int fd, retried = 0, unsent, started;
+
+    /* With runs of this session ahead of ours, ask to be told when ours
+     * begins: our clock must not include theirs. With none, the helper
+     * starts on it at once (our ticket is its turn), and waiting for that
+     * news would cost a wake-up of this thread on every request. */
+    memcpy(fixed.token, ref->t.token, PYEXEC_TOKEN_LEN);
+    fixed.ticket = ref->t.ticket;
+    pyexec_exec_encode(efixed, &fixed);
+    if (code_len > lim->max_code) {
+        /* The session was started before a graceful restart raised
+         * PyExecMaxCode: its helper would refuse this. Our turn is taken
+         * all the same, and is handed back so that the next request
+         * does not wait for it. */
+        pyexec_frame_encode_hdr(ehdr, PYEXEC_MSG_EXEC, PYEXEC_EXEC_PASS,
+                                PYEXEC_EXEC_FIXED_LEN);
+        code_len = 0;
+        run->outcome = PYEXEC_RUN_TOO_LARGE;
+    }
+    else {
+        pyexec_frame_encode_hdr(ehdr, PYEXEC_MSG_EXEC,
+                                ref->t.ahead ? PYEXEC_EXEC_WANT_STARTED : 0,
+                                (uint32_t)(PYEXEC_EXEC_FIXED_LEN + code_len));
+    }
+    iov[0].iov_base = ehdr;
+    iov[0].iov_len = sizeof(ehdr);
+    iov[1].iov_base = efixed;
+    iov[1].iov_len = sizeof(efixed);
+    iov[2].iov_base = (void *)code;
+    iov[2].iov_len = code_len;
+
+    start = pyexec_now_usec();
+    fd = kept_take(ref);
+again:
+    started = 0;
+    if (fd < 0) {
+        fd = connect_helper(ref);
+    }
+    if (fd < 0 && errno == EAGAIN) {
+        /* so many requests queued for this session that its backlog is
+         * full: as busy as a session gets */
+        run->outcome = PYEXEC_RUN_BUSY;
+        return;
+    }
+    if (fd < 0) {
+        /* the helper's socket gone or refusing: the helper is; anything
+         * else is this worker's trouble, not the session's */
+        run->outcome = (errno == ENOENT || errno == ECONNREFUSED)
+                       ? PYEXEC_RUN_DIED : PYEXEC_RUN_LOCAL;
+        ap_log_rerror(APLOG_MARK, run->outcome == PYEXEC_RUN_LOCAL
+                      ? APLOG_ERR : APLOG_DEBUG, errno, r,
+                      PYEXEC_LOGNO(00305) "cannot reach the helper of "
+                      "slot %d", (int)ref->idx);
+        return;
+    }
+    st = pyexec_io_writev_full(fd, iov, 3, start + IO_SLACK_US);
+    /* a helper reads a request whole or not at all: if sending failed,
+     * nothing ran */
+    unsent = st != PYEXEC_IO_OK;
+    if (st == PYEXEC_IO_OK && ref->t.ahead) {
+        /* each run ahead ends within its deadline (or is killed) */
+        st = pyexec_io_recv_frame(fd, 0, &hdr, &ans->payload,
+                                  start + (int64_t)(ref->t.ahead + 1)
+                                  * (lim->timeout + IO_SLACK_US));
+        if (st == PYEXEC_IO_TIMEOUT) {
+            run->outcome = give_up_waiting(fd);
+            return;
+        }
+        if (st == PYEXEC_IO_OK) {
+            started = hdr.type == PYEXEC_MSG_STARTED;
+            if (!started && hdr.type != PYEXEC_MSG_SKIPPED) {
+                st = PYEXEC_IO_PROTOCOL;
+            }
+        }
+        start = pyexec_now_usec();
+    }
+    deadline = start + lim->timeout;
+    if (st == PYEXEC_IO_OK && (started || !ref->t.ahead)) {
+        if (spin_worthwhile()) {
+            pyexec_io_spin_readable(fd, SPIN_US);
+        }
+        st = pyexec_io_recv_frame(fd, max_payload, &hdr, &ans->payload,
+                                  deadline);
+    }
+    /* A connection the helper closed while our request waited on it
+     * unread (it keeps a few; helper_main.c) ends before any answer:
+     * send the request once more on a new connection. Its ticket is
+     * unchanged, so it keeps its turn, and a helper that did run it
+     * would answer SKIPPED rather than run it twice. */
+    if (!started && (unsent || st == PYEXEC_IO_CLOSED)) {
+        close(fd);
+        fd = -1;
+        if (!retried) {
+            retried = 1;
+            goto again;
+        }
+        run->outcome = helper_listening(ref) ? PYEXEC_RUN_BUSY
+                                             : PYEXEC_RUN_DIED;
+        return;
+    }
+    run->exec_usec = pyexec_now_usec() - start;
+
+    if (st == PYEXEC_IO_TIMEOUT) {
+        close(fd);
+        run->outcome = PYEXEC_RUN_TIMEOUT;
+        run->exec_usec = lim->timeout;
+        return;
+    }
+    if (st == PYEXEC_IO_OK && hdr.type == PYEXEC_MSG_SKIPPED) {
+        /* our turn passed before the request arrived (TURN_WAIT_US in
+         * helper_main.c), or we passed it on: nothing ran */
+        kept_put(ref, fd);
+        if (run->outcome != PYEXEC_RUN_TOO_LARGE) {
+            run->outcome = PYEXEC_RUN_BUSY;
+        }
+        return;
+    }
+    if (st != PYEXEC_IO_OK || hdr.type != PYEXEC_MSG_RESULT
+        || pyexec_result_decode(ans->payload, hdr.length, &ans->res) != 0) {
+        if (st == PYEXEC_IO_PROTOCOL || st == PYEXEC_IO_OK) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          PYEXEC_LOGNO(00303) "helper of slot %d sent a "
+                          "malformed answer", (int)ref->idx);
+        }
+        close(fd);
+        free(ans->payload);
+        ans->payload = NULL;
+        run->outcome = PYEXEC_RUN_DIED;
+        return;
+    }
+    run->exec_usec = (int64_t)ans->res.exec_usec;
+    if (ans->res.status == PYEXEC_EXEC_MEMORY) {
+        close(fd);              /* the helper is on its way out */
+        run->outcome = PYEXEC_RUN_MEMORY;
+        return;
+    }
+    kept_put(ref, fd);
+    run->outcome = PYEXEC_RUN_OK;
+}
+
+/* --- counting out ---------------------------------------------------- */
+
+/* Count us out; end the session if this run ended it. */
+static void detach_session(const session_ref_t *ref, pyexec_run_t *run,
+                           const answer_t *ans)
+{
+    pyexec_end_reason_t end = PYEXEC_END_NONE;
+    int32_t pid = 0;
+
+    if (run->outcome == PYEXEC_RUN_TIMEOUT) {
+        end = PYEXEC_END_TIMEOUT;
+    }
+    else if (run->outcome == PYEXEC_RUN_MEMORY) {
+        end = PYEXEC_END_MEMORY;
+    }
+    if (pyexec_lock() == APR_SUCCESS) {
+        pid = pyexec_reg_count_out(pyexec_state.shared.reg, ref->idx,
+                                   ref->t.gen, pyexec_now_usec(),
+                                   run->outcome == PYEXEC_RUN_OK
+                                   ? &ans->res.mem_bytes : NULL, end);
+        pyexec_unlock();
+    }
+    if (end != PYEXEC_END_NONE && pid > 0) {
+        pyexec_supervisor_kill(ref->idx, ref->t.gen, end);
+    }
+    if (run->outcome == PYEXEC_RUN_DIED) {
+        run->died_why = wait_for_reason(ref);
+    }
+}
+
+static apr_status_t free_payload(void *payload)
+{
+    free(payload);
+    return APR_SUCCESS;
+}
+
+int pyexec_bridge_run(request_rec *r, const pyexec_id_t *id,
+                      const char *code, size_t code_len, pyexec_run_t *run)
+{
+    session_ref_t ref;
+    answer_t ans;
+    int rc;
+
+    memset(run, 0, sizeof(*run));
+    memset(&ans, 0, sizeof(ans));
+    rc = id ? attach_session(id, &ref, run) : new_session(r, &ref, run);
+    if (rc != OK) {
+        return rc;
+    }
+    run->max_code = ref.t.limits.max_code;
+    run_code(r, &ref, code, code_len, run, &ans);
+    detach_session(&ref, run, &ans);
+    if (ans.payload) {
+        apr_pool_cleanup_register(r->pool, ans.payload, free_payload,
+                                  apr_pool_cleanup_null);
+    }
+    if (run->outcome == PYEXEC_RUN_OK) {
+        run->out = (const char *)ans.payload + PYEXEC_RESULT_FIXED_LEN;
+        run->out_len = ans.res.stdout_len;
+        run->err = run->out + ans.res.stdout_len;
+        run->err_len = ans.res.stderr_len;
+    }
+    return OK;
+}
+
+const char *pyexec_outcome_name(const pyexec_run_t *run)
+{
+    switch (run->outcome) {
+    case PYEXEC_RUN_OK:      return "ok";
+    case PYEXEC_RUN_TIMEOUT: return "timeout";
+    case PYEXEC_RUN_MEMORY:  return "memory";
+    case PYEXEC_RUN_DIED:    return pyexec_end_reason_name(run->died_why);
+    case PYEXEC_RUN_BUSY:    return "busy";
+    case PYEXEC_RUN_LOCAL:   return "error";
+    case PYEXEC_RUN_TOO_LARGE: return "too-large";
+    }
+    return "unknown";
+}

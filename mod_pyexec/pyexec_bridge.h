@@ -1,0 +1,55 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * A worker's end of a session: from finding the session (or binding a
+ * spare helper to a new one) to the outcome of one run. The handler
+ * (pyexec_handler.c) calls pyexec_bridge_run() and turns the outcome
+ * into an answer; everything between, the registry, the helper's
+ * socket and the clock, is pyexec_bridge.c's.
+ */
+#ifndef PYEXEC_BRIDGE_H
+#define PYEXEC_BRIDGE_H
+
+#include <httpd.h>
+
+#include "pyexec_id.h"
+#include "pyexec_registry.h"
+
+typedef enum {
+    PYEXEC_RUN_OK = 0,          /* ran: out and err hold what it wrote */
+    PYEXEC_RUN_TIMEOUT,         /* past the session's time limit: ended */
+    PYEXEC_RUN_MEMORY,          /* past its memory limit: ended */
+    PYEXEC_RUN_DIED,            /* the helper ended otherwise: died_why */
+    PYEXEC_RUN_BUSY,            /* never got its turn; session untouched */
+    PYEXEC_RUN_LOCAL,           /* this worker failed; session untouched */
+    PYEXEC_RUN_TOO_LARGE,       /* above the session's own code limit */
+} pyexec_outcome_t;
+
+typedef struct {
+    pyexec_outcome_t outcome;
+    pyexec_end_reason_t died_why;   /* PYEXEC_RUN_DIED */
+    int64_t exec_usec;          /* the run's time, as Server-Timing says */
+    const char *out;            /* PYEXEC_RUN_OK: stdout and stderr, */
+    size_t out_len;             /* owned by the request's pool */
+    const char *err;
+    size_t err_len;
+    uint32_t max_code;          /* the session's code limit */
+    char id[PYEXEC_ID_STRLEN + 1];  /* the session's id */
+} pyexec_run_t;
+
+/* Per worker process: the connections kept for sessions' next requests
+ * (after the registry is attached). */
+void pyexec_bridge_child_init(apr_pool_t *p, server_rec *s);
+
+/* Run code in the session id names, or in a new one if id is NULL.
+ * Returns OK with the outcome in *run, or, with nothing run:
+ * HTTP_NOT_FOUND (no such session), HTTP_SERVICE_UNAVAILABLE (the
+ * table is full), HTTP_GATEWAY_TIME_OUT (no helper became ready in
+ * time), HTTP_INTERNAL_SERVER_ERROR. */
+int pyexec_bridge_run(request_rec *r, const pyexec_id_t *id,
+                      const char *code, size_t code_len, pyexec_run_t *run);
+
+/* "ok", "timeout", ... for the access log's pyexec-outcome note. */
+const char *pyexec_outcome_name(const pyexec_run_t *run);
+
+#endif /* PYEXEC_BRIDGE_H */
