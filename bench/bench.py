@@ -34,11 +34,11 @@ import time
 
 import requests
 
+from bench.stats import percentile
+from tests.integration import pyhttpd
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
-import pyhttpd  # noqa: E402
-from stats import percentile  # noqa: E402
+REPO = pyhttpd.REPO
 
 LUA = os.path.join(HERE, "wrk.lua")
 ROUNDS = 3
@@ -80,53 +80,14 @@ def post(url, body, timeout=30):
 
 # -- the process tree and its memory ------------------------------------------
 
-def proc_table():
-    table = {}
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % p) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open("/proc/%s/status" % p) as f:
-                nspid = [l for l in f if l.startswith("NSpid:")][0].split()[1:]
-            table[int(p)] = (ppid, len(nspid))
-        except (OSError, IndexError, ValueError):
-            pass
-    return table
-
-
 def tree(httpd):
-    """{'parent', 'workers', 'supervisor', 'zygote', 'helpers'} pids.
-
-    The supervisor is the child of httpd's parent whose children run
-    pyexec-helper; session helpers are those in a pid namespace of their
-    own, the zygote is the one that is not."""
-    main = httpd.main_pid()
-    t = proc_table()
-    children = {}
-    for pid, (ppid, _) in t.items():
-        children.setdefault(ppid, []).append(pid)
-
-    def runs_helper(pid):
-        try:
-            return os.readlink("/proc/%d/exe" % pid).endswith("pyexec-helper")
-        except OSError:
-            return False
-    out = {"parent": main, "workers": [], "supervisor": None,
-           "zygote": None, "helpers": []}
-    for pid in children.get(main, []):
-        kids = [k for k in children.get(pid, []) if runs_helper(k)]
-        if not kids:
-            out["workers"].append(pid)
-            continue
-        out["supervisor"] = pid
-        for k in kids:
-            if t[k][1] > 1:
-                out["helpers"].append(k)
-            else:
-                out["zygote"] = k
-    return out
+    """{'parent', 'workers', 'supervisor', 'zygote', 'helpers'} pids, from
+    one look at the process table (pyhttpd's lookups)."""
+    t = pyhttpd.process_table()
+    return {"parent": httpd.main_pid(), "workers": httpd.worker_pids(t),
+            "supervisor": httpd.supervisor_pid(t),
+            "zygote": httpd.zygote_pid(t),
+            "helpers": httpd.session_helper_pids(t)}
 
 
 def smaps(pid):
@@ -339,9 +300,9 @@ def phase_peer():
         return None
     log("peer: ipykernel start and warm round trips")
     env = dict(os.environ, PYDEVD_DISABLE_FILE_VALIDATION="1")
-    out = subprocess.run([sys.executable, os.path.join(HERE, "peer_ipykernel.py"),
+    out = subprocess.run([sys.executable, "-m", "bench.peer_ipykernel",
                           "1000"], capture_output=True, text=True, check=True,
-                         env=env).stdout
+                         env=env, cwd=REPO).stdout
     return json.loads(out)
 
 

@@ -13,7 +13,7 @@ import time
 
 from jupyter_client.manager import start_new_kernel
 
-from stats import PERCENTILES, percentile
+from bench.stats import PERCENTILES, percentile
 
 
 

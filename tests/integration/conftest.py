@@ -1,12 +1,10 @@
 """Fixtures: real httpd instances with mod_pyexec (see pyhttpd.py)."""
-import os
 import sys
 
 import pytest
 import requests
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import pyhttpd  # noqa: E402
+from . import pyhttpd
 
 
 class Client:

@@ -3,7 +3,13 @@
 Modelled on httpd's own test/pyhttpd: every instance gets its own server
 root (config, logs, pid file, runtime dir) in a fresh temporary
 directory, listens on a free loopback port, and is stopped by whoever
-started it. Used by the integration tests and by `scripts/dev serve`.
+started it. Also the one place for finding an instance's processes (its
+workers, the supervisor, the zygote, the session helpers) and for waiting
+on a condition.
+
+Used by the integration tests (`from . import pyhttpd`), the benchmark
+(`from tests.integration import pyhttpd`, run as `python3 -m bench`
+from the top of the tree) and `scripts/dev serve`, which runs this file.
 """
 import argparse
 import os
@@ -35,6 +41,91 @@ PROTO_VERSION = _proto_version()
 def _apxs(var):
     return subprocess.run(["apxs", "-q", var], check=True,
                           capture_output=True, text=True).stdout.strip()
+
+
+def wait_for(pred, timeout=10, step=0.05):
+    """pred()'s first true value within timeout seconds, or its last
+    (false) one."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+# -- processes ------------------------------------------------------------
+
+class Proc:
+    """What /proc says of one process."""
+
+    def __init__(self, pid, ppid, comm, state, nspid_depth):
+        self.pid = pid
+        self.ppid = ppid
+        self.comm = comm
+        self.state = state
+        self.nspid_depth = nspid_depth  # 1 in the host's pid namespace
+
+
+def proc_info(pid):
+    """A Proc for pid, or None if there is no such process."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+        with open("/proc/%d/status" % pid) as f:
+            nspid = [l for l in f if l.startswith("NSpid:")]
+    except OSError:
+        return None
+    # the name in parentheses may hold anything: parse after its last ')'
+    comm = stat[stat.index("(") + 1:stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 1:].split()
+    depth = len(nspid[0].split()) - 1 if nspid else 1
+    return Proc(pid, int(fields[1]), comm, fields[0], depth)
+
+
+def process_table():
+    """{pid: Proc} of every process on the machine."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            p = proc_info(int(name))
+            if p:
+                table[p.pid] = p
+    return table
+
+
+def children(pid, table=None):
+    """Pids of pid's children."""
+    table = table if table is not None else process_table()
+    return sorted(p.pid for p in table.values() if p.ppid == pid)
+
+
+def descendants(pid, table=None):
+    """Pids of pid's children, their children, and so on."""
+    table = table if table is not None else process_table()
+    out, todo = [], [pid]
+    while todo:
+        for k in children(todo.pop(), table):
+            out.append(k)
+            todo.append(k)
+    return out
+
+
+def alive(pid):
+    """Whether pid exists and is not a zombie."""
+    p = proc_info(pid)
+    return p is not None and p.state != "Z"
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time pid has used."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+HELPER_COMM = "pyexec-helper"
 
 
 def free_port():
@@ -266,6 +357,45 @@ DirectoryIndex index.html
                 return int(f.read().strip())
         except (OSError, ValueError):
             return None
+
+    # -- its processes ------------------------------------------------------
+
+    def supervisor_pid(self, table=None):
+        """The httpd parent's child that parents the helpers, or None."""
+        table = table if table is not None else process_table()
+        for pid in children(self.main_pid(), table):
+            if any(table[k].comm == HELPER_COMM for k in children(pid, table)):
+                return pid
+        return None
+
+    def worker_pids(self, table=None):
+        """The MPM's children: every child of the parent but the
+        supervisor."""
+        table = table if table is not None else process_table()
+        sup = self.supervisor_pid(table)
+        return [p for p in children(self.main_pid(), table) if p != sup]
+
+    def helper_pids(self, table=None):
+        """The zygote and every session helper: the supervisor's
+        children."""
+        table = table if table is not None else process_table()
+        sup = self.supervisor_pid(table)
+        return children(sup, table) if sup else []
+
+    def session_helper_pids(self, table=None):
+        """Session helpers only: each has a pid namespace of its own, the
+        zygote not."""
+        table = table if table is not None else process_table()
+        return [p for p in self.helper_pids(table)
+                if table[p].nspid_depth > 1]
+
+    def zygote_pid(self, table=None):
+        """The helper that is in the supervisor's pid namespace."""
+        table = table if table is not None else process_table()
+        for p in self.helper_pids(table):
+            if table[p].nspid_depth == 1:
+                return p
+        return None
 
     def signal(self, action, wait=True, timeout=15):
         old = self.main_pid()

@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-import pyhttpd
+from . import pyhttpd
 
 PACKAGE = "libapache2-mod-pyexec"
 

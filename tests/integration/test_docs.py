@@ -4,7 +4,7 @@ entry names a directive that exists."""
 import os
 import re
 
-import pyhttpd
+from . import pyhttpd
 
 SOURCE = os.path.join(pyhttpd.REPO, "mod_pyexec", "pyexec_config.c")
 DOCS = os.path.join(pyhttpd.REPO, "docs", "directives.md")

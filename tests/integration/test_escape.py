@@ -36,8 +36,9 @@ import uuid
 
 import pytest
 
-import pyhttpd
-from conftest import Client, start
+from . import pyhttpd
+from .conftest import Client, start
+from .pyhttpd import wait_for
 
 # Planted in this process's environment before any server starts: httpd
 # (and so anything that inherits its environment) gets it.
@@ -210,56 +211,13 @@ def world():
 
 # --- the server side ----------------------------------------------------
 
-def process_table():
-    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,comm="],
-                         capture_output=True, text=True).stdout
-    procs = {}
-    for line in out.splitlines():
-        p, pp, comm = line.split(None, 2)
-        procs[int(p)] = (int(pp), comm.strip())
-    return procs
-
-
-def descendants(procs, root):
-    kids = {}
-    for p, (pp, _) in procs.items():
-        kids.setdefault(pp, []).append(p)
-    out, todo = [], [root]
-    while todo:
-        for k in kids.get(todo.pop(), []):
-            out.append(k)
-            todo.append(k)
-    return out
-
-
-def find_supervisor(h):
-    """The httpd parent's child that parents the helpers."""
-    procs = process_table()
-    main = h.main_pid()
-    for p, (pp, _) in procs.items():
-        if pp == main and any(c == "pyexec-helper" and ppp == p
-                              for ppp, c in procs.values()):
-            return p
-    return None
-
-
-def wait_for(pred, timeout=10, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
-
-
 class Server:
     def __init__(self, name, h):
         self.name = name
         self.h = h
         self.client = Client(h)
         self.main_pid = h.main_pid()
-        self.supervisor = wait_for(lambda: find_supervisor(h))
+        self.supervisor = wait_for(h.supervisor_pid)
         assert self.supervisor, h.read_log()
         self.new_canary()
 
@@ -1639,17 +1597,15 @@ def server_problems(server, world):
     if main != server.main_pid:
         out.append("httpd parent pid changed: %s -> %s"
                    % (server.main_pid, main))
-    procs = process_table()
+    procs = pyhttpd.process_table()
     if server.main_pid not in procs:
         out.append("httpd parent %d is gone" % server.main_pid)
     sup = server.supervisor
-    if sup not in procs or procs[sup][0] != server.main_pid:
+    if sup not in procs or procs[sup].ppid != server.main_pid:
         out.append("supervisor %d is gone" % sup)
-        server.supervisor = wait_for(lambda: find_supervisor(h)) or sup
-    for p in descendants(procs, server.main_pid):
-        if p not in procs:
-            continue
-        pp, comm = procs[p]
+        server.supervisor = wait_for(h.supervisor_pid) or sup
+    for p in pyhttpd.descendants(server.main_pid, procs):
+        pp, comm = procs[p].ppid, procs[p].comm
         if comm not in ALLOWED_COMMS:
             out.append("stranger under httpd: pid %d %r (parent %d)"
                        % (p, comm, pp))

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-import pyhttpd
+from . import pyhttpd
 
 HELPER = os.path.join(os.path.abspath(os.environ.get("PYEXEC_BUILD_DIR", "build")),
                       "pyexec-helper")
@@ -269,12 +269,6 @@ def test_more_waiting_requests_than_kept_connections(helper):
         == str(list(range(1, 13))) + "\n"
 
 
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def test_silent_connections_neither_lock_out_nor_spin_the_helper(helper):
     """Connections that never send a request (anything running as User
     can open them) fill the helper's places: it must not spin on its
@@ -285,9 +279,9 @@ def test_silent_connections_neither_lock_out_nor_spin_the_helper(helper):
     a.close()
     silent = [helper.connect() for _ in range(24)]
     time.sleep(0.2)
-    before = cpu_seconds(helper.pid)
+    before = pyhttpd.cpu_seconds(helper.pid)
     time.sleep(0.5)
-    assert cpu_seconds(helper.pid) - before < 0.1     # not spinning
+    assert pyhttpd.cpu_seconds(helper.pid) - before < 0.1     # not spinning
     t = time.monotonic()
     assert Worker(helper, 1, "print(x)").result() == "1\n"
     assert time.monotonic() - t < 4

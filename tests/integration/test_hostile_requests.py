@@ -9,8 +9,8 @@ import time
 import pytest
 import requests
 
-from conftest import Client, start
-from test_processes import supervisor_pid, children_of, wait_for
+from .conftest import Client, start
+from .pyhttpd import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -197,9 +197,8 @@ def test_crowd_of_good_and_hostile_clients(request):
                     errors.append((n, r.status_code, r.text[:200]))
                     return
 
-    sup = wait_for(lambda: supervisor_pid(h))
-    workers = [p for p, comm in children_of(h.main_pid())
-               if comm == "apache2"]
+    sup = wait_for(h.supervisor_pid)
+    workers = h.worker_pids()
     # the sanitizer build is here to find memory errors, not to keep up
     # with the full crowd: it starts helpers several times slower
     crowd = 60 if h.sanitized() else 200
@@ -223,4 +222,4 @@ def test_crowd_of_good_and_hostile_clients(request):
     for p in before:
         bound = 4 * 1024 if p == sup else 12 * 1024
         assert after[p] - before[p] < bound, (p, before[p], after[p])
-    assert supervisor_pid(h) == sup
+    assert h.supervisor_pid() == sup

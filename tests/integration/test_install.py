@@ -11,8 +11,8 @@ import tempfile
 import pytest
 import requests
 
-from conftest import start
-import pyhttpd
+from . import pyhttpd
+from .conftest import start
 
 BUILD = os.path.abspath(os.environ.get("PYEXEC_BUILD_DIR")
                         or os.path.join(pyhttpd.REPO, "build"))

@@ -6,9 +6,8 @@ import time
 import uuid
 
 import pytest
-import requests
 
-from conftest import Client, start
+from .conftest import Client, start
 
 if not os.path.isdir("/usr/lib/python3/dist-packages/numpy"):
     pytest.skip("python3-numpy is not installed", allow_module_level=True)
@@ -52,12 +51,12 @@ def test_numpy_works_and_is_preloaded(sci):
 
 def test_blas_runs_on_one_thread(sci):
     c = Client(sci)
-    before = set(helper_pids(sci))
+    before = set(sci.helper_pids())
     sid = c.run("import numpy as np\nm = np.ones((400, 400))\n"
                 "for _ in range(5):\n    m = m @ m / 400\nprint(m[0, 0])"
                 )["id"]
     assert sid
-    for pid in set(helper_pids(sci)) - before or helper_pids(sci):
+    for pid in set(sci.helper_pids()) - before or sci.helper_pids():
         with open("/proc/%d/status" % pid) as f:
             threads = [l for l in f if l.startswith("Threads:")][0]
         assert threads.split()[1] == "1", (pid, threads)
@@ -131,8 +130,3 @@ def test_a_package_that_is_not_installed_is_reported_not_fatal(request):
         == "True\n"
     log = h.read_log()
     assert "PyExecAllowModules: cannot import no_such_package_" in log
-
-
-def helper_pids(h):
-    from test_processes import helper_pids as hp
-    return hp(h)

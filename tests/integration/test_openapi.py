@@ -9,8 +9,8 @@ import threading
 import pytest
 import requests
 
-import pyhttpd
-from conftest import Client, start
+from . import pyhttpd
+from .conftest import Client, start
 
 jsonschema = pytest.importorskip("jsonschema")
 

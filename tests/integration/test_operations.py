@@ -8,7 +8,8 @@ import time
 import pytest
 import requests
 
-from conftest import Client, start
+from .conftest import Client, start
+from .pyhttpd import wait_for
 
 
 def status_auto(h):
@@ -16,16 +17,6 @@ def status_auto(h):
     assert r.status_code == 200
     return dict(line.split(": ", 1) for line in r.text.splitlines()
                 if line.startswith("PyExec"))
-
-
-def wait_for(pred, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.05)
-    return pred()
 
 
 @pytest.fixture
@@ -69,7 +60,8 @@ def test_get_shows_a_session_running(client):
     t = threading.Thread(target=client.run, args=("time.sleep(0.8)", sid))
     t.start()
     try:
-        assert wait_for(lambda: client.session_get(sid).json()["running"])
+        assert wait_for(lambda: client.session_get(sid).json()["running"],
+                        timeout=5)
     finally:
         t.join()
     assert client.session_get(sid).json()["running"] is False
@@ -78,15 +70,16 @@ def test_get_shows_a_session_running(client):
 def test_delete_ends_the_session_and_its_helper_at_once(own):
     c = Client(own)
     sid = c.run("x = 1")["id"]
-    assert wait_for(lambda: status_auto(own)["PyExecHelpersSpare"] == "2")
-    before = set(helper_pids(own))
+    assert wait_for(lambda: status_auto(own)["PyExecHelpersSpare"] == "2",
+                    timeout=5)
+    before = set(own.helper_pids())
     r = c.session_delete(sid)
     assert r.status_code == 204 and r.content == b""
     assert c.post({"code": "print(x)", "id": sid}).status_code == 404
     assert c.session_get(sid).status_code == 404
     assert c.session_delete(sid).status_code == 404
     # its helper process is gone within a moment
-    gone = wait_for(lambda: before - set(helper_pids(own)), timeout=5)
+    gone = wait_for(lambda: before - set(own.helper_pids()), timeout=5)
     assert len(gone) == 1
     assert not [p for p in gone if os.path.exists("/proc/%d" % p)]
     assert status_auto(own)["PyExecSessionsEndedDeleted"] == "1"
@@ -99,7 +92,8 @@ def test_delete_during_a_run_ends_it(client):
     t = threading.Thread(target=lambda: out.update(
         client.run("time.sleep(5)\nprint('finished')", sid)))
     t.start()
-    assert wait_for(lambda: client.session_get(sid).json()["running"])
+    assert wait_for(lambda: client.session_get(sid).json()["running"],
+                    timeout=5)
     started = time.monotonic()
     assert client.session_delete(sid).status_code == 204
     t.join(10)
@@ -138,7 +132,8 @@ def test_unknown_ids_are_404_and_nothing_lists_sessions(client):
 
 def test_status_auto_counts_what_happened(own):
     c = Client(own)
-    assert wait_for(lambda: status_auto(own)["PyExecHelpersSpare"] == "2")
+    assert wait_for(lambda: status_auto(own)["PyExecHelpersSpare"] == "2",
+                    timeout=5)
     a = c.run("x = 1")["id"]
     b = c.run("y = 1")["id"]
     c.run("x += 1", a)
@@ -147,7 +142,7 @@ def test_status_auto_counts_what_happened(own):
     m = c.run("b = bytearray(10**10)")     # ends by memory
     assert "Session terminated" in t["error"] and "Memory" in m["error"]
     s = wait_for(lambda: (lambda s: s if s["PyExecSessionsEndedTimeout"]
-                          == "1" else None)(status_auto(own)))
+                          == "1" else None)(status_auto(own)), timeout=5)
     assert s["PyExecSessionsLive"] == "1"
     assert s["PyExecSessionsCreated"] == "4"
     assert s["PyExecExecutions"] == "5"
@@ -170,7 +165,8 @@ def test_status_shows_a_busy_helper(own):
     t = threading.Thread(target=c.run, args=("time.sleep(1)", sid))
     t.start()
     try:
-        assert wait_for(lambda: status_auto(own)["PyExecHelpersBusy"] == "1")
+        assert wait_for(lambda: status_auto(own)["PyExecHelpersBusy"] == "1",
+                        timeout=5)
     finally:
         t.join()
 
@@ -216,11 +212,6 @@ def test_access_log_notes(own):
     assert re.search(r" %s timeout 2000\.000$" % sid, timeout), timeout
     assert re.search(r" %s info -$" % sid, info), info
     assert re.search(r" 404 \d+ %s rejected -$" % sid, gone), gone
-
-
-def helper_pids(h):
-    from test_processes import helper_pids as hp
-    return hp(h)
 
 
 # --- an operator's listing ----------------------------------------------------

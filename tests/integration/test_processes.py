@@ -6,64 +6,9 @@ import time
 
 import pytest
 
-import pyhttpd
-from conftest import Client, start
-
-
-def children_of(pid):
-    out = subprocess.run(["ps", "-o", "pid=,ppid=,comm=", "-e"],
-                         capture_output=True, text=True).stdout
-    kids = {}
-    for line in out.splitlines():
-        p, pp, comm = line.split(None, 2)
-        kids.setdefault(int(pp), []).append((int(p), comm))
-    return kids.get(pid, [])
-
-
-def supervisor_pid(h):
-    """The httpd parent's child that parents the helpers."""
-    for pid, comm in children_of(h.main_pid()):
-        if any(c == "pyexec-helper" for _, c in children_of(pid)):
-            return pid
-    return None
-
-
-def helper_pids(h):
-    """The zygote and every session helper."""
-    sup = supervisor_pid(h)
-    return [p for p, c in children_of(sup)] if sup else []
-
-
-def session_helper_pids(h):
-    """Helpers only: each has a pid namespace of its own, the zygote not."""
-    sup = supervisor_pid(h)
-    mine = os.readlink("/proc/%d/ns/pid" % sup)
-    out = []
-    for p in helper_pids(h):
-        try:
-            if os.readlink("/proc/%d/ns/pid" % p) != mine:
-                out.append(p)
-        except OSError:
-            pass
-    return out
-
-
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def wait_for(pred, timeout=10, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
+from . import pyhttpd
+from .conftest import Client, start
+from .pyhttpd import alive, wait_for
 
 
 @pytest.fixture
@@ -72,17 +17,17 @@ def own(request):
 
 
 def test_helpers_are_children_of_the_supervisor(own):
-    sup = wait_for(lambda: supervisor_pid(own))
+    sup = wait_for(own.supervisor_pid)
     assert sup
     # zygote + 2 spares at least
-    assert wait_for(lambda: len(helper_pids(own)) >= 3)
+    assert wait_for(lambda: len(own.helper_pids()) >= 3)
 
 
 def test_timeout_helper_is_killed_from_outside(request):
     """The helper process of a timed-out session no longer exists."""
     h = start(request, directives={"PyExecSpareHelpers": 1})
     c = Client(h)
-    spare = wait_for(lambda: session_helper_pids(h))
+    spare = wait_for(h.session_helper_pids)
     assert len(spare) == 1
     sid = c.run("x = 1")["id"]          # takes that spare
     body = c.run("while True:\n    try:\n        pass\n"
@@ -97,7 +42,7 @@ def test_supervisor_killed_mid_run(own):
     c = Client(own)
     sid = c.run("x = 1")["id"]
     other = c.run("y = 2")["id"]
-    sup = wait_for(lambda: supervisor_pid(own))
+    sup = wait_for(own.supervisor_pid)
     import concurrent.futures
     with concurrent.futures.ThreadPoolExecutor(1) as ex:
         fut = ex.submit(Client(own).run,
@@ -108,7 +53,7 @@ def test_supervisor_killed_mid_run(own):
     # the in-flight execution ends with an error, not a hang or a 5xx
     assert "error" in body
     # its helpers died with it; httpd started a new supervisor
-    assert wait_for(lambda: supervisor_pid(own) not in (None, sup))
+    assert wait_for(lambda: own.supervisor_pid() not in (None, sup))
     for s in (sid, other):
         assert c.post({"code": "print(x)", "id": s}).status_code == 404
     # new sessions work again
@@ -121,8 +66,7 @@ def test_supervisor_killed_mid_run(own):
 def test_zygote_killed_is_replaced(own):
     c = Client(own)
     sid = c.run("z = 1")["id"]
-    sup = wait_for(lambda: supervisor_pid(own))
-    zygote = min(p for p, _ in children_of(sup))
+    zygote = wait_for(own.zygote_pid)
     os.kill(zygote, signal.SIGKILL)
     # existing sessions are not the zygote's: they live on
     assert c.run("print(z)", sid)["stdout"] == "1\n"
@@ -147,14 +91,14 @@ def test_graceful_restart_keeps_sessions(own):
     table: a variable set before is read after, in the same helper."""
     c = Client(own)
     sid = c.run("kept = 'before'")["id"]
-    sup = wait_for(lambda: supervisor_pid(own))
-    helpers = set(helper_pids(own))
+    sup = wait_for(own.supervisor_pid)
+    helpers = set(own.helper_pids())
     own.signal("graceful")
     own.wait_spares(1)
     assert c.run("print(kept)", sid)["stdout"] == "before\n"
-    assert supervisor_pid(own) == sup
+    assert own.supervisor_pid() == sup
     # the session's helper is the one it had
-    assert helpers & set(helper_pids(own))
+    assert helpers & set(own.helper_pids())
     assert "PYX00107" in own.read_log()
     # and twice in a row
     own.signal("graceful")
@@ -215,8 +159,8 @@ def test_stop_leaves_no_process_behind(request):
     c = Client(h)
     for _ in range(3):
         c.run("x = 1")
-    sup = wait_for(lambda: supervisor_pid(h))
-    pids = [sup] + helper_pids(h)
+    sup = wait_for(h.supervisor_pid)
+    pids = [sup] + h.helper_pids()
     assert len(pids) >= 5
     h.signal("stop")
 
@@ -237,8 +181,8 @@ def test_graceful_restart_after_log_rotation_moves_the_kept_processes_log(own):
     import struct
     c = Client(own)
     sid = c.run("x = 1")["id"]
-    sup = wait_for(lambda: supervisor_pid(own))
-    zygote = min(p for p, _ in children_of(sup))
+    sup = wait_for(own.supervisor_pid)
+    zygote = wait_for(own.zygote_pid)
     rotated = own.error_log + ".1"
     os.rename(own.error_log, rotated)
     own.signal("graceful")
@@ -268,8 +212,8 @@ def test_graceful_stop_leaves_no_process_behind(own):
     c = Client(own)
     c.run("x = 1")
     main = own.main_pid()
-    sup = wait_for(lambda: supervisor_pid(own))
-    pids = [main, sup] + helper_pids(own)
+    sup = wait_for(own.supervisor_pid)
+    pids = [main, sup] + own.helper_pids()
     own.signal("graceful-stop", wait=False)
     assert wait_for(lambda: not [p for p in pids
                                  if os.path.exists("/proc/%d" % p)],
@@ -286,8 +230,8 @@ def test_stop_after_a_graceful_restart_leaves_no_process_behind(own):
     own.signal("graceful")
     own.wait_spares(1)
     c.run("y = 2")
-    sup = wait_for(lambda: supervisor_pid(own))
-    pids = [sup] + helper_pids(own)
+    sup = wait_for(own.supervisor_pid)
+    pids = [sup] + own.helper_pids()
     own.signal("stop")
     assert wait_for(lambda: not [p for p in pids
                                  if os.path.exists("/proc/%d" % p)],
@@ -308,9 +252,8 @@ def test_helpers_run_unprivileged_when_httpd_starts_as_root(client):
 def test_works_started_as_an_ordinary_user(httpd):
     """The whole service, started by `nobody` instead of root."""
     script = r"""
-import sys, requests
-sys.path.insert(0, %r)
-import pyhttpd
+import requests
+from tests.integration import pyhttpd
 h = pyhttpd.Httpd(build_dir=%r)
 try:
     h.start(); h.wait_spares(1)
@@ -322,11 +265,11 @@ try:
     print(r.json()["error"])
 finally:
     h.stop(); h.cleanup()
-""" % (os.path.dirname(os.path.abspath(__file__)), httpd.build_dir)
+""" % httpd.build_dir
     import pwd
     r = subprocess.run(["runuser", "-u", "nobody", "--", "/usr/bin/python3",
                         "-c", script], capture_output=True, text=True,
-                       cwd="/", timeout=60)
+                       cwd=pyhttpd.REPO, timeout=60)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0] == "200 %d" % pwd.getpwnam("nobody").pw_uid
@@ -359,13 +302,13 @@ def test_helpers_as_their_own_user(request):
     uid, gid = map(int, body["stdout"].split())
     assert uid == pwd.getpwnam("nobody").pw_uid
     assert gid == grp.getgrnam("nogroup").gr_gid
-    for pid in session_helper_pids(h):
+    for pid in h.session_helper_pids():
         with open("/proc/%d/status" % pid) as f:
             status = f.read()
         assert "\nUid:\t%d\t" % uid in status
         assert "\nCapEff:\t0000000000000000" in status
     # the supervisor: www-data, with CAP_KILL, CAP_SETGID, CAP_SETUID only
-    sup = supervisor_pid(h)
+    sup = h.supervisor_pid()
     with open("/proc/%d/status" % sup) as f:
         status = f.read()
     assert "\nUid:\t%d\t" % pwd.getpwnam("www-data").pw_uid in status
@@ -411,7 +354,6 @@ def test_without_require_sandbox_missing_layers_are_reported(request):
 
 def pyhttpd_start_without_waiting(request, directives):
     """Like conftest.start, for a server whose helpers never get ready."""
-    import pyhttpd
     h = pyhttpd.Httpd(directives=directives)
     h.start()
 

@@ -8,6 +8,9 @@ import tempfile
 import pytest
 import requests
 
+from . import pyhttpd
+from .conftest import start
+
 
 def assert_json_error(r, status):
     assert r.status_code == status, (r.status_code, r.text)
@@ -160,8 +163,6 @@ def test_error_bodies_are_json_objects(client):
 def fenced(request):
     """<Directory> forbids the document root; <Location> forbids one URL
     that is also handled by pyexec."""
-    from conftest import start
-    import pyhttpd
     htdocs = pyhttpd.Httpd().htdocs
     return start(request, extra_conf="""
 <Directory "%s">
@@ -202,8 +203,6 @@ def test_a_request_rewritten_away_from_the_endpoint_meets_directory_rules(
     gave to pyexec. A RewriteRule [PT] that sends a URI under the
     endpoint to a file elsewhere gets the walk, and with it the
     <Directory> rule that guards that file."""
-    from conftest import start
-    import pyhttpd
     root = tempfile.mkdtemp(prefix="pyexec-rewrite-")
     request.addfinalizer(lambda: shutil.rmtree(root))
     os.chmod(root, 0o755)

@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from conftest import Client, start
+from .conftest import Client, start
+from .pyhttpd import wait_for
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}"
                    r"-[0-9a-f]{12}$")
@@ -213,10 +214,9 @@ def test_the_first_of_two_requests_runs_first(quick):
 def test_mass_timeouts_leave_no_helper_running(quick):
     """Many executions timing out at the same moment: every one of their
     helpers is killed, even if the supervisor's queue overflows."""
-    from test_processes import session_helper_pids, wait_for
     c = Client(quick)
     sids = [c.session() for _ in range(40)]
-    assert len(session_helper_pids(quick)) >= 40
+    assert len(quick.session_helper_pids()) >= 40
     with concurrent.futures.ThreadPoolExecutor(40) as ex:
         bodies = list(ex.map(
             lambda s: Client(quick).run("import time\ntime.sleep(1000)", s),
@@ -224,8 +224,8 @@ def test_mass_timeouts_leave_no_helper_running(quick):
     assert all(b.get("error") == "Execution timeout. Session terminated."
                for b in bodies)
     # left: the spares (4), the queue test's session, a spawn or two
-    assert wait_for(lambda: len(session_helper_pids(quick)) <= 7,
-                    timeout=5), session_helper_pids(quick)
+    assert wait_for(lambda: len(quick.session_helper_pids()) <= 7,
+                    timeout=5), quick.session_helper_pids()
 
 
 def test_more_worker_processes_than_a_helper_keeps_connections(request):

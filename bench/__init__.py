@@ -1,0 +1,1 @@
+"""scripts/dev bench: run as `python3 -m bench` from the top of the tree."""

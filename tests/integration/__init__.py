@@ -1,0 +1,1 @@
+"""Integration tests: real httpd instances with mod_pyexec (pyhttpd.py)."""
