@@ -69,7 +69,7 @@ static int read_request(int conn, const pyexec_spawn_t *sp, request_t *rq)
     if (st != PYEXEC_IO_OK || hdr.type != PYEXEC_MSG_EXEC
         || pyexec_exec_decode(rq->payload, hdr.length, &fixed) != 0
         || !token_ok(fixed.token, sp->token)) {
-        free(rq->payload);
+        pyexec_io_free(rq->payload);
         rq->payload = NULL;
         return 0;
     }
@@ -99,12 +99,12 @@ static int run_request(int conn, request_t *rq)
         && pyexec_io_send_frame(conn, PYEXEC_MSG_STARTED, 0, NULL, 0,
                                 pyexec_now_usec() + 1000000)
            != PYEXEC_IO_OK) {
-        free(rq->payload);
+        pyexec_io_free(rq->payload);
         rq->payload = NULL;
         return 0;
     }
     pyexec_py_exec((const char *)rq->payload + PYEXEC_EXEC_FIXED_LEN, &res);
-    free(rq->payload);
+    pyexec_io_free(rq->payload);
     rq->payload = NULL;
 
     if (res.out_cut) {
@@ -189,7 +189,7 @@ typedef struct {
 static void conns_drop(conns_t *cs, int i)
 {
     close(cs->c[i].fd);
-    free(cs->c[i].rq.payload);
+    pyexec_io_free(cs->c[i].rq.payload);
     cs->n--;
     cs->c[i] = cs->c[cs->n];
 }
@@ -273,7 +273,7 @@ static void skip_late(conns_t *cs)
         request_t *rq = &cs->c[i].rq;
 
         if (rq->payload && PYEXEC_TICKET_BEFORE(rq->ticket, cs->turn)) {
-            free(rq->payload);
+            pyexec_io_free(rq->payload);
             rq->payload = NULL;
             cs->c[i].last = ++cs->clock;
             if (pyexec_io_send_frame(cs->c[i].fd, PYEXEC_MSG_SKIPPED, 0,

@@ -343,7 +343,7 @@ static pyexec_outcome_t give_up_waiting(int fd)
     shutdown(fd, SHUT_RDWR);
     begun = pyexec_io_recv_frame(fd, 0, &hdr, &payload, pyexec_now_usec())
             == PYEXEC_IO_OK && hdr.type == PYEXEC_MSG_STARTED;
-    free(payload);
+    pyexec_io_free(payload);
     close(fd);
     return begun ? PYEXEC_RUN_TIMEOUT : PYEXEC_RUN_BUSY;
 }
@@ -501,7 +501,7 @@ again:
                           "malformed answer", (int)ref->idx);
         }
         close(fd);
-        free(ans->payload);
+        pyexec_io_free(ans->payload);
         ans->payload = NULL;
         run->outcome = PYEXEC_RUN_DIED;
         return;
@@ -548,7 +548,7 @@ static void detach_session(const session_ref_t *ref, pyexec_run_t *run,
 
 static apr_status_t free_payload(void *payload)
 {
-    free(payload);
+    pyexec_io_free(payload);
     return APR_SUCCESS;
 }
 

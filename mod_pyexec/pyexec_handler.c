@@ -42,17 +42,22 @@
 
 /* --- answers --------------------------------------------------------- */
 
+static void json_headers(request_rec *r, int status, apr_off_t len)
+{
+    r->status = status;
+    ap_set_content_type(r, "application/json");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    ap_set_content_length(r, len);
+}
+
 /* body: malloc()ed JSON, freed here; NULL when building it failed */
 static int send_body(request_rec *r, int status, char *body)
 {
     if (!body) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    r->status = status;
-    ap_set_content_type(r, "application/json");
-    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
-    ap_set_content_length(r, (apr_off_t)strlen(body));
+    json_headers(r, status, (apr_off_t)strlen(body));
     if (!r->header_only) {
         ap_rwrite(body, (int)strlen(body), r);
     }
@@ -60,12 +65,30 @@ static int send_body(request_rec *r, int status, char *body)
     return OK;
 }
 
+static int write_piece(void *ctx, const char *piece, size_t len)
+{
+    return ap_rwrite(piece, (int)len, ctx) < 0 ? -1 : 0;
+}
+
+/* The contract's answer, written in pieces as it is encoded: an answer
+ * of many megabytes is never held whole (pyexec_answer_write), and what
+ * the output filters hold of it at once stays small. */
 static int send_json(request_rec *r, int status, const char *id,
                      const char *out, size_t out_len,
                      const char *err, size_t err_len, const char *error)
 {
-    return send_body(r, status, pyexec_response_json(id, out, out_len, err,
-                                                     err_len, error));
+    pyexec_answer_t a = { id, out, out_len, err, err_len, error };
+    size_t len = pyexec_answer_len(&a);
+
+    if (!len) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    json_headers(r, status, (apr_off_t)len);
+    if (!r->header_only) {
+        /* a client gone mid-answer: nothing more to do for it */
+        pyexec_answer_write(&a, write_piece, r);
+    }
+    return OK;
 }
 
 static int send_error(request_rec *r, int status, const char *error)

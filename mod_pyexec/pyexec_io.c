@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +47,56 @@ ssize_t pyexec_read_small_file(const char *path, char *buf, size_t len)
     }
     buf[n] = '\0';
     return n;
+}
+
+/* Each buffer starts with this, so that pyexec_io_free() knows how it
+ * was made; 16 bytes keep the payload as aligned as malloc's. */
+typedef struct {
+    size_t size;                /* of the whole mapping; 0: malloc()ed */
+    size_t pad_;
+} io_buf_t;
+
+void *pyexec_io_alloc(size_t len)
+{
+    size_t total = sizeof(io_buf_t) + len;
+    io_buf_t *b;
+
+    if (total < len) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (total < PYEXEC_IO_MAP_MIN) {
+        b = malloc(total);
+        if (!b) {
+            return NULL;
+        }
+        b->size = 0;
+        return b + 1;
+    }
+    b = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+             -1, 0);
+    if (b == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    b->size = total;
+    return b + 1;
+}
+
+void pyexec_io_free(void *p)
+{
+    io_buf_t *b;
+
+    if (!p) {
+        return;
+    }
+    b = (io_buf_t *)p - 1;
+    if (b->size) {
+        munmap(b, b->size);
+    }
+    else {
+        free(b);
+    }
 }
 
 int pyexec_io_set_nonblock(int fd)
@@ -250,14 +301,14 @@ pyexec_io_status_t pyexec_io_recv_frame(int fd, uint32_t max_payload,
         return PYEXEC_IO_OK;
     }
     /* one spare byte: text payloads come back NUL terminated */
-    buf = malloc((size_t)hdr->length + 1);
+    buf = pyexec_io_alloc((size_t)hdr->length + 1);
     if (!buf) {
         errno = ENOMEM;
         return PYEXEC_IO_ERROR;
     }
     st = pyexec_io_read_full(fd, buf, hdr->length, deadline_usec);
     if (st != PYEXEC_IO_OK) {
-        free(buf);
+        pyexec_io_free(buf);
         return st;
     }
     buf[hdr->length] = '\0';

@@ -58,9 +58,20 @@ pyexec_io_status_t pyexec_io_send_frame(int fd, uint16_t type, uint32_t flags,
                                         const void *payload, size_t len,
                                         int64_t deadline_usec);
 
-/* Read one frame header, then its payload into a malloc()ed buffer the
- * caller frees (NULL when length is 0). The buffer has one byte more
- * than the payload, set to NUL, so text payloads are C strings. */
+/* Buffers for frame payloads, freed with pyexec_io_free(). Large ones
+ * are mapped directly rather than taken from malloc: freeing such a block
+ * would make glibc raise its mmap threshold to the block's size and keep
+ * blocks that large in the freeing thread's arena from then on, so that
+ * every thread of an httpd worker that once carried a 1 MB answer would
+ * hold that much for good. Mapped, it goes back to the system at once. */
+#define PYEXEC_IO_MAP_MIN (64 * 1024)
+void *pyexec_io_alloc(size_t len);
+void pyexec_io_free(void *p);
+
+/* Read one frame header, then its payload into a buffer of
+ * pyexec_io_alloc() the caller frees with pyexec_io_free() (NULL when
+ * length is 0). The buffer has one byte more than the payload, set to
+ * NUL, so text payloads are C strings. */
 pyexec_io_status_t pyexec_io_recv_frame(int fd, uint32_t max_payload,
                                         pyexec_frame_hdr_t *hdr,
                                         unsigned char **payload,

@@ -170,43 +170,198 @@ void pyexec_request_clear(pyexec_request_t *req)
     req->code_len = 0;
 }
 
-/* Output from the helper is valid UTF-8 by construction; this repairs
- * it anyway rather than dropping it, should a peer ever break that. */
-static json_t *text_value(const char *s, size_t len)
+/* --- the answer -------------------------------------------------------- */
+
+/* Output from the helper is valid UTF-8 by construction; the answer
+ * repairs it anyway rather than dropping it, should a peer ever break
+ * that: each byte that starts no valid character becomes U+FFFD. */
+
+/* The length of the valid character at s[0..left), or 0 if none starts
+ * there. */
+static size_t utf8_char(const char *s, size_t left)
 {
-    json_t *v = json_stringn(s, len);
-    char *fixed;
-    size_t i, o = 0;
-
-    if (v) {
-        return v;
-    }
-    fixed = malloc(len * 3 + 1);
-    if (!fixed) {
-        return NULL;
-    }
-    for (i = 0; i < len;) {
-        size_t n;
-
-        for (n = 1; n <= 4 && i + n <= len; n++) {
-            if (pyexec_utf8_valid(s + i, n)) {
-                break;
-            }
+    for (size_t n = 1; n <= 4 && n <= left; n++) {
+        if (pyexec_utf8_valid(s, n)) {
+            return n;
         }
-        if (n <= 4 && i + n <= len) {
-            memcpy(fixed + o, s + i, n);
-            o += n;
+    }
+    return 0;
+}
+
+/* A JSON writer that fills a buffer and hands it on when full. */
+typedef struct {
+    char buf[PYEXEC_ANSWER_CHUNK];
+    size_t used;
+    size_t total;               /* everything put, for the length pass */
+    int counting;               /* only count: nothing is emitted */
+    int (*emit)(void *ctx, const char *piece, size_t len);
+    void *ctx;
+    int rc;                     /* the first failure of emit */
+} jw_t;
+
+static void jw_flush(jw_t *w)
+{
+    if (w->used && !w->rc && !w->counting) {
+        w->rc = w->emit(w->ctx, w->buf, w->used);
+    }
+    w->used = 0;
+}
+
+static void jw_put(jw_t *w, const char *s, size_t n)
+{
+    w->total += n;
+    if (w->counting) {
+        return;
+    }
+    while (n > 0 && !w->rc) {
+        size_t room = sizeof(w->buf) - w->used;
+        size_t k = n < room ? n : room;
+
+        memcpy(w->buf + w->used, s, k);
+        w->used += k;
+        s += k;
+        n -= k;
+        if (w->used == sizeof(w->buf)) {
+            jw_flush(w);
+        }
+    }
+}
+
+/* s as a JSON string, quotes included, escaped as jansson escapes:
+ * the quote, the backslash and control characters, nothing else. */
+static void jw_string(jw_t *w, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t i = 0, run = 0;
+
+    jw_put(w, "\"", 1);
+    while (i < len) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[6];
+        size_t n, elen = 0;
+
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            i++;
+            run++;
+            continue;
+        }
+        if (c >= 0x80 && (n = utf8_char(s + i, len - i)) > 0) {
             i += n;
+            run += n;
+            continue;
+        }
+        /* pass on the plain run before this byte, then its escape */
+        jw_put(w, s + i - run, run);
+        run = 0;
+        switch (c) {
+        case '"':  memcpy(esc, "\\\"", 2); elen = 2; break;
+        case '\\': memcpy(esc, "\\\\", 2); elen = 2; break;
+        case '\b': memcpy(esc, "\\b", 2); elen = 2; break;
+        case '\f': memcpy(esc, "\\f", 2); elen = 2; break;
+        case '\n': memcpy(esc, "\\n", 2); elen = 2; break;
+        case '\r': memcpy(esc, "\\r", 2); elen = 2; break;
+        case '\t': memcpy(esc, "\\t", 2); elen = 2; break;
+        default:
+            if (c < 0x20) {
+                memcpy(esc, "\\u00", 4);
+                esc[4] = hex[c >> 4];
+                esc[5] = hex[c & 15];
+                elen = 6;
+            }
+            break;
+        }
+        if (elen) {
+            jw_put(w, esc, elen);
         }
         else {
-            memcpy(fixed + o, "\xef\xbf\xbd", 3);   /* U+FFFD */
-            o += 3;
-            i++;
+            jw_put(w, "\xef\xbf\xbd", 3);       /* U+FFFD */
         }
+        i++;
     }
-    v = json_stringn(fixed, o);
-    free(fixed);
-    return v;
+    jw_put(w, s + i - run, run);
+    jw_put(w, "\"", 1);
+}
+
+static void jw_member(jw_t *w, int *first, const char *key, const char *s,
+                      size_t len)
+{
+    jw_put(w, *first ? "{\"" : ",\"", 2);
+    jw_put(w, key, strlen(key));
+    jw_put(w, "\":", 2);
+    jw_string(w, s, len);
+    *first = 0;
+}
+
+static void jw_answer(jw_t *w, const pyexec_answer_t *a)
+{
+    int first = 1;
+
+    if (a->id) {
+        jw_member(w, &first, "id", a->id, strlen(a->id));
+    }
+    if (a->out && a->out_len) {
+        jw_member(w, &first, "stdout", a->out, a->out_len);
+    }
+    if (a->err && a->err_len) {
+        jw_member(w, &first, "stderr", a->err, a->err_len);
+    }
+    if (a->error) {
+        jw_member(w, &first, "error", a->error, strlen(a->error));
+    }
+    jw_put(w, first ? "{}" : "}", first ? 2 : 1);
+    jw_flush(w);
+}
+
+size_t pyexec_answer_len(const pyexec_answer_t *a)
+{
+    jw_t *w = malloc(sizeof(*w));
+    size_t n;
+
+    if (!w) {
+        return 0;
+    }
+    w->used = w->total = 0;
+    w->counting = 1;
+    w->rc = 0;
+    jw_answer(w, a);
+    n = w->total;
+    free(w);
+    return n;
+}
+
+int pyexec_answer_write(const pyexec_answer_t *a,
+                        int (*emit)(void *ctx, const char *piece, size_t len),
+                        void *ctx)
+{
+    jw_t *w = malloc(sizeof(*w));
+    int rc;
+
+    if (!w) {
+        return -1;
+    }
+    w->used = w->total = 0;
+    w->counting = 0;
+    w->emit = emit;
+    w->ctx = ctx;
+    w->rc = 0;
+    jw_answer(w, a);
+    rc = w->rc;
+    free(w);
+    return rc;
+}
+
+typedef struct {
+    char *text;
+    size_t used;
+} whole_t;
+
+static int whole_emit(void *ctx, const char *piece, size_t len)
+{
+    whole_t *wh = ctx;
+
+    memcpy(wh->text + wh->used, piece, len);
+    wh->used += len;
+    return 0;
 }
 
 char *pyexec_response_json(const char *id,
@@ -214,27 +369,19 @@ char *pyexec_response_json(const char *id,
                            const char *err, size_t err_len,
                            const char *error)
 {
-    json_t *obj = json_object();
-    char *text;
+    pyexec_answer_t a = { id, out, out_len, err, err_len, error };
+    size_t len = pyexec_answer_len(&a);
+    whole_t wh = { NULL, 0 };
 
-    if (!obj) {
+    if (!len || !(wh.text = malloc(len + 1))) {
         return NULL;
     }
-    if (id) {
-        json_object_set_new(obj, "id", json_string(id));
+    if (pyexec_answer_write(&a, whole_emit, &wh) != 0 || wh.used != len) {
+        free(wh.text);
+        return NULL;
     }
-    if (out && out_len) {
-        json_object_set_new(obj, "stdout", text_value(out, out_len));
-    }
-    if (err && err_len) {
-        json_object_set_new(obj, "stderr", text_value(err, err_len));
-    }
-    if (error) {
-        json_object_set_new(obj, "error", text_value(error, strlen(error)));
-    }
-    text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(obj);
-    return text;
+    wh.text[len] = '\0';
+    return wh.text;
 }
 
 void pyexec_rfc3339(int64_t usec, char *out, size_t len)

@@ -32,9 +32,34 @@ void pyexec_request_clear(pyexec_request_t *req);
 /* 1 if buf is well-formed UTF-8 (no overlongs, no surrogates). */
 int pyexec_utf8_valid(const char *buf, size_t len);
 
-/* Build the compact JSON answer. Every argument but id may be NULL;
- * empty strings are left out as the contract says. Returns a malloc()ed
- * NUL terminated string (free()), or NULL when out of memory. */
+/* The contract's answer to a run: {"id", "stdout", "stderr", "error"},
+ * compact, each member left out when NULL or empty. */
+typedef struct {
+    const char *id;
+    const char *out;
+    size_t out_len;
+    const char *err;
+    size_t err_len;
+    const char *error;
+} pyexec_answer_t;
+
+/* Its length in bytes, without building it. */
+size_t pyexec_answer_len(const pyexec_answer_t *a);
+
+/* Write it in pieces of at most PYEXEC_ANSWER_CHUNK bytes through
+ * emit(ctx, piece, len), so that an answer of many megabytes (1 MiB of
+ * control characters is 6 MiB of JSON) is never held whole. Returns 0,
+ * or the first non-zero value emit returned. The bytes are exactly what
+ * jansson's json_dumps(JSON_COMPACT | JSON_PRESERVE_ORDER) would write;
+ * output that is not valid UTF-8 (a helper that broke the protocol) is
+ * repaired with U+FFFD, as pyexec_response_json() does. */
+#define PYEXEC_ANSWER_CHUNK 8000
+int pyexec_answer_write(const pyexec_answer_t *a,
+                        int (*emit)(void *ctx, const char *piece, size_t len),
+                        void *ctx);
+
+/* The same answer, built whole: a malloc()ed NUL terminated string
+ * (free()), or NULL when out of memory. For short answers and tests. */
 char *pyexec_response_json(const char *id,
                            const char *out, size_t out_len,
                            const char *err, size_t err_len,

@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 && (hdr.length > 4096 || (hdr.length && !payload))) {
                 abort();
             }
-            free(payload);
+            pyexec_io_free(payload);
         }
         close(sv[0]);
         close(sv[1]);

@@ -3,7 +3,8 @@
 /*
  * libFuzzer target: the /execute request parser and the answer builder,
  * exactly as the handler calls them. Any crash, leak or sanitizer report
- * is a bug; so is an answer that is not valid JSON.
+ * is a bug; so is an answer that is not valid JSON, or (for output that
+ * is valid UTF-8) one that differs from what jansson writes.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -45,6 +46,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     json_decref(back);
+    if (pyexec_utf8_valid((const char *)data, size)
+        && pyexec_utf8_valid((const char *)data, size / 2)) {
+        json_t *obj = json_object();
+        char *want;
+
+        json_object_set_new(obj, "id", json_string(
+                                "00000000-0000-4000-8000-000000000000"));
+        if (size) {
+            json_object_set_new(obj, "stdout",
+                                json_stringn((const char *)data, size));
+        }
+        if (size / 2) {
+            json_object_set_new(obj, "stderr",
+                                json_stringn((const char *)data, size / 2));
+        }
+        want = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (!want || strcmp(want, answer) != 0) {
+            abort();
+        }
+        free(want);
+        json_decref(obj);
+    }
     free(answer);
     return 0;
 }

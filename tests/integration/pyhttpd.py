@@ -134,15 +134,29 @@ def free_port():
         return s.getsockname()[1]
 
 
+def build_dir_default():
+    return os.path.abspath(os.environ.get("PYEXEC_BUILD_DIR")
+                           or os.path.join(REPO, "build"))
+
+
+def sanitized_build(build_dir=None):
+    """Was the module in build_dir built with AddressSanitizer?"""
+    path = os.path.join(build_dir or build_dir_default(), ".libs",
+                        "mod_pyexec.so")
+    try:
+        with open(path, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
 class Httpd:
     """One httpd instance. Use as a context manager or call start/stop."""
 
     def __init__(self, build_dir=None, port=None, mpm="event", servers=2,
                  threads=25, directives=None, extra_conf="", loglevel="info",
                  timeout=30, execute_location=True):
-        self.build_dir = os.path.abspath(
-            build_dir or os.environ.get("PYEXEC_BUILD_DIR")
-            or os.path.join(REPO, "build"))
+        self.build_dir = os.path.abspath(build_dir or build_dir_default())
         self.port = port or free_port()
         self.mpm = mpm
         self.servers = servers
@@ -281,11 +295,7 @@ DirectoryIndex index.html
 
     def sanitized(self):
         """Was the module built with AddressSanitizer?"""
-        try:
-            with open(self.module_path(), "rb") as f:
-                return b"__asan_init" in f.read()
-        except OSError:
-            return False
+        return sanitized_build(self.build_dir)
 
     def environment(self):
         env = dict(os.environ)
@@ -357,6 +367,15 @@ DirectoryIndex index.html
                 return int(f.read().strip())
         except (OSError, ValueError):
             return None
+
+    def status_auto(self):
+        """mod_pyexec's lines of /server-status?auto, as a dict (every test
+        server enables the status page for loopback clients)."""
+        import requests
+        r = requests.get(self.url + "/server-status?auto", timeout=10)
+        r.raise_for_status()
+        return dict(line.split(": ", 1) for line in r.text.splitlines()
+                    if line.startswith("PyExec"))
 
     # -- its processes ------------------------------------------------------
 

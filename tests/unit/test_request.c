@@ -548,6 +548,119 @@ END_TEST
 
 /* Sequences that look like characters but are not must be repaired as
  * well, without losing what follows them. */
+/* The answer is written without jansson, so that it is never held whole:
+ * it must be the very bytes json_dumps would have written. Random
+ * strings of every kind of character a program prints. */
+START_TEST(test_answer_matches_jansson)
+{
+    static const char *const pieces[] = {
+        "a", "Z", " ", "\"", "\\", "/", "\n", "\r", "\t", "\b", "\f",
+        "\x01", "\x1f", "\x7f", "\xc2\xa0", "\xe2\x80\xa8", "\xef\xbf\xbd",
+        "\xf0\x9f\x98\x80", "</script>", "\\u0041",
+    };
+    static char out[4096], err[512];
+    uint32_t seed = 12345;
+
+    for (int round = 0; round < 300; round++) {
+        size_t on = 0, en = 0;
+        json_t *obj = json_object();
+        char *want, *got;
+
+        for (int k = (int)(seed % 200); k > 0; k--) {
+            const char *p;
+
+            seed = seed * 1103515245u + 12345u;
+            p = pieces[(seed >> 16) % (sizeof(pieces) / sizeof(pieces[0]))];
+            memcpy(out + on, p, strlen(p));
+            on += strlen(p);
+            if (k % 7 == 0) {
+                out[on++] = '\0';       /* NULs print too */
+            }
+            if (k % 5 == 0 && en < sizeof(err) - 16) {
+                memcpy(err + en, p, strlen(p));
+                en += strlen(p);
+            }
+        }
+        json_object_set_new(obj, "id", json_string(SAMPLE_ID));
+        if (on) {
+            json_object_set_new(obj, "stdout", json_stringn(out, on));
+        }
+        if (en) {
+            json_object_set_new(obj, "stderr", json_stringn(err, en));
+        }
+        want = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        got = pyexec_response_json(SAMPLE_ID, out, on, err, en, NULL);
+        ck_assert_ptr_nonnull(want);
+        ck_assert_ptr_nonnull(got);
+        ck_assert_str_eq(got, want);
+        free(want);
+        free(got);
+        json_decref(obj);
+    }
+}
+END_TEST
+
+typedef struct {
+    char *buf;
+    size_t len, pieces, largest;
+    int fail_at;                /* piece number that fails; 0: none */
+} collect_t;
+
+static int collect(void *ctx, const char *piece, size_t len)
+{
+    collect_t *c = ctx;
+
+    c->pieces++;
+    if (c->fail_at && (int)c->pieces == c->fail_at) {
+        return 7;
+    }
+    memcpy(c->buf + c->len, piece, len);
+    c->len += len;
+    if (len > c->largest) {
+        c->largest = len;
+    }
+    return 0;
+}
+
+/* 1 MiB of a control character is 6 MiB of JSON: it goes out in pieces
+ * of at most PYEXEC_ANSWER_CHUNK, adding up to the announced length, and
+ * a failing sink stops it. */
+START_TEST(test_answer_in_pieces)
+{
+    size_t n = 1024 * 1024;
+    char *out = malloc(n);
+    pyexec_answer_t a = { SAMPLE_ID, NULL, 0, "boom\n", 5, NULL };
+    collect_t c = { NULL, 0, 0, 0, 0 };
+    char *whole;
+    size_t len;
+
+    ck_assert_ptr_nonnull(out);
+    memset(out, 1, n);
+    a.out = out;
+    a.out_len = n;
+    len = pyexec_answer_len(&a);
+    ck_assert_uint_eq(len, strlen("{\"id\":\"" SAMPLE_ID "\",\"stdout\":\"\""
+                                  ",\"stderr\":\"boom\\n\"}") + 6 * n);
+    c.buf = malloc(len);
+    ck_assert_ptr_nonnull(c.buf);
+    ck_assert_int_eq(pyexec_answer_write(&a, collect, &c), 0);
+    ck_assert_uint_eq(c.len, len);
+    ck_assert_uint_le(c.largest, PYEXEC_ANSWER_CHUNK);
+    ck_assert_uint_ge(c.pieces, len / PYEXEC_ANSWER_CHUNK);
+    whole = pyexec_response_json(SAMPLE_ID, out, n, "boom\n", 5, NULL);
+    ck_assert_ptr_nonnull(whole);
+    ck_assert(memcmp(whole, c.buf, len) == 0);
+
+    memset(&c, 0, sizeof(c));
+    c.buf = whole;              /* any buffer big enough */
+    c.fail_at = 3;
+    ck_assert_int_eq(pyexec_answer_write(&a, collect, &c), 7);
+    ck_assert_uint_eq(c.pieces, 3);
+    free(whole);
+    free(out);
+}
+END_TEST
+
 START_TEST(test_response_repairs_sequences)
 {
     static const struct {
@@ -658,6 +771,8 @@ Suite *request_suite(void)
     tcase_add_test(tc, test_response_escaping);
     tcase_add_test(tc, test_response_repairs_utf8);
     tcase_add_test(tc, test_response_repairs_sequences);
+    tcase_add_test(tc, test_answer_matches_jansson);
+    tcase_add_test(tc, test_answer_in_pieces);
     tcase_add_test(tc, test_error_message_is_valid_utf8);
     suite_add_tcase(s, tc);
 
