@@ -17,8 +17,8 @@
  *       writes its stdout and stderr: for tests and debugging.
  *
  * This file runs in the zygote (its own process, started by the
- * supervisor as PyExecUser) and for --run; each session helper forked
- * from the zygote goes on in helper_serve.c.
+ * supervisor as PyExecUser, by default httpd's User) and for --run; each
+ * session helper forked from the zygote goes on in helper_serve.c.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -95,7 +95,7 @@ static void send_spawned(int chan, const pyexec_spawn_t *sp, int32_t pid)
 static int zygote_main(int chan, const char *allow)
 {
     static unsigned char buf[PYEXEC_SPAWN_FRAME_MAX + 1];
-    static const char *names[1024];
+    static const char *names[PYEXEC_SPAWN_NAMES_COUNT_MAX];
     char err[256];
     uint32_t ns_layers;
 
@@ -174,6 +174,7 @@ static int zygote_main(int chan, const char *allow)
         pid = pyexec_sandbox_fork(&layers);
         if (pid == 0) {
             pyexec_helper_serve(chan, lfd, &sp, names, nnames, layers);
+            _exit(PYEXEC_EXIT_SETUP);       /* not reached */
         }
         close(lfd);
         pyexec_py_after_fork_parent();
@@ -186,7 +187,7 @@ static int zygote_main(int chan, const char *allow)
 static int run_stdin(const char *blocklist, size_t max_output)
 {
     static const char *const defaults[] = { PYEXEC_DEFAULT_BLOCKED_MODULES };
-    const char *names[1024];
+    const char *names[PYEXEC_SPAWN_NAMES_COUNT_MAX];
     size_t nnames = 0, len = 0, cap = 65536;
     char *src = malloc(cap), *list = NULL, err[256];
     pyexec_py_result_t res;
@@ -210,7 +211,8 @@ static int run_stdin(const char *blocklist, size_t max_output)
         char *save = NULL, *tok;
 
         list = strdup(blocklist);
-        for (tok = strtok_r(list, ",", &save); tok && nnames < 1024;
+        for (tok = strtok_r(list, ",", &save);
+             tok && nnames < PYEXEC_SPAWN_NAMES_COUNT_MAX;
              tok = strtok_r(NULL, ",", &save)) {
             names[nnames++] = tok;
         }

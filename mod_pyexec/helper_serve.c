@@ -2,8 +2,9 @@
 
 /*
  * A session helper: one process per session, forked by the zygote and
- * made a child of the supervisor. Runs as PyExecUser, confined by
- * pyexec_sandbox_apply() before it reads any byte a worker sends.
+ * made a child of the supervisor. Runs as PyExecUser (by default httpd's
+ * User), confined by pyexec_sandbox_apply() before it reads any byte a
+ * worker sends.
  *
  * Its life: set up the session (helper_python.c), confine itself, tell
  * the supervisor READY (or REFUSED), then serve: accept workers'

@@ -107,9 +107,12 @@ static int new_session(request_rec *r, session_ref_t *ref, pyexec_run_t *run)
         }
         cl = pyexec_reg_claim(reg, &id, (uint32_t)c->max_sessions, now,
                               pyexec_wallclock_usec(), &ref->idx);
-        if (cl == PYEXEC_CLAIM_OK) {
-            /* a claimed slot has nothing in flight: ahead is 0 */
-            pyexec_reg_count_in(reg, ref->idx, now, &ref->t);
+        /* a claimed slot has nothing in flight: ahead is 0; and being
+         * live, it cannot refuse the count */
+        if (cl == PYEXEC_CLAIM_OK
+            && pyexec_reg_count_in(reg, ref->idx, now, &ref->t) != 0) {
+            pyexec_unlock();
+            return HTTP_INTERNAL_SERVER_ERROR;
         }
         failing = reg->helpers_failing;
         pyexec_unlock();
@@ -461,7 +464,7 @@ again:
                                   deadline);
     }
     /* A connection the helper closed while our request waited on it
-     * unread (it keeps a few; helper_main.c) ends before any answer:
+     * unread (it keeps a few; helper_serve.c) ends before any answer:
      * send the request once more on a new connection. Its ticket is
      * unchanged, so it keeps its turn, and a helper that did run it
      * would answer SKIPPED rather than run it twice. */
@@ -486,7 +489,7 @@ again:
     }
     if (st == PYEXEC_IO_OK && hdr.type == PYEXEC_MSG_SKIPPED) {
         /* our turn passed before the request arrived (TURN_WAIT_US in
-         * helper_main.c), or we passed it on: nothing ran */
+         * helper_serve.c), or we passed it on: nothing ran */
         kept_put(ref, fd);
         if (run->outcome != PYEXEC_RUN_TOO_LARGE) {
             run->outcome = PYEXEC_RUN_BUSY;

@@ -1,8 +1,9 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
 /*
- * The directives, read in httpd's parent as it parses the configuration
- * (as root, before any child exists), and their effective values.
+ * The directives, read in httpd's parent (as root) as it parses the
+ * configuration, at start and at every restart, and their effective
+ * values.
  */
 #include <apr_strings.h>
 #include <apr_lib.h>

@@ -14,7 +14,6 @@
  *   translate_name,
  *   map_to_storage               no file-system walk for the endpoint
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,7 +37,6 @@
 #define MSG_DELETED  "Session deleted during the execution."
 #define MSG_UNKNOWN  "Unknown session id: the session does not exist, has " \
                      "expired or was terminated. Send no id to start a new one."
-
 
 /* --- answers --------------------------------------------------------- */
 
@@ -286,7 +284,7 @@ static int session_resource(request_rec *r)
     }
     idx = pyexec_reg_lookup(pyexec_state.shared.reg, &id);
     if (idx != PYEXEC_REG_NONE) {
-        pyexec_slot_t *s = pyexec_reg_slot(pyexec_state.shared.reg, idx);
+        const pyexec_slot_t *s = pyexec_reg_slot(pyexec_state.shared.reg, idx);
 
         gen = s->gen;
         slot_info(s, idtext, pyexec_now_usec(), pyexec_wallclock_usec(),

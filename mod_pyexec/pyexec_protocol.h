@@ -175,8 +175,10 @@ int pyexec_exec_decode(const unsigned char *in, size_t len,
  * long; a whole SPAWN frame at most PYEXEC_SPAWN_FRAME_MAX. */
 #define PYEXEC_SPAWN_MAX_PAYLOAD 65536u
 #define PYEXEC_SPAWN_FRAME_MAX   (PYEXEC_FRAME_HDR_LEN + PYEXEC_SPAWN_MAX_PAYLOAD)
-/* What is left of a SPAWN payload for the NUL-separated block list. */
+/* What is left of a SPAWN payload for the NUL-separated block list, and
+ * how many names the zygote takes from it. */
 #define PYEXEC_SPAWN_NAMES_MAX   (PYEXEC_SPAWN_MAX_PAYLOAD - PYEXEC_SPAWN_FIXED_LEN)
+#define PYEXEC_SPAWN_NAMES_COUNT_MAX 1024
 
 void pyexec_spawn_encode(unsigned char out[PYEXEC_SPAWN_FIXED_LEN],
                          const pyexec_spawn_t *sp);

@@ -39,12 +39,19 @@ size_t pyexec_registry_size(uint32_t nslots)
     return off + (size_t)nslots * sizeof(pyexec_slot_t);
 }
 
-pyexec_slot_t *pyexec_reg_slot(pyexec_registry_t *reg, int32_t idx)
+/* The writable slot idx, for this file's functions only. */
+static pyexec_slot_t *slot_at(pyexec_registry_t *reg, int32_t idx)
 {
     if (idx < 0 || (uint32_t)idx >= reg->nslots) {
         return NULL;
     }
     return &slots(reg)[idx];
+}
+
+const pyexec_slot_t *pyexec_reg_slot(const pyexec_registry_t *reg,
+                                     int32_t idx)
+{
+    return slot_at((pyexec_registry_t *)reg, idx);
 }
 
 static void set_state(pyexec_registry_t *reg, pyexec_slot_t *s,
@@ -224,7 +231,7 @@ int32_t pyexec_reg_spawn_begin(pyexec_registry_t *reg, int64_t now,
 int pyexec_reg_spawn_pid(pyexec_registry_t *reg, int32_t idx, uint32_t gen,
                          int32_t pid)
 {
-    pyexec_slot_t *s = pyexec_reg_slot(reg, idx);
+    pyexec_slot_t *s = slot_at(reg, idx);
 
     if (!s || s->gen != gen || pid <= 0) {
         return -1;
@@ -243,7 +250,7 @@ int pyexec_reg_spawn_pid(pyexec_registry_t *reg, int32_t idx, uint32_t gen,
 int pyexec_reg_spawn_ready(pyexec_registry_t *reg, int32_t idx, uint32_t gen,
                            int32_t pid)
 {
-    pyexec_slot_t *s = pyexec_reg_slot(reg, idx);
+    pyexec_slot_t *s = slot_at(reg, idx);
 
     if (!s || s->gen != gen || s->state != PYEXEC_SLOT_SPAWNING || pid <= 0
         || (s->pid != 0 && s->pid != pid)) {
@@ -274,7 +281,7 @@ int32_t pyexec_reg_find_pid(pyexec_registry_t *reg, int32_t pid)
 pyexec_end_reason_t pyexec_reg_reaped(pyexec_registry_t *reg, int32_t idx,
                                       pyexec_end_reason_t reason)
 {
-    pyexec_slot_t *s = pyexec_reg_slot(reg, idx);
+    pyexec_slot_t *s = slot_at(reg, idx);
     pyexec_end_reason_t why;
 
     if (!s || s->state == PYEXEC_SLOT_FREE) {
@@ -431,7 +438,7 @@ pyexec_claim_t pyexec_reg_claim(pyexec_registry_t *reg, const pyexec_id_t *id,
 int pyexec_reg_count_in(pyexec_registry_t *reg, int32_t idx, int64_t now,
                         pyexec_reg_ticket_t *t)
 {
-    pyexec_slot_t *s = pyexec_reg_slot(reg, idx);
+    pyexec_slot_t *s = slot_at(reg, idx);
 
     if (!s || s->state != PYEXEC_SLOT_LIVE) {
         return -1;
@@ -453,7 +460,7 @@ int32_t pyexec_reg_count_out(pyexec_registry_t *reg, int32_t idx,
                              const uint64_t *mem_bytes,
                              pyexec_end_reason_t end)
 {
-    pyexec_slot_t *s = pyexec_reg_slot(reg, idx);
+    pyexec_slot_t *s = slot_at(reg, idx);
 
     if (s && s->gen == gen) {
         if (s->inflight > 0) {
@@ -480,7 +487,7 @@ int32_t pyexec_reg_count_out(pyexec_registry_t *reg, int32_t idx,
 pyexec_end_reason_t pyexec_reg_end_reason(pyexec_registry_t *reg,
                                           int32_t idx, uint32_t gen)
 {
-    pyexec_slot_t *s = pyexec_reg_slot(reg, idx);
+    pyexec_slot_t *s = slot_at(reg, idx);
 
     if (!s) {
         return PYEXEC_END_CRASH;
@@ -500,7 +507,7 @@ void pyexec_reg_count_rate_limited(pyexec_registry_t *reg)
 int32_t pyexec_reg_end(pyexec_registry_t *reg, int32_t idx, uint32_t gen,
                        pyexec_end_reason_t reason)
 {
-    pyexec_slot_t *s = pyexec_reg_slot(reg, idx);
+    pyexec_slot_t *s = slot_at(reg, idx);
 
     if (!s || s->gen != gen) {
         return 0;

@@ -114,7 +114,10 @@ pyexec_registry_t *pyexec_registry_init(void *mem, uint32_t nslots);
 /* Use a table another process laid out; NULL if mem holds none. */
 pyexec_registry_t *pyexec_registry_attach(void *mem);
 
-pyexec_slot_t *pyexec_reg_slot(pyexec_registry_t *reg, int32_t idx);
+/* Slot idx to read (NULL if out of range): it changes only through the
+ * functions below. */
+const pyexec_slot_t *pyexec_reg_slot(const pyexec_registry_t *reg,
+                                     int32_t idx);
 
 /* Forget every helper (a new supervisor starts with none). Generations
  * keep counting so that nothing addressed to an old helper matches. */
@@ -152,7 +155,7 @@ uint32_t pyexec_reg_drop_unstarted(pyexec_registry_t *reg);
 int pyexec_reg_spawn_healthy(pyexec_registry_t *reg, uint32_t layers);
 void pyexec_reg_spawn_failing(pyexec_registry_t *reg);
 
-/* What the supervisor's scan ends, every SCAN_INTERVAL. */
+/* What the supervisor's scan ends (every SCAN_INTERVAL_MS). */
 typedef struct {
     int64_t idle_timeout;       /* a session idle this long: IDLE */
     int64_t deadline_slack;     /* a run this far past its deadline (its

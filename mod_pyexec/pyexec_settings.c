@@ -13,11 +13,13 @@ int pyexec_settings_block(pyexec_settings_t *s, const char *name)
 {
     size_t l = strlen(name) + 1;
 
-    if (l > sizeof(s->blocked) - s->names_len) {
+    if (l > sizeof(s->blocked) - s->names_len
+        || s->names_count >= PYEXEC_SPAWN_NAMES_COUNT_MAX) {
         return -1;
     }
     memcpy(s->blocked + s->names_len, name, l);
     s->names_len += (uint32_t)l;
+    s->names_count++;
     return 0;
 }
 
@@ -26,6 +28,11 @@ void pyexec_settings_publish(pyexec_settings_t *live,
 {
     /* everything after gen */
     const size_t body = offsetof(pyexec_settings_t, spare_helpers);
+
+    _Static_assert(offsetof(pyexec_settings_t, gen) == 0
+                   && offsetof(pyexec_settings_t, spare_helpers)
+                      == sizeof(uint32_t),
+                   "gen comes first, alone");
     uint32_t gen = __atomic_load_n(&live->gen, __ATOMIC_RELAXED);
 
     /* odd while the body changes */

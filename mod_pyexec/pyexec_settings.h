@@ -28,6 +28,8 @@ typedef struct {
     uint32_t spare_helpers;
     uint32_t max_sessions;
     uint32_t names_len;         /* bytes of blocked[] in use */
+    uint32_t names_count;       /* names in it */
+    uint32_t pad_;
     int64_t  idle_timeout;      /* usec */
     int64_t  timeout;           /* usec, per execution */
     pyexec_spawn_t spawn;       /* what every new helper gets; slot, gen
@@ -35,7 +37,8 @@ typedef struct {
     char blocked[PYEXEC_SPAWN_NAMES_MAX];   /* NUL-separated names */
 } pyexec_settings_t;
 
-/* Add a module name to s's block list; -1 if the list is full. */
+/* Add a module name to s's block list; -1 if the list is full (in bytes,
+ * or PYEXEC_SPAWN_NAMES_COUNT_MAX names). */
 int pyexec_settings_block(pyexec_settings_t *s, const char *name);
 
 /* Write s (all of it but gen) into live for the supervisor. The only
@@ -43,9 +46,10 @@ int pyexec_settings_block(pyexec_settings_t *s, const char *name);
 void pyexec_settings_publish(pyexec_settings_t *live,
                              const pyexec_settings_t *s);
 
-/* Copy live into out if it holds settings other than generation have
- * (out->gen is then the new generation): 1. 0 if nothing is new, or the
- * parent is writing them just now (try again later). */
+/* Take up new settings: if live holds another generation than have,
+ * copy it into out and return 1 (out->gen is then that generation).
+ * Return 0 if nothing is new, or if the parent is writing just now (try
+ * again later); out is scratch space then, possibly overwritten. */
 int pyexec_settings_take(const pyexec_settings_t *live, uint32_t have,
                          pyexec_settings_t *out);
 

@@ -11,6 +11,7 @@
  * configuration cannot be served by them.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -73,15 +74,19 @@ typedef struct {
 #define RETAINED_KEY "mod_pyexec-retained"
 /* Bump with any change in what a kept table, record or supervisor
  * means; the sizes below catch the changes one forgets to bump for. */
-#define RETAINED_VERSION 1
+#define RETAINED_VERSION 2
 
 static uint32_t retained_layout(void)
 {
-    /* FNV-1a over the version, the build's version and the sizes */
+    /* FNV-1a over the version, the build's version, the sizes and where
+     * a few fields sit (a field moved within a struct of the same size) */
     const size_t parts[] = {
         RETAINED_VERSION, PYEXEC_PROTO_VERSION, sizeof(pyexec_retained_t),
         sizeof(pyexec_registry_t), sizeof(pyexec_slot_t),
         sizeof(pyexec_settings_t), pyexec_ratelimit_size(RATE_CLIENTS),
+        offsetof(pyexec_slot_t, state), offsetof(pyexec_slot_t, limits),
+        offsetof(pyexec_slot_t, mem_bytes), offsetof(pyexec_registry_t, stats),
+        offsetof(pyexec_settings_t, spawn),
     };
     const char *v = PYEXEC_VERSION;
     uint32_t h = 2166136261u;
@@ -240,7 +245,8 @@ int pyexec_shared_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      PYEXEC_LOGNO(00106) "PyExecBlockModules lists more "
-                     "than %u bytes of names", PYEXEC_SPAWN_NAMES_MAX);
+                     "than %u names, or more than %u bytes of them",
+                     PYEXEC_SPAWN_NAMES_COUNT_MAX, PYEXEC_SPAWN_NAMES_MAX);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (keep) {

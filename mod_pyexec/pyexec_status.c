@@ -29,7 +29,7 @@ static int take_snapshot(snapshot_t *sn)
         return -1;
     }
     for (uint32_t i = 0; i < reg->nslots; i++) {
-        pyexec_slot_t *s = pyexec_reg_slot(reg, (int32_t)i);
+        const pyexec_slot_t *s = pyexec_reg_slot(reg, (int32_t)i);
 
         if (s->state == PYEXEC_SLOT_LIVE && s->inflight > 0) {
             sn->busy++;

@@ -4,11 +4,13 @@
  * The supervisor process: forked from httpd's parent at post_config
  * (pyexec_supervisor_start), kept over graceful restarts, stopped with
  * httpd. It starts as whatever httpd's parent is, usually root, and only
- * these steps of its start-up run with root's rights: opening the helper
- * program, handing PyExecSocketDir to User, resolving PyExecUser. It
- * then becomes httpd's User, keeping CAP_KILL, CAP_SETUID and CAP_SETGID
- * only when the helpers run as a user of their own (drop_privileges),
- * before it binds its control socket or talks to anyone.
+ * these steps of its start-up run with root's rights: attaching the
+ * registry's mutex and clearing the table (as the parent would), opening
+ * the helper program, resolving PyExecUser, handing PyExecSocketDir to
+ * User. It then becomes httpd's User, keeping CAP_KILL, CAP_SETUID and
+ * CAP_SETGID only when the helpers run as a user of their own
+ * (drop_privileges), before it binds its control socket, starts the
+ * zygote or reads anything a worker or helper sends.
  *
  * Its loop: signals, the zygote's reports, reaping, KILL and WAKE
  * datagrams from workers, a new error log or new settings from httpd's
@@ -52,8 +54,6 @@
  * worker that is gone. */
 #define DEADLINE_BACKSTOP_US  (500 * 1000)
 #define SPAWN_TIMEOUT_US      (30 * 1000 * 1000)
-/* Helpers a scan may SIGKILL; the rest wait for the next one. */
-#define SCAN_MAX_KILLS        64
 
 static volatile sig_atomic_t sup_stop;
 static int sig_pipe[2] = {-1, -1};
@@ -391,7 +391,8 @@ static void handle_ctl_msgs(pyexec_sup_t *sup)
                                  (pyexec_end_reason_t)m.reason);
             if (!pid) {
                 /* already ended by the worker: DYING, kill it anyway */
-                pyexec_slot_t *s = pyexec_reg_slot(sup->reg, (int32_t)m.slot);
+                const pyexec_slot_t *s = pyexec_reg_slot(sup->reg,
+                                                         (int32_t)m.slot);
                 if (s && s->gen == m.gen && s->state == PYEXEC_SLOT_DYING) {
                     pid = s->pid;
                 }
@@ -421,17 +422,18 @@ static void scan(pyexec_sup_t *sup)
         .spawn_timeout = SPAWN_TIMEOUT_US,
         .conf_gen = sup->conf->gen,
     };
-    int32_t victims[SCAN_MAX_KILLS];
     size_t nv;
 
     if (pyexec_lock() != APR_SUCCESS) {
         return;
     }
-    nv = pyexec_reg_sweep(sup->reg, pyexec_now_usec(), &policy, victims,
-                          SCAN_MAX_KILLS);
+    /* room for every slot: a scan that stopped at some number of kills
+     * would spend it on helpers already dying, and never reach the rest */
+    nv = pyexec_reg_sweep(sup->reg, pyexec_now_usec(), &policy,
+                          sup->victims, sup->reg->nslots);
     pyexec_unlock();
     while (nv > 0) {
-        kill(victims[--nv], SIGKILL);
+        kill(sup->victims[--nv], SIGKILL);
     }
 }
 
@@ -444,7 +446,7 @@ static void shutdown_all(pyexec_sup_t *sup)
 
     if (pyexec_lock() == APR_SUCCESS) {
         for (i = 0; i < sup->reg->nslots; i++) {
-            pyexec_slot_t *s = pyexec_reg_slot(sup->reg, (int32_t)i);
+            const pyexec_slot_t *s = pyexec_reg_slot(sup->reg, (int32_t)i);
             if (s->state != PYEXEC_SLOT_FREE && s->pid > 0) {
                 kill(s->pid, SIGKILL);
             }
@@ -538,6 +540,7 @@ void pyexec_supervisor_main(server_rec *s, apr_pool_t *p, int log_fd,
     sup.conf = apr_pcalloc(sup.pool, sizeof(*sup.conf));
     sup.conf_next = apr_pcalloc(sup.pool, sizeof(*sup.conf_next));
     sup.spawn_frame = apr_palloc(sup.pool, PYEXEC_SPAWN_FRAME_MAX);
+    sup.victims = apr_palloc(sup.pool, sup.reg->nslots * sizeof(int32_t));
     /* published before we were forked; only a graceful restart racing
      * with our start could make us wait here */
     while (!take_conf(&sup)) {

@@ -33,6 +33,7 @@ typedef struct {
     pyexec_settings_t *conf;    /* our copy of the published settings */
     pyexec_settings_t *conf_next;   /* a copy being taken (take_conf) */
     unsigned char *spawn_frame; /* PYEXEC_SPAWN_FRAME_MAX bytes */
+    int32_t *victims;           /* a scan's helpers to kill, one per slot */
     int log_fd;                 /* httpd's parent sends its error log here */
     pid_t unknown_reaped[16];   /* children reaped before the zygote's
                                    SPAWNED named them (ring) */

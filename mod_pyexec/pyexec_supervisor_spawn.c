@@ -1,9 +1,11 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
 /*
- * The supervisor's side of its helpers. Runs in the supervisor process
- * only, as httpd's User (keeping CAP_KILL, CAP_SETUID and CAP_SETGID
- * when PyExecUser names another user: pyexec_supervisor_main.c).
+ * The supervisor's side of its helpers. Runs in the supervisor process,
+ * as httpd's User (keeping CAP_KILL, CAP_SETUID and CAP_SETGID when
+ * PyExecUser names another user: pyexec_supervisor_main.c); the child
+ * side of pyexec_sup_zygote_start() is the zygote-to-be, which becomes
+ * PyExecUser and executes pyexec-helper.
  *
  * Helpers are made by the zygote (pyexec-helper --zygote), which the
  * supervisor starts, as PyExecUser, and talks to over a seqpacket
@@ -178,7 +180,7 @@ void pyexec_sup_reap(pyexec_sup_t *sup)
             sup->unknown_reaped[sup->unknown_next++ % 16] = pid;
         }
         if (idx != PYEXEC_REG_NONE) {
-            pyexec_slot_t *s = pyexec_reg_slot(sup->reg, idx);
+            const pyexec_slot_t *s = pyexec_reg_slot(sup->reg, idx);
             int spawning = s->state == PYEXEC_SLOT_SPAWNING;
 
             gen = s->gen;

@@ -27,7 +27,7 @@ SPAWN, SPAWNED, READY, REFUSED = 20, 21, 22, 23
 WANT_STARTED = 0x1
 TOKEN = bytes(range(16))
 RESULT_FIXED = 32   # pyexec_protocol.h: PYEXEC_RESULT_FIXED_LEN
-TURN_WAIT = 0.2     # helper_main.c: TURN_WAIT_US
+TURN_WAIT = 0.2     # helper_serve.c: TURN_WAIT_US
 
 
 def frame(mtype, payload=b"", flags=0):
@@ -228,7 +228,7 @@ def test_a_request_sent_twice_runs_once(helper):
 
 
 class Worker:
-    """One request as pyexec_handler.c sends it: on a connection the
+    """One request as pyexec_bridge.c sends it: on a connection the
     helper closed before any byte of an answer (to make room), it is sent
     once more on a new one."""
 

@@ -485,10 +485,14 @@ START_TEST(test_spawn_frame)
                       PYEXEC_SPAWN_FRAME_MAX);
     ck_assert_uint_eq(pyexec_spawn_frame(buf, sizeof(buf), &in, names,
                                          PYEXEC_SPAWN_NAMES_MAX + 1), 0);
-    /* nor past the caller's buffer */
+    /* nor past the caller's buffer, which may be exactly big enough */
     ck_assert_uint_eq(pyexec_spawn_frame(buf, PYEXEC_FRAME_HDR_LEN
                                          + PYEXEC_SPAWN_FIXED_LEN + 6, &in,
                                          "os\0sys\0", 7), 0);
+    ck_assert_uint_eq(pyexec_spawn_frame(buf, PYEXEC_FRAME_HDR_LEN
+                                         + PYEXEC_SPAWN_FIXED_LEN + 7, &in,
+                                         "os\0sys\0", 7),
+                      PYEXEC_FRAME_HDR_LEN + PYEXEC_SPAWN_FIXED_LEN + 7);
 }
 END_TEST
 

@@ -38,9 +38,9 @@ static int32_t spawn_begin(pyexec_registry_t *reg, int64_t now)
     return pyexec_reg_spawn_begin(reg, now, &LIMITS, TOKEN);
 }
 
-static pyexec_slot_t *slot(pyexec_registry_t *reg, int32_t idx)
+static const pyexec_slot_t *slot(pyexec_registry_t *reg, int32_t idx)
 {
-    pyexec_slot_t *s = pyexec_reg_slot(reg, idx);
+    const pyexec_slot_t *s = pyexec_reg_slot(reg, idx);
 
     ck_assert_ptr_nonnull(s);
     return s;
@@ -108,7 +108,7 @@ static void check_invariants(pyexec_registry_t *reg)
     for (i = 0; i < reg->nbuckets; i++) {
         for (idx = reg_buckets(reg)[i]; idx != PYEXEC_REG_NONE;
              idx = slot(reg, idx)->hnext) {
-            pyexec_slot_t *s = slot(reg, idx);
+            const pyexec_slot_t *s = slot(reg, idx);
 
             ck_assert_uint_lt(steps++, n);
             ck_assert_uint_eq(s->state, PYEXEC_SLOT_LIVE);
@@ -121,7 +121,7 @@ static void check_invariants(pyexec_registry_t *reg)
     ck_assert_uint_eq(steps, reg->count[PYEXEC_SLOT_LIVE]);
 
     for (i = 0; i < n; i++) {
-        pyexec_slot_t *s = slot(reg, (int32_t)i);
+        const pyexec_slot_t *s = slot(reg, (int32_t)i);
 
         if (s->state == PYEXEC_SLOT_LIVE) {
             ck_assert_int_eq(pyexec_reg_lookup(reg, &s->id), (int32_t)i);
@@ -239,7 +239,7 @@ START_TEST(test_init_fresh)
         ck_assert(reg->stats.helpers_spawned == 0);
         ck_assert(reg->stats.sessions_created == 0);
         for (i = 0; i < n; i++) {
-            pyexec_slot_t *s = slot(reg, (int32_t)i);
+            const pyexec_slot_t *s = slot(reg, (int32_t)i);
 
             ck_assert_uint_eq(s->state, PYEXEC_SLOT_FREE);
             ck_assert_uint_eq(s->gen, 0);
@@ -337,7 +337,7 @@ END_TEST
 START_TEST(test_spawn_lifecycle)
 {
     pyexec_registry_t *reg = new_reg(4);
-    pyexec_slot_t *s;
+    const pyexec_slot_t *s;
     int32_t idx;
     uint32_t gen;
 
@@ -392,7 +392,7 @@ START_TEST(test_spawn_stale_gen)
 {
     pyexec_registry_t *reg = new_reg(2);
     int32_t idx = spawn_begin(reg, NOW_MONO);
-    pyexec_slot_t *s = slot(reg, idx);
+    const pyexec_slot_t *s = slot(reg, idx);
     uint32_t gen = s->gen;
 
     ck_assert_int_eq(pyexec_reg_spawn_pid(reg, idx, gen - 1, 500), -1);
@@ -424,7 +424,7 @@ START_TEST(test_spawn_bad_args)
 {
     pyexec_registry_t *reg = new_reg(2);
     int32_t idx = spawn_begin(reg, NOW_MONO);
-    pyexec_slot_t *s = slot(reg, idx);
+    const pyexec_slot_t *s = slot(reg, idx);
     uint32_t gen = s->gen;
 
     ck_assert_int_eq(pyexec_reg_spawn_pid(reg, idx, gen, 0), -1);
@@ -514,7 +514,7 @@ START_TEST(test_claim_ok)
     pyexec_registry_t *reg = new_reg(4);
     pyexec_id_t id = make_id(7, 1);
     int32_t spare = make_spare(reg, 900), idx = PYEXEC_REG_NONE;
-    pyexec_slot_t *s = slot(reg, spare);
+    const pyexec_slot_t *s = slot(reg, spare);
 
     ck_assert_int_eq(pyexec_reg_lookup(reg, &id), PYEXEC_REG_NONE);
     ck_assert_int_eq(pyexec_reg_claim(reg, &id, 4, 5555, NOW_WALL, &idx),
@@ -690,7 +690,7 @@ START_TEST(test_end_live)
     pyexec_registry_t *reg = new_reg(4);
     pyexec_id_t id = make_id(2, 2);
     int32_t idx = make_live(reg, &id, 4321);
-    pyexec_slot_t *s = slot(reg, idx);
+    const pyexec_slot_t *s = slot(reg, idx);
 
     ck_assert_int_eq(pyexec_reg_end(reg, idx, s->gen, PYEXEC_END_DELETED),
                      4321);
@@ -714,7 +714,7 @@ START_TEST(test_end_first_reason_wins)
     pyexec_registry_t *reg = new_reg(4);
     pyexec_id_t id = make_id(2, 3);
     int32_t idx = make_live(reg, &id, 50);
-    pyexec_slot_t *s = slot(reg, idx);
+    const pyexec_slot_t *s = slot(reg, idx);
     uint32_t gen = s->gen;
 
     ck_assert_int_eq(pyexec_reg_end(reg, idx, gen, PYEXEC_END_IDLE), 50);
@@ -817,7 +817,7 @@ START_TEST(test_ready_before_spawned)
      * SPAWNED naming another pid is still stale. */
     pyexec_registry_t *reg = new_reg(1);
     int32_t idx = spawn_begin(reg, NOW_MONO);
-    pyexec_slot_t *s = slot(reg, idx);
+    const pyexec_slot_t *s = slot(reg, idx);
     uint32_t gen = s->gen;
 
     ck_assert_int_eq(pyexec_reg_spawn_ready(reg, idx, gen, 777), 0);
@@ -838,7 +838,7 @@ START_TEST(test_end_spawning_without_pid_not_leaked)
      * reap: the slot must be free at once, or nothing ever frees it. */
     pyexec_registry_t *reg = new_reg(1);
     int32_t idx = spawn_begin(reg, NOW_MONO);
-    pyexec_slot_t *s = slot(reg, idx);
+    const pyexec_slot_t *s = slot(reg, idx);
     uint32_t gen = s->gen;
 
     ck_assert_int_eq(pyexec_reg_end(reg, idx, gen, PYEXEC_END_SPAWN_FAILED),
@@ -878,7 +878,7 @@ START_TEST(test_reaped_live)
     pyexec_registry_t *reg = new_reg(4);
     pyexec_id_t id = make_id(5, 5);
     int32_t idx = make_live(reg, &id, 1234);
-    pyexec_slot_t *s = slot(reg, idx);
+    const pyexec_slot_t *s = slot(reg, idx);
     uint32_t gen = s->gen;
 
     ck_assert_int_eq(pyexec_reg_reaped(reg, pyexec_reg_find_pid(reg, 1234),
@@ -906,7 +906,7 @@ START_TEST(test_reaped_kill_reason_wins)
     pyexec_registry_t *reg = new_reg(4);
     pyexec_id_t id = make_id(5, 6);
     int32_t idx = make_live(reg, &id, 88);
-    pyexec_slot_t *s = slot(reg, idx);
+    const pyexec_slot_t *s = slot(reg, idx);
     uint32_t gen = s->gen;
 
     ck_assert_int_eq(pyexec_reg_end(reg, idx, gen, PYEXEC_END_TIMEOUT), 88);
@@ -1178,7 +1178,7 @@ static void counting_teardown(void)
 
 START_TEST(test_count_in_queues_and_sets_the_backstop)
 {
-    pyexec_slot_t *s = slot(creg, cidx);
+    const pyexec_slot_t *s = slot(creg, cidx);
     pyexec_reg_ticket_t a, b, c;
 
     ck_assert_int_eq(pyexec_reg_count_in(creg, cidx, 1000, &a), 0);
@@ -1217,7 +1217,7 @@ END_TEST
 
 START_TEST(test_count_out)
 {
-    pyexec_slot_t *s = slot(creg, cidx);
+    const pyexec_slot_t *s = slot(creg, cidx);
     pyexec_reg_ticket_t a, b;
     uint64_t mem = 12345;
 
@@ -1422,7 +1422,11 @@ START_TEST(test_sweep_ends_what_the_policy_says)
     ck_assert(sreg->stats.sessions_ended[PYEXEC_END_IDLE] == 1);
     check_invariants(sreg);
 
-    /* the busy one's deadline plus the slack: timed out */
+    /* past the busy one's deadline but within the slack its worker has
+     * to end the run itself: still live */
+    pyexec_reg_sweep(sreg, NOW_MONO + LIMITS.timeout + 50, &SWEEP, pids, 8);
+    ck_assert_uint_eq(slot(sreg, i_busy)->state, PYEXEC_SLOT_LIVE);
+    /* past the slack too: timed out */
     n = pyexec_reg_sweep(sreg, NOW_MONO + LIMITS.timeout + 51, &SWEEP, pids,
                          8);
     ck_assert_uint_ge(n, 1);
@@ -1455,9 +1459,15 @@ START_TEST(test_sweep_stops_at_max)
                       2);
     ck_assert_uint_eq(sreg->running, 7);
     ck_assert_uint_eq(sreg->count[PYEXEC_SLOT_LIVE], 3);
+    /* the second pass spends its two on the same helpers, dying now (which
+     * is why the supervisor gives a sweep room for every slot) */
     ck_assert_uint_eq(pyexec_reg_sweep(sreg, NOW_MONO + 1000, &SWEEP, pids, 2),
                       2);
-    /* the third pass sees every slot: two dying ones killed again */
+    ck_assert_int_eq(pids[0], 800);
+    ck_assert_int_eq(pids[1], 801);
+    ck_assert_uint_eq(sreg->count[PYEXEC_SLOT_LIVE], 3);
+    /* with room, the third kills them once more and ends the other two
+     * idle sessions, and sees every slot */
     ck_assert_uint_eq(pyexec_reg_sweep(sreg, NOW_MONO + 1000, &SWEEP, pids, 8),
                       4);
     ck_assert_uint_eq(sreg->count[PYEXEC_SLOT_LIVE], 1);
@@ -1480,7 +1490,7 @@ START_TEST(test_count_stress)
     for (op = 0; op < 4000; op++) {
         uint32_t kind = rnd(100);
         int32_t idx = (int32_t)rnd(8);
-        pyexec_slot_t *s = slot(reg, idx);
+        const pyexec_slot_t *s = slot(reg, idx);
 
         now += rnd(40);
         if (kind < 10) {
@@ -1628,7 +1638,7 @@ static void model_compare(pyexec_registry_t *reg, const model_t *m,
 
     for (i = 0; i < STRESS_SLOTS; i++) {
         const model_slot_t *ms = &m->s[i];
-        pyexec_slot_t *s = slot(reg, i);
+        const pyexec_slot_t *s = slot(reg, i);
 
         ck_assert_msg(s->state == ms->state && s->gen == ms->gen
                       && s->pid == ms->pid,
@@ -1925,7 +1935,6 @@ static void add_fixture_case(Suite *s, const char *name, void (*setup)(void),
 Suite *registry_suite(void)
 {
     const TTest *counting_tests[] = {
-        test_spawn_begin_keeps_limits_and_token,
         test_count_in_queues_and_sets_the_backstop,
         test_count_in_needs_a_live_session, test_count_out,
         test_count_out_ends_the_session, test_end_reason,
@@ -1955,6 +1964,7 @@ Suite *registry_suite(void)
     tcase_add_test(tc, test_spawn_ready_pid_mismatch);
     tcase_add_test(tc, test_spawn_ready_before_pid);
     tcase_add_test(tc, test_spawn_ready_twice);
+    tcase_add_test(tc, test_spawn_begin_keeps_limits_and_token);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("claim");

@@ -1,7 +1,10 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pyexec_settings.h"
 #include "test_suites.h"
@@ -97,6 +100,96 @@ START_TEST(test_take_while_written)
 }
 END_TEST
 
+/* No more names than the zygote takes: beyond them, names would go
+ * unblocked without a word. */
+START_TEST(test_block_list_count)
+{
+    char name[16];
+
+    for (int i = 0; i < PYEXEC_SPAWN_NAMES_COUNT_MAX; i++) {
+        snprintf(name, sizeof(name), "m%d", i);
+        ck_assert_int_eq(pyexec_settings_block(mine, name), 0);
+    }
+    ck_assert_uint_eq(mine->names_count, PYEXEC_SPAWN_NAMES_COUNT_MAX);
+    ck_assert_int_eq(pyexec_settings_block(mine, "one_more"), -1);
+}
+END_TEST
+
+/* The list fills to exactly what a SPAWN frame can carry. */
+START_TEST(test_block_list_fills_exactly)
+{
+    char name[PYEXEC_SPAWN_NAMES_MAX];
+
+    memset(name, 'n', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    ck_assert_int_eq(pyexec_settings_block(mine, name), 0);
+    ck_assert_uint_eq(mine->names_len, PYEXEC_SPAWN_NAMES_MAX);
+    ck_assert_int_eq(pyexec_settings_block(mine, ""), -1);
+}
+END_TEST
+
+/* A writer publishing while a reader takes: every copy taken is one the
+ * writer published whole, never half of one and half of the next. Each
+ * published set is self-consistent (every field and every byte of the
+ * list says k), so a torn copy shows. */
+static volatile int writing;
+
+static void *writer(void *unused)
+{
+    pyexec_settings_t *w = calloc(1, sizeof(*w));
+
+    (void)unused;
+    for (uint32_t k = 1; writing; k++) {
+        w->spare_helpers = w->max_sessions = k;
+        w->timeout = w->idle_timeout = k;
+        w->spawn.max_output = k;
+        w->names_len = 1000 + k % 3000;
+        memset(w->blocked, (int)(k & 0xff), w->names_len);
+        pyexec_settings_publish(live, w);
+        if (k % 4 == 0) {
+            /* now and then a quiet moment, so that takes also succeed */
+            struct timespec pause = { 0, 20000 };
+
+            nanosleep(&pause, NULL);
+        }
+    }
+    free(w);
+    return NULL;
+}
+
+START_TEST(test_take_never_tears)
+{
+    struct timespec t0, t;
+    pthread_t th;
+    uint32_t have = 0, taken = 0;
+
+    writing = 1;
+    ck_assert_int_eq(pthread_create(&th, NULL, writer, NULL), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        if (pyexec_settings_take(live, have, got)) {
+            uint32_t k = got->spare_helpers;
+
+            ck_assert_uint_eq(got->gen % 2, 0);
+            ck_assert_uint_eq(got->max_sessions, k);
+            ck_assert(got->timeout == k && got->idle_timeout == k);
+            ck_assert_uint_eq(got->spawn.max_output, k);
+            ck_assert_uint_eq(got->names_len, 1000 + k % 3000);
+            for (uint32_t i = 0; i < got->names_len; i++) {
+                ck_assert_uint_eq((unsigned char)got->blocked[i], k & 0xff);
+            }
+            have = got->gen;
+            taken++;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec)
+             < 500000000L);
+    writing = 0;
+    pthread_join(th, NULL);
+    ck_assert_uint_gt(taken, 20);
+}
+END_TEST
+
 Suite *settings_suite(void)
 {
     Suite *s = suite_create("settings");
@@ -106,6 +199,9 @@ Suite *settings_suite(void)
     tcase_add_test(tc, test_block_list);
     tcase_add_test(tc, test_publish_and_take);
     tcase_add_test(tc, test_take_while_written);
+    tcase_add_test(tc, test_block_list_fills_exactly);
+    tcase_add_test(tc, test_block_list_count);
+    tcase_add_test(tc, test_take_never_tears);
     suite_add_tcase(s, tc);
     return s;
 }
