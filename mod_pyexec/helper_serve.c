@@ -401,7 +401,7 @@ void pyexec_helper_serve(int chan, int lfd, const pyexec_spawn_t *sp,
                          const char *const *blocked, size_t nblocked,
                          uint32_t layers)
 {
-    char err[512];
+    char err[PYEXEC_REFUSED_TEXT_MAX];
     int keep[3];
     pyexec_sandbox_opts_t opts;
     pyexec_slot_msg_t ready;
@@ -450,8 +450,9 @@ void pyexec_helper_serve(int chan, int lfd, const pyexec_spawn_t *sp,
     if (pyexec_sandbox_apply(&opts, &layers, err, sizeof(err)) != 0) {
         /* RLIMIT_FSIZE is 0 by now, so the error log cannot be written:
          * the supervisor logs it for us */
-        unsigned char out[PYEXEC_FRAME_HDR_LEN + PYEXEC_SLOT_MSG_LEN + 512];
-        size_t tlen = strnlen(err, 512);
+        unsigned char out[PYEXEC_FRAME_HDR_LEN + PYEXEC_SLOT_MSG_LEN
+                          + PYEXEC_REFUSED_TEXT_MAX];
+        size_t tlen = strnlen(err, PYEXEC_REFUSED_TEXT_MAX);
 
         ready.reason = layers;
         pyexec_frame_encode_hdr(out, PYEXEC_MSG_REFUSED, 0,

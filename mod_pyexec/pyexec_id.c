@@ -1,5 +1,9 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
+/*
+ * Session ids (UUIDv4 from the kernel's CSPRNG). Core: runs in httpd's
+ * workers, which make and parse ids, and in the unit tests and fuzzers.
+ */
 #include <errno.h>
 #include <string.h>
 #include <sys/random.h>

@@ -1,5 +1,10 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
+/*
+ * Frame I/O, descriptor passing, clocks (pyexec_io.h). Core: runs in every
+ * process of the module: httpd's parent, its workers, the supervisor, the
+ * zygote and the session helpers.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>

@@ -1,9 +1,9 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
 /*
- * Plain POSIX descriptor helpers shared by the worker side and the helper:
- * whole-frame reads and writes with an optional monotonic deadline.
- * No httpd or APR headers here.
+ * Plain POSIX descriptor helpers shared by every process of the module:
+ * whole-frame reads and writes with an optional monotonic deadline,
+ * payload buffers, descriptor passing, clocks. No httpd or APR headers.
  */
 #ifndef PYEXEC_IO_H
 #define PYEXEC_IO_H

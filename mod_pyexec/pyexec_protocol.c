@@ -1,5 +1,10 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
+/*
+ * Frames (pyexec_protocol.h). Core: runs in every process that speaks
+ * them, httpd's parent (LOGFD), its workers, the supervisor, the zygote
+ * and the session helpers.
+ */
 #include <stdio.h>
 #include <string.h>
 

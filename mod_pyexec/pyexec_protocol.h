@@ -113,6 +113,9 @@ void pyexec_result_encode(unsigned char out[PYEXEC_RESULT_FIXED_LEN],
 int pyexec_result_decode(const unsigned char *payload, size_t payload_len,
                          pyexec_result_t *res);
 
+/* The longest reason a REFUSED carries after its slot message. */
+#define PYEXEC_REFUSED_TEXT_MAX 512
+
 /* KILL, SPAWNED and READY all name one helper. */
 typedef struct {
     uint32_t slot;

@@ -1,5 +1,9 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
+/*
+ * PyExecRateLimit's token buckets, a table in shared memory. Core: laid
+ * out by httpd's parent, used by its workers under the registry lock.
+ */
 #include <string.h>
 
 #include "pyexec_ratelimit.h"

@@ -1,5 +1,10 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
+/*
+ * The session table (pyexec_registry.h). Core: laid out by httpd's
+ * parent, then changed by the workers and the supervisor, always under
+ * the registry lock and only through these functions.
+ */
 #include <string.h>
 
 #include "pyexec_registry.h"

@@ -1,5 +1,9 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
+/*
+ * The JSON contract (pyexec_request.h). Core: runs in httpd's workers,
+ * the unit tests and the fuzzers.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -65,7 +65,7 @@ char *pyexec_response_json(const char *id,
                            const char *err, size_t err_len,
                            const char *error);
 
-/* What GET of a session tells (README: Session resource). */
+/* What GET of a session tells (docs/api.md). */
 typedef struct {
     const char *id;
     int64_t created_usec;       /* wall clock, usec since the epoch */

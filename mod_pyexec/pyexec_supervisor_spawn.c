@@ -243,7 +243,9 @@ static void log_layers(pyexec_sup_t *sup, uint32_t layers)
 
 void pyexec_sup_zygote_msgs(pyexec_sup_t *sup)
 {
-    unsigned char buf[PYEXEC_FRAME_HDR_LEN + PYEXEC_SLOT_MSG_LEN + 520];
+    /* the largest message: a REFUSED with its reason */
+    unsigned char buf[PYEXEC_FRAME_HDR_LEN + PYEXEC_SLOT_MSG_LEN
+                      + PYEXEC_REFUSED_TEXT_MAX];
     ssize_t n;
 
     while (sup->zfd >= 0

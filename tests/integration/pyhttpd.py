@@ -118,6 +118,12 @@ def alive(pid):
     return p is not None and p.state != "Z"
 
 
+def remaining(pids):
+    """Those of pids that still exist, zombies included (not yet reaped
+    is not gone)."""
+    return [p for p in pids if os.path.exists("/proc/%d" % p)]
+
+
 def cpu_seconds(pid):
     """User plus system CPU time pid has used."""
     with open("/proc/%d/stat" % pid) as f:

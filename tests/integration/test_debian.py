@@ -11,12 +11,12 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 
 import pytest
 import requests
 
 from . import pyhttpd
+from .pyhttpd import remaining, wait_for
 
 PACKAGE = "libapache2-mod-pyexec"
 
@@ -139,20 +139,20 @@ def test_installed_enabled_and_serving_in_the_system_apache(installed):
     run(cmd + ["-k", "start"], env=env)
     try:
         url = "http://127.0.0.1:%d" % port
-        end = time.monotonic() + 20
-        r = None
-        while time.monotonic() < end:
+        last = []
+
+        def answered():
             try:
-                r = requests.post(url + "/execute",
-                                  json={"code": "x = 6 * 7\nprint(x)"},
-                                  timeout=10)
-                if r.status_code == 200:
-                    break
+                last[:] = [requests.post(url + "/execute",
+                                         json={"code": "x = 6 * 7\nprint(x)"},
+                                         timeout=10)]
             except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        assert r is not None and r.status_code == 200, \
-            r.text if r is not None else "no answer"
+                return None
+            return last[0].status_code == 200
+        wait_for(answered, timeout=20, step=0.2)
+        assert last and last[0].status_code == 200, \
+            last[0].text if last else "no answer"
+        r = last[0]
         body = r.json()
         assert body["stdout"] == "42\n"
         r = requests.post(url + "/execute",
@@ -170,10 +170,7 @@ def test_installed_enabled_and_serving_in_the_system_apache(installed):
         with open(os.path.join(tmp, "apache2.pid")) as f:
             pid = int(f.read())
         subprocess.run(cmd + ["-k", "stop"], env=env, capture_output=True)
-        end = time.monotonic() + 20
-        while os.path.exists("/proc/%d" % pid) and time.monotonic() < end:
-            time.sleep(0.1)
-        if os.path.exists("/proc/%d" % pid):
+        if not wait_for(lambda: not remaining([pid]), timeout=20, step=0.1):
             os.kill(pid, signal.SIGKILL)
         helpers = subprocess.run(["pgrep", "-f", "modules/pyexec-helper"],
                                  capture_output=True, text=True).stdout

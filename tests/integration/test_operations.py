@@ -8,6 +8,7 @@ import time
 import pytest
 import requests
 
+from . import pyhttpd
 from .conftest import Client, start
 from .pyhttpd import wait_for
 
@@ -78,7 +79,7 @@ def test_delete_ends_the_session_and_its_helper_at_once(own):
     # its helper process is gone within a moment
     gone = wait_for(lambda: before - set(own.helper_pids()), timeout=5)
     assert len(gone) == 1
-    assert not [p for p in gone if os.path.exists("/proc/%d" % p)]
+    assert not pyhttpd.remaining(gone)
     assert status_auto(own)["PyExecSessionsEndedDeleted"] == "1"
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from . import pyhttpd
 from .conftest import Client, start
-from .pyhttpd import alive, wait_for
+from .pyhttpd import alive, remaining, wait_for
 
 
 @pytest.fixture
@@ -164,10 +164,7 @@ def test_stop_leaves_no_process_behind(request):
     assert len(pids) >= 5
     h.signal("stop")
 
-    def all_gone():
-        return not [p for p in pids if os.path.exists("/proc/%d" % p)]
-    assert wait_for(all_gone, timeout=10), [
-        p for p in pids if os.path.exists("/proc/%d" % p)]
+    assert wait_for(lambda: not remaining(pids), timeout=10), remaining(pids)
     assert not [f for f in os.listdir(h.sockdir) if f.endswith(".sock")]
     # nor a shared memory segment or semaphore of its own
     assert ipc_objects() <= before, ipc_objects() - before
@@ -215,10 +212,7 @@ def test_graceful_stop_leaves_no_process_behind(own):
     sup = wait_for(own.supervisor_pid)
     pids = [main, sup] + own.helper_pids()
     own.signal("graceful-stop", wait=False)
-    assert wait_for(lambda: not [p for p in pids
-                                 if os.path.exists("/proc/%d" % p)],
-                    timeout=15), [p for p in pids
-                                  if os.path.exists("/proc/%d" % p)]
+    assert wait_for(lambda: not remaining(pids), timeout=15), remaining(pids)
     assert not [f for f in os.listdir(own.sockdir) if f.endswith(".sock")]
 
 
@@ -233,9 +227,7 @@ def test_stop_after_a_graceful_restart_leaves_no_process_behind(own):
     sup = wait_for(own.supervisor_pid)
     pids = [sup] + own.helper_pids()
     own.signal("stop")
-    assert wait_for(lambda: not [p for p in pids
-                                 if os.path.exists("/proc/%d" % p)],
-                    timeout=10)
+    assert wait_for(lambda: not remaining(pids), timeout=10), remaining(pids)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
@@ -302,6 +294,12 @@ def test_helpers_as_their_own_user(request):
     uid, gid = map(int, body["stdout"].split())
     assert uid == pwd.getpwnam("nobody").pw_uid
     assert gid == grp.getgrnam("nogroup").gr_gid
+    # the spare that replaces the one taken is judged once it is ready: a
+    # helper still setting itself up holds its user namespace's
+    # capabilities until it confines itself, before it reads any request
+    assert wait_for(lambda: (lambda st: st["PyExecHelpersStarting"] == "0"
+                             and st["PyExecHelpersSpare"] == "2")(
+                                 h.status_auto()))
     for pid in h.session_helper_pids():
         with open("/proc/%d/status" % pid) as f:
             status = f.read()
