@@ -192,9 +192,10 @@ static size_t utf8_char(const char *s, size_t left)
     return 0;
 }
 
-/* A JSON writer that fills a buffer and hands it on when full. */
+/* A JSON writer that fills a buffer and hands it on when full; or, with
+ * no buffer, only counts. */
 typedef struct {
-    char buf[PYEXEC_ANSWER_CHUNK];
+    char *buf;                  /* PYEXEC_ANSWER_CHUNK bytes */
     size_t used;
     size_t total;               /* everything put, for the length pass */
     int counting;               /* only count: nothing is emitted */
@@ -218,14 +219,14 @@ static void jw_put(jw_t *w, const char *s, size_t n)
         return;
     }
     while (n > 0 && !w->rc) {
-        size_t room = sizeof(w->buf) - w->used;
+        size_t room = PYEXEC_ANSWER_CHUNK - w->used;
         size_t k = n < room ? n : room;
 
         memcpy(w->buf + w->used, s, k);
         w->used += k;
         s += k;
         n -= k;
-        if (w->used == sizeof(w->buf)) {
+        if (w->used == PYEXEC_ANSWER_CHUNK) {
             jw_flush(w);
         }
     }
@@ -318,40 +319,27 @@ static void jw_answer(jw_t *w, const pyexec_answer_t *a)
 
 size_t pyexec_answer_len(const pyexec_answer_t *a)
 {
-    jw_t *w = malloc(sizeof(*w));
-    size_t n;
+    jw_t w;
 
-    if (!w) {
-        return 0;
-    }
-    w->used = w->total = 0;
-    w->counting = 1;
-    w->rc = 0;
-    jw_answer(w, a);
-    n = w->total;
-    free(w);
-    return n;
+    memset(&w, 0, sizeof(w));
+    w.counting = 1;
+    jw_answer(&w, a);
+    return w.total;
 }
 
 int pyexec_answer_write(const pyexec_answer_t *a,
                         int (*emit)(void *ctx, const char *piece, size_t len),
                         void *ctx)
 {
-    jw_t *w = malloc(sizeof(*w));
-    int rc;
+    char buf[PYEXEC_ANSWER_CHUNK];
+    jw_t w;
 
-    if (!w) {
-        return -1;
-    }
-    w->used = w->total = 0;
-    w->counting = 0;
-    w->emit = emit;
-    w->ctx = ctx;
-    w->rc = 0;
-    jw_answer(w, a);
-    rc = w->rc;
-    free(w);
-    return rc;
+    memset(&w, 0, sizeof(w));
+    w.buf = buf;
+    w.emit = emit;
+    w.ctx = ctx;
+    jw_answer(&w, a);
+    return w.rc;
 }
 
 typedef struct {

@@ -128,21 +128,22 @@ static void check_invariants(pyexec_registry_t *reg)
         }
         /* requests are counted in on live sessions only, and stay
          * counted while their session ends; the backstop deadline is
-         * set exactly while one is */
-        if (s->state != PYEXEC_SLOT_LIVE && s->state != PYEXEC_SLOT_DYING) {
-            ck_assert_msg(s->inflight == 0, "%s slot %u has %u in flight",
-                          pyexec_slot_state_name(
-                              (pyexec_slot_state_t)s->state),
-                          i, s->inflight);
-            ck_assert(s->deadline == 0);
+         * set exactly while one is (plain ifs: each ck_assert costs a
+         * system call, and this runs thousands of times) */
+        if (s->state != PYEXEC_SLOT_LIVE && s->state != PYEXEC_SLOT_DYING
+            && (s->inflight != 0 || s->deadline != 0)) {
+            ck_abort_msg("%s slot %u: %u in flight, deadline %lld",
+                         pyexec_slot_state_name(
+                             (pyexec_slot_state_t)s->state),
+                         i, s->inflight, (long long)s->deadline);
         }
-        if (s->state == PYEXEC_SLOT_LIVE) {
-            ck_assert_msg((s->inflight == 0) == (s->deadline == 0),
-                          "live slot %u: %u in flight, deadline %lld", i,
-                          s->inflight, (long long)s->deadline);
+        if (s->state == PYEXEC_SLOT_LIVE
+            && (s->inflight == 0) != (s->deadline == 0)) {
+            ck_abort_msg("live slot %u: %u in flight, deadline %lld", i,
+                         s->inflight, (long long)s->deadline);
         }
-        if (s->state == PYEXEC_SLOT_FREE) {
-            ck_assert_int_eq(s->pid, 0);
+        if (s->state == PYEXEC_SLOT_FREE && s->pid != 0) {
+            ck_abort_msg("free slot %u has pid %d", i, s->pid);
         }
     }
     /* every session created is live or was counted as ended, once */
@@ -152,12 +153,13 @@ static void check_invariants(pyexec_registry_t *reg)
         for (i = 0; i < PYEXEC_END_NREASONS; i++) {
             ended += reg->stats.sessions_ended[i];
         }
-        ck_assert_msg(reg->stats.sessions_created
-                      == ended + reg->count[PYEXEC_SLOT_LIVE],
-                      "%llu created, %llu ended, %u live",
-                      (unsigned long long)reg->stats.sessions_created,
-                      (unsigned long long)ended,
-                      reg->count[PYEXEC_SLOT_LIVE]);
+        if (reg->stats.sessions_created
+            != ended + reg->count[PYEXEC_SLOT_LIVE]) {
+            ck_abort_msg("%llu created, %llu ended, %u live",
+                         (unsigned long long)reg->stats.sessions_created,
+                         (unsigned long long)ended,
+                         reg->count[PYEXEC_SLOT_LIVE]);
+        }
     }
     free(on);
 }
@@ -1444,7 +1446,7 @@ END_TEST
  * to the next one. */
 START_TEST(test_sweep_stops_at_max)
 {
-    int32_t pids[2];
+    int32_t pids[8];
     pyexec_reg_ticket_t t;
     pyexec_id_t ids[5];
     int i;
@@ -2005,6 +2007,9 @@ Suite *registry_suite(void)
                      supervisor_tests);
 
     tc = tcase_create("stress");
+    /* thousands of operations, each followed by the invariants: seconds
+     * under the sanitizers on a slow machine, past Check's 4 s default */
+    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_stress);
     tcase_add_test(tc, test_count_stress);
     suite_add_tcase(s, tc);
