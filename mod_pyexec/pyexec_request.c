@@ -181,15 +181,14 @@ void pyexec_request_clear(pyexec_request_t *req)
  * that: each byte that starts no valid character becomes U+FFFD. */
 
 /* The length of the valid character at s[0..left), or 0 if none starts
- * there. */
+ * there. Its lead byte says how long it must be; pyexec_utf8_valid()
+ * then judges the continuation (overlongs, surrogates, range). */
 static size_t utf8_char(const char *s, size_t left)
 {
-    for (size_t n = 1; n <= 4 && n <= left; n++) {
-        if (pyexec_utf8_valid(s, n)) {
-            return n;
-        }
-    }
-    return 0;
+    unsigned char c = (unsigned char)s[0];
+    size_t n = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+
+    return n <= left && pyexec_utf8_valid(s, n) ? n : 0;
 }
 
 /* A JSON writer that fills a buffer and hands it on when full; or, with

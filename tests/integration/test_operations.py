@@ -13,10 +13,6 @@ from .conftest import Client, start
 from .pyhttpd import wait_for
 
 
-def status_auto(h):
-    return h.status_auto()
-
-
 @pytest.fixture
 def own(request):
     return start(request, directives={"PyExecSpareHelpers": 2})
@@ -68,7 +64,7 @@ def test_get_shows_a_session_running(client):
 def test_delete_ends_the_session_and_its_helper_at_once(own):
     c = Client(own)
     sid = c.run("x = 1")["id"]
-    assert wait_for(lambda: status_auto(own)["PyExecHelpersSpare"] == "2",
+    assert wait_for(lambda: own.status_auto()["PyExecHelpersSpare"] == "2",
                     timeout=5)
     before = set(own.helper_pids())
     r = c.session_delete(sid)
@@ -80,7 +76,7 @@ def test_delete_ends_the_session_and_its_helper_at_once(own):
     gone = wait_for(lambda: before - set(own.helper_pids()), timeout=5)
     assert len(gone) == 1
     assert not pyhttpd.remaining(gone)
-    assert status_auto(own)["PyExecSessionsEndedDeleted"] == "1"
+    assert own.status_auto()["PyExecSessionsEndedDeleted"] == "1"
 
 
 def test_delete_during_a_run_ends_it(client):
@@ -130,7 +126,7 @@ def test_unknown_ids_are_404_and_nothing_lists_sessions(client):
 
 def test_status_auto_counts_what_happened(own):
     c = Client(own)
-    assert wait_for(lambda: status_auto(own)["PyExecHelpersSpare"] == "2",
+    assert wait_for(lambda: own.status_auto()["PyExecHelpersSpare"] == "2",
                     timeout=5)
     a = c.run("x = 1")["id"]
     b = c.run("y = 1")["id"]
@@ -140,7 +136,7 @@ def test_status_auto_counts_what_happened(own):
     m = c.run("b = bytearray(10**10)")     # ends by memory
     assert "Session terminated" in t["error"] and "Memory" in m["error"]
     s = wait_for(lambda: (lambda s: s if s["PyExecSessionsEndedTimeout"]
-                          == "1" else None)(status_auto(own)), timeout=5)
+                          == "1" else None)(own.status_auto()), timeout=5)
     assert s["PyExecSessionsLive"] == "1"
     assert s["PyExecSessionsCreated"] == "4"
     assert s["PyExecExecutions"] == "5"
@@ -163,7 +159,7 @@ def test_status_shows_a_busy_helper(own):
     t = threading.Thread(target=c.run, args=("time.sleep(1)", sid))
     t.start()
     try:
-        assert wait_for(lambda: status_auto(own)["PyExecHelpersBusy"] == "1",
+        assert wait_for(lambda: own.status_auto()["PyExecHelpersBusy"] == "1",
                         timeout=5)
     finally:
         t.join()
@@ -174,7 +170,7 @@ def test_status_counts_rate_limited_requests(request):
     c = Client(h)
     assert c.post({"code": "print(1)"}).status_code == 200
     assert c.post({"code": "print(1)"}).status_code == 429
-    assert status_auto(h)["PyExecRateLimited"] == "1"
+    assert h.status_auto()["PyExecRateLimited"] == "1"
 
 
 def test_status_html_has_a_section(own):
