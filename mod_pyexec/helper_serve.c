@@ -87,7 +87,8 @@ static int run_request(int conn, request_t *rq)
     static const char marker_fmt[] =
         "\n[output truncated: more than %u bytes]\n";
     unsigned char hbuf[PYEXEC_FRAME_HDR_LEN], fixed[PYEXEC_RESULT_FIXED_LEN];
-    char out_marker[80], err_marker[80];
+    char out_marker[PYEXEC_RESULT_MARKER_MAX];
+    char err_marker[PYEXEC_RESULT_MARKER_MAX];
     pyexec_py_result_t res;
     pyexec_result_t wire;
     struct iovec iov[6];

@@ -24,6 +24,8 @@
  * In the supervisor process, forked from the parent:
  *   pyexec_supervisor_main.c  its start-up, privileges, loop and scan
  *   pyexec_supervisor_spawn.c the zygote, new helpers, reaping
+ *   pyexec_supervisor_cpu.c   helpers' CPU time against their sessions'
+ *                             time in flight
  * Without httpd (libpyexec_core: the module, the helper, the unit tests
  * and the fuzzers):
  *   pyexec_registry.c         the session table in shared memory

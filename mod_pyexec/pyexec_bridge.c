@@ -29,7 +29,9 @@
 #include <unistd.h>
 
 #include <apr_strings.h>
+#include <apr_thread_cond.h>
 #include <apr_thread_mutex.h>
+#include <apr_thread_proc.h>
 
 #include "pyexec_private.h"
 #include "pyexec_bridge.h"
@@ -59,6 +61,8 @@ typedef struct {
 typedef struct {
     unsigned char *payload;
     pyexec_result_t res;
+    const char *broken;         /* what the helper sent that no honest
+                                   helper sends: the session ends */
 } answer_t;
 
 /* --- finding the session --------------------------------------------- */
@@ -67,21 +71,68 @@ typedef struct {
 static int attach_session(const pyexec_id_t *id, session_ref_t *ref,
                           pyexec_run_t *run)
 {
+    const pyexec_conf_t *c = &pyexec_state.conf;
     pyexec_registry_t *reg = pyexec_state.shared.reg;
+    int rc = -1;
 
     if (pyexec_lock() != APR_SUCCESS) {
         return HTTP_SERVICE_UNAVAILABLE;
     }
     ref->idx = pyexec_reg_lookup(reg, id);
-    if (ref->idx == PYEXEC_REG_NONE
-        || pyexec_reg_count_in(reg, ref->idx, pyexec_now_usec(),
-                               &ref->t) != 0) {
-        pyexec_unlock();
-        return HTTP_NOT_FOUND;
+    if (ref->idx != PYEXEC_REG_NONE) {
+        rc = pyexec_reg_count_in(reg, ref->idx, pyexec_now_usec(),
+                                 (uint32_t)c->max_queue, &ref->t);
     }
     pyexec_unlock();
+    if (rc < 0) {
+        return HTTP_NOT_FOUND;
+    }
     pyexec_id_format(id, run->id);
+    if (rc > 0) {
+        /* PyExecMaxQueue: a worker thread each is what waiting costs,
+         * and every client's requests need them. The run ahead ends
+         * within its limit, and makes room. */
+        ref->idx = PYEXEC_REG_NONE;
+        run->outcome = PYEXEC_RUN_BUSY;
+        run->retry_usec = c->timeout;
+    }
     return OK;
+}
+
+/* Who is asking, for PyExecMaxClientSessions: the address httpd (or
+ * mod_remoteip) says the request came from. An IPv6 client has a /64
+ * to pick addresses from, so that is one client. */
+static uint64_t client_key(const request_rec *r)
+{
+    const apr_sockaddr_t *sa = r->useragent_addr;
+    const unsigned char *b;
+    size_t n;
+    uint64_t h = 14695981039346656037ull;
+
+    if (!sa) {
+        return 0;
+    }
+    b = (const unsigned char *)sa->ipaddr_ptr;
+    n = (size_t)sa->ipaddr_len;
+#if APR_HAVE_IPV6
+    if (sa->family == AF_INET6) {
+        static const unsigned char v4mapped[12] = {
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+        };
+
+        if (n == 16 && !memcmp(b, v4mapped, sizeof(v4mapped))) {
+            b += 12;
+            n = 4;
+        }
+        else if (n > 8) {
+            n = 8;
+        }
+    }
+#endif
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ b[i]) * 1099511628211ull;
+    }
+    return h;
 }
 
 /* A new session: bind a spare helper to a fresh random id. */
@@ -89,6 +140,7 @@ static int new_session(request_rec *r, session_ref_t *ref, pyexec_run_t *run)
 {
     const pyexec_conf_t *c = &pyexec_state.conf;
     pyexec_registry_t *reg = pyexec_state.shared.reg;
+    pyexec_claim_req_t cr;
     pyexec_id_t id;
     int64_t give_up = pyexec_now_usec() + SPARE_WAIT_US;
     int woke = 0, failing;
@@ -98,6 +150,11 @@ static int new_session(request_rec *r, session_ref_t *ref, pyexec_run_t *run)
                       PYEXEC_LOGNO(00301) "no randomness for a session id");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    memset(&cr, 0, sizeof(cr));
+    cr.max_live = (uint32_t)c->max_sessions;
+    cr.max_per_client = (uint32_t)c->max_client_sessions;
+    cr.client = client_key(r);
+    cr.evict_idle = c->evict_idle;
     for (;;) {
         pyexec_claim_t cl;
         int64_t now = pyexec_now_usec();
@@ -105,18 +162,35 @@ static int new_session(request_rec *r, session_ref_t *ref, pyexec_run_t *run)
         if (pyexec_lock() != APR_SUCCESS) {
             return HTTP_SERVICE_UNAVAILABLE;
         }
-        cl = pyexec_reg_claim(reg, &id, (uint32_t)c->max_sessions, now,
-                              pyexec_wallclock_usec(), &ref->idx);
+        cl = pyexec_reg_claim(reg, &id, now, pyexec_wallclock_usec(), &cr);
         /* a claimed slot has nothing in flight: ahead is 0; and being
          * live, it cannot refuse the count */
-        if (cl == PYEXEC_CLAIM_OK
-            && pyexec_reg_count_in(reg, ref->idx, now, &ref->t) != 0) {
-            pyexec_unlock();
-            return HTTP_INTERNAL_SERVER_ERROR;
+        if (cl == PYEXEC_CLAIM_OK) {
+            ref->idx = cr.idx;
+            if (pyexec_reg_count_in(reg, ref->idx, now, 0, &ref->t) != 0) {
+                pyexec_unlock();
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+        else if (cl == PYEXEC_CLAIM_FULL || cl == PYEXEC_CLAIM_CLIENT_FULL) {
+            run->retry_usec = pyexec_reg_next_expiry(
+                reg, now, c->idle_timeout,
+                cl == PYEXEC_CLAIM_CLIENT_FULL ? &cr.client : NULL);
         }
         failing = reg->helpers_failing;
         pyexec_unlock();
 
+        if (cr.evicted_pid > 0) {
+            pyexec_supervisor_kill(cr.evicted_idx, cr.evicted_gen,
+                                   PYEXEC_END_EVICTED);
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          PYEXEC_LOGNO(00306) "every session was live: "
+                          "ended the one idle longest (slot %d, idle "
+                          "%" APR_INT64_T_FMT " s) for a new one "
+                          "(PyExecEvictIdle)", (int)cr.evicted_idx,
+                          cr.evicted_idle / 1000000);
+            cr.evicted_pid = 0;
+        }
         switch (cl) {
         case PYEXEC_CLAIM_OK:
             pyexec_id_format(&id, run->id);
@@ -125,6 +199,8 @@ static int new_session(request_rec *r, session_ref_t *ref, pyexec_run_t *run)
             return OK;
         case PYEXEC_CLAIM_FULL:
             return HTTP_SERVICE_UNAVAILABLE;
+        case PYEXEC_CLAIM_CLIENT_FULL:
+            return HTTP_TOO_MANY_REQUESTS;
         case PYEXEC_CLAIM_DUPLICATE:
             pyexec_id_generate(&id);
             continue;
@@ -253,9 +329,63 @@ static apr_status_t kept_close_all(void *unused)
     return APR_SUCCESS;
 }
 
+/* Close what leads to helpers that have gone since (read without the
+ * registry lock: a wrong guess costs one reconnect, nothing more), and
+ * what holds unread bytes: whatever a helper queued on an idle
+ * connection stays in this process's socket buffers until it is read or
+ * closed, and a helper that is gone is read by nobody. */
+static void kept_sweep(void)
+{
+    for (uint32_t i = 0; i < kept_slots; i++) {
+        if (kept[i].fd >= 0
+            && (pyexec_reg_slot(pyexec_state.shared.reg, (int32_t)i)->gen
+                != kept[i].gen
+                || pyexec_io_pending(kept[i].fd) != 0)) {
+            close(kept[i].fd);
+            kept[i].fd = -1;
+            kept_open--;
+        }
+    }
+}
+
+/* A thread per worker process sweeps once a second, traffic or not: a
+ * process that serves nothing for a while would otherwise hold what
+ * helpers left in its kept connections until its next request. */
+static apr_thread_t *sweeper;
+static apr_thread_cond_t *sweeper_wake;
+static int sweeper_stop;
+
+static void *APR_THREAD_FUNC sweeper_loop(apr_thread_t *t, void *unused)
+{
+    (void)t;
+    (void)unused;
+    apr_thread_mutex_lock(kept_lock);
+    while (!sweeper_stop) {
+        apr_thread_cond_timedwait(sweeper_wake, kept_lock,
+                                  apr_time_from_sec(1));
+        if (!sweeper_stop && kept_open > 0) {
+            kept_sweep();
+        }
+    }
+    apr_thread_mutex_unlock(kept_lock);
+    return NULL;
+}
+
+static apr_status_t sweeper_join(void *unused)
+{
+    apr_status_t rv;
+
+    (void)unused;
+    apr_thread_mutex_lock(kept_lock);
+    sweeper_stop = 1;
+    apr_thread_cond_signal(sweeper_wake);
+    apr_thread_mutex_unlock(kept_lock);
+    apr_thread_join(&rv, sweeper);
+    return APR_SUCCESS;
+}
+
 void pyexec_bridge_child_init(apr_pool_t *p, server_rec *s)
 {
-    (void)s;
     if (!pyexec_state.shared.reg
         || apr_thread_mutex_create(&kept_lock, APR_THREAD_MUTEX_DEFAULT, p)
            != APR_SUCCESS) {
@@ -268,9 +398,23 @@ void pyexec_bridge_child_init(apr_pool_t *p, server_rec *s)
     }
     apr_pool_cleanup_register(p, NULL, kept_close_all,
                               apr_pool_cleanup_null);
+    /* registered after kept_close_all, so run before it */
+    if (apr_thread_cond_create(&sweeper_wake, p) == APR_SUCCESS
+        && apr_thread_create(&sweeper, NULL, sweeper_loop, NULL, p)
+           == APR_SUCCESS) {
+        apr_pool_cleanup_register(p, NULL, sweeper_join,
+                                  apr_pool_cleanup_null);
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     PYEXEC_LOGNO(00307) "no sweeper thread: kept "
+                     "connections are swept only when they are many");
+    }
 }
 
-/* This slot's kept connection, if it still leads to the same helper. */
+/* This slot's kept connection, if it still leads to the same helper and
+ * has nothing unread. Anything a helper sends on an idle connection was
+ * written by user code (an honest one answers requests only): -2. */
 static int kept_take(const session_ref_t *ref)
 {
     kept_conn_t *k;
@@ -282,32 +426,20 @@ static int kept_take(const session_ref_t *ref)
     }
     k = &kept[ref->idx];
     if (k->fd >= 0) {
-        if (k->gen == ref->t.gen) {
+        if (k->gen == ref->t.gen && pyexec_io_pending(k->fd) == 0) {
             fd = k->fd;
         }
         else {
-            close(k->fd);       /* its helper is gone */
+            if (k->gen == ref->t.gen) {
+                fd = -2;
+            }
+            close(k->fd);       /* its helper is gone, or lied */
         }
         k->fd = -1;
         kept_open--;
     }
     apr_thread_mutex_unlock(kept_lock);
     return fd;
-}
-
-/* Close what leads to helpers that have gone since (read without the
- * registry lock: a wrong guess costs one reconnect, nothing more). */
-static void kept_sweep(void)
-{
-    for (uint32_t i = 0; i < kept_slots; i++) {
-        if (kept[i].fd >= 0
-            && pyexec_reg_slot(pyexec_state.shared.reg, (int32_t)i)->gen
-               != kept[i].gen) {
-            close(kept[i].fd);
-            kept[i].fd = -1;
-            kept_open--;
-        }
-    }
 }
 
 static void kept_put(const session_ref_t *ref, int fd)
@@ -372,7 +504,7 @@ static void run_code(request_rec *r, const session_ref_t *ref,
 {
     const pyexec_slot_limits_t *lim = &ref->t.limits;
     uint32_t max_payload = PYEXEC_RESULT_FIXED_LEN
-                           + 2 * (lim->max_output + 256);
+                           + 2 * (lim->max_output + PYEXEC_RESULT_MARKER_MAX);
     pyexec_frame_hdr_t hdr;
     pyexec_exec_fixed_t fixed;
     pyexec_io_status_t st;
@@ -412,6 +544,10 @@ static void run_code(request_rec *r, const session_ref_t *ref,
 
     start = pyexec_now_usec();
     fd = kept_take(ref);
+    if (fd == -2) {
+        ans->broken = "bytes on an idle connection";
+        goto broken;
+    }
 again:
     started = 0;
     if (fd < 0) {
@@ -499,17 +635,41 @@ again:
     if (st != PYEXEC_IO_OK || hdr.type != PYEXEC_MSG_RESULT
         || pyexec_result_decode(ans->payload, hdr.length, &ans->res) != 0) {
         if (st == PYEXEC_IO_PROTOCOL || st == PYEXEC_IO_OK) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                          PYEXEC_LOGNO(00303) "helper of slot %d sent a "
-                          "malformed answer", (int)ref->idx);
+            ans->broken = "a malformed or oversized answer";
         }
         close(fd);
+        fd = -1;
         pyexec_io_free(ans->payload);
         ans->payload = NULL;
         run->outcome = PYEXEC_RUN_DIED;
+        if (ans->broken) {
+            goto broken;
+        }
         return;
     }
-    run->exec_usec = (int64_t)ans->res.exec_usec;
+    /* The answer's bytes may be user code's (it can write to the
+     * helper's connection too): only what an honest helper could send
+     * within the session's caps is taken, and nothing after it. Whether
+     * the run is over is not the answer's to say either: the supervisor
+     * holds the helper's CPU time against this request's time in flight
+     * (pyexec_supervisor_cpu.c). */
+    if (!pyexec_result_within(&ans->res, lim->max_output)) {
+        ans->broken = "an answer beyond the session's caps";
+    }
+    else if (pyexec_io_pending(fd) != 0) {
+        ans->broken = "more after its answer";
+    }
+    if (ans->broken) {
+        close(fd);
+        fd = -1;
+        pyexec_io_free(ans->payload);
+        ans->payload = NULL;
+        goto broken;
+    }
+    /* the helper's own figure, unless it claims more than we saw */
+    if ((int64_t)ans->res.exec_usec < run->exec_usec) {
+        run->exec_usec = (int64_t)ans->res.exec_usec;
+    }
     if (ans->res.status == PYEXEC_EXEC_MEMORY) {
         close(fd);              /* the helper is on its way out */
         run->outcome = PYEXEC_RUN_MEMORY;
@@ -517,6 +677,13 @@ again:
     }
     kept_put(ref, fd);
     run->outcome = PYEXEC_RUN_OK;
+    return;
+
+broken:
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                  PYEXEC_LOGNO(00303) "helper of slot %d sent %s; its "
+                  "session ends as a crash", (int)ref->idx, ans->broken);
+    run->outcome = PYEXEC_RUN_DIED;
 }
 
 /* --- counting out ---------------------------------------------------- */
@@ -534,6 +701,9 @@ static void detach_session(const session_ref_t *ref, pyexec_run_t *run,
     else if (run->outcome == PYEXEC_RUN_MEMORY) {
         end = PYEXEC_END_MEMORY;
     }
+    else if (ans->broken) {
+        end = PYEXEC_END_CRASH;
+    }
     if (pyexec_lock() == APR_SUCCESS) {
         pid = pyexec_reg_count_out(pyexec_state.shared.reg, ref->idx,
                                    ref->t.gen, pyexec_now_usec(),
@@ -544,7 +714,10 @@ static void detach_session(const session_ref_t *ref, pyexec_run_t *run,
     if (end != PYEXEC_END_NONE && pid > 0) {
         pyexec_supervisor_kill(ref->idx, ref->t.gen, end);
     }
-    if (run->outcome == PYEXEC_RUN_DIED) {
+    if (ans->broken) {
+        run->died_why = PYEXEC_END_CRASH;
+    }
+    else if (run->outcome == PYEXEC_RUN_DIED) {
         run->died_why = wait_for_reason(ref);
     }
 }
@@ -565,8 +738,8 @@ int pyexec_bridge_run(request_rec *r, const pyexec_id_t *id,
     memset(run, 0, sizeof(*run));
     memset(&ans, 0, sizeof(ans));
     rc = id ? attach_session(id, &ref, run) : new_session(r, &ref, run);
-    if (rc != OK) {
-        return rc;
+    if (rc != OK || run->outcome == PYEXEC_RUN_BUSY) {
+        return rc;              /* nothing counted in */
     }
     run->max_code = ref.t.limits.max_code;
     run_code(r, &ref, code, code_len, run, &ans);

@@ -34,6 +34,8 @@ typedef struct {
     const char *err;
     size_t err_len;
     uint32_t max_code;          /* the session's code limit */
+    int64_t retry_usec;         /* refused or BUSY: when trying again
+                                   has a chance (the Retry-After) */
     char id[PYEXEC_ID_STRLEN + 1];  /* the session's id */
 } pyexec_run_t;
 
@@ -44,8 +46,10 @@ void pyexec_bridge_child_init(apr_pool_t *p, server_rec *s);
 /* Run code in the session id names, or in a new one if id is NULL.
  * Returns OK with the outcome in *run, or, with nothing run:
  * HTTP_NOT_FOUND (no such session), HTTP_SERVICE_UNAVAILABLE (the
- * table is full), HTTP_GATEWAY_TIME_OUT (no helper became ready in
- * time), HTTP_INTERNAL_SERVER_ERROR. */
+ * table is full), HTTP_TOO_MANY_REQUESTS (this client has
+ * PyExecMaxClientSessions live), both with run->retry_usec,
+ * HTTP_GATEWAY_TIME_OUT (no helper became ready in time),
+ * HTTP_INTERNAL_SERVER_ERROR. */
 int pyexec_bridge_run(request_rec *r, const pyexec_id_t *id,
                       const char *code, size_t code_len, pyexec_run_t *run);
 

@@ -27,6 +27,9 @@ void *pyexec_conf_create(apr_pool_t *p, server_rec *s)
     c->max_output = -1;
     c->max_code = -1;
     c->max_sessions = -1;
+    c->max_client_sessions = -1;
+    c->max_queue = -1;
+    c->evict_idle = -1;
     c->spare_helpers = -1;
     c->require_sandbox = -1;
     c->no_import_hook = -1;
@@ -139,6 +142,16 @@ static const char *set_count(cmd_parms *cmd, void *dc, const char *arg)
     }
     *field = (int)v;
     return NULL;
+}
+
+/* A count, or off (0). */
+static const char *set_count_or_off(cmd_parms *cmd, void *dc,
+                                    const char *arg)
+{
+    if (!strcasecmp(arg, "off")) {
+        arg = "0";
+    }
+    return set_count(cmd, dc, arg);
 }
 
 static const char *set_name(cmd_parms *cmd, void *dc, const char *arg)
@@ -351,6 +364,16 @@ const command_rec pyexec_cmds[] = {
                   "Largest accepted source (default 64K)"),
     AP_INIT_TAKE1("PyExecMaxSessions", set_count, OFF(max_sessions), RSRC_CONF,
                   "Sessions alive at once (default 100)"),
+    AP_INIT_TAKE1("PyExecMaxClientSessions", set_count_or_off,
+                  OFF(max_client_sessions), RSRC_CONF,
+                  "Sessions one client address may have alive at once, or "
+                  "off (default 10)"),
+    AP_INIT_TAKE1("PyExecMaxQueue", set_count, OFF(max_queue), RSRC_CONF,
+                  "Requests that may wait for a session's running one; "
+                  "past it they are refused at once (default 4)"),
+    AP_INIT_FLAG("PyExecEvictIdle", set_flag, OFF(evict_idle), RSRC_CONF,
+                 "With every session live, end the one idle longest for a "
+                 "new one instead of refusing it (default Off)"),
     AP_INIT_TAKE1("PyExecSpareHelpers", set_count, OFF(spare_helpers),
                   RSRC_CONF, "Warm interpreters kept ready (default 4)"),
     AP_INIT_TAKE12("PyExecRateLimit", set_rate, NULL, RSRC_CONF,
@@ -411,6 +434,15 @@ void pyexec_conf_effective(apr_pool_t *p, server_rec *s, pyexec_conf_t *out)
     }
     if (out->max_sessions < 0) {
         out->max_sessions = PYEXEC_DEFAULT_MAX_SESSIONS;
+    }
+    if (out->max_client_sessions < 0) {
+        out->max_client_sessions = PYEXEC_DEFAULT_MAX_CLIENT_SESSIONS;
+    }
+    if (out->max_queue < 0) {
+        out->max_queue = PYEXEC_DEFAULT_MAX_QUEUE;
+    }
+    if (out->evict_idle < 0) {
+        out->evict_idle = 0;
     }
     if (out->spare_helpers < 0) {
         out->spare_helpers = PYEXEC_DEFAULT_SPARE_HELPERS;

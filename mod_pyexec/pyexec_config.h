@@ -19,6 +19,9 @@ typedef struct {
     apr_int64_t max_output;             /* bytes per stream */
     apr_int64_t max_code;               /* bytes of source */
     int max_sessions;
+    int max_client_sessions;            /* live per client address; 0 off */
+    int max_queue;                      /* requests waiting per session */
+    int evict_idle;                     /* table full: end the LRU idle */
     int spare_helpers;
     double rate_limit;                  /* requests/s per client; 0 off */
     int rate_burst;

@@ -398,6 +398,16 @@ int pyexec_map_to_storage(request_rec *r)
 
 }
 
+/* Retry-After in whole seconds, at least 1: a client told 0 would come
+ * straight back. */
+static void set_retry_after(request_rec *r, int64_t usec)
+{
+    int64_t s = (usec + 999999) / 1000000;
+
+    apr_table_setn(r->headers_out, "Retry-After",
+                   apr_psprintf(r->pool, "%" APR_INT64_T_FMT, s < 1 ? 1 : s));
+}
+
 /* The contract's answer to a run. */
 static int answer(request_rec *r, const pyexec_run_t *run)
 {
@@ -410,7 +420,7 @@ static int answer(request_rec *r, const pyexec_run_t *run)
     case PYEXEC_RUN_MEMORY:
         return send_json(r, HTTP_OK, run->id, NULL, 0, NULL, 0, MSG_MEMORY);
     case PYEXEC_RUN_BUSY:
-        apr_table_setn(r->headers_out, "Retry-After", "2");
+        set_retry_after(r, run->retry_usec ? run->retry_usec : 2000000);
         return send_json(r, HTTP_SERVICE_UNAVAILABLE, run->id, NULL, 0, NULL,
                          0, "The session is busy with earlier requests; "
                          "nothing was run. Try again later.");
@@ -502,10 +512,16 @@ int pyexec_handler(request_rec *r)
         case HTTP_NOT_FOUND:
             return send_error(r, rc, MSG_UNKNOWN);
         case HTTP_SERVICE_UNAVAILABLE:
-            apr_table_setn(r->headers_out, "Retry-After", "5");
+            set_retry_after(r, run.retry_usec);
             return send_error(r, rc, apr_psprintf(r->pool,
                               "Too many sessions: at most %d may be live at "
                               "once. Try again later.", c->max_sessions));
+        case HTTP_TOO_MANY_REQUESTS:
+            set_retry_after(r, run.retry_usec);
+            return send_error(r, rc, apr_psprintf(r->pool,
+                              "Too many sessions from your address: at most "
+                              "%d may be live at once. End one (DELETE) or "
+                              "try again later.", c->max_client_sessions));
         case HTTP_GATEWAY_TIME_OUT:
             apr_table_setn(r->headers_out, "Retry-After", "5");
             return send_error(r, HTTP_SERVICE_UNAVAILABLE,

@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -156,6 +157,16 @@ int pyexec_io_spin_readable(int fd, int64_t usec)
         }
     } while (pyexec_now_usec() < until);
     return 0;
+}
+
+long pyexec_io_pending(int fd)
+{
+    int n = 0;
+
+    if (ioctl(fd, FIONREAD, &n) != 0) {
+        return -1;
+    }
+    return n;
 }
 
 /* Read exactly len bytes; *got says how many came, whatever the end. */

@@ -45,6 +45,9 @@ pyexec_io_status_t pyexec_io_read_full(int fd, void *buf, size_t len,
  * readable (1) or the time is up (0). */
 int pyexec_io_spin_readable(int fd, int64_t usec);
 
+/* Bytes received on fd and not read yet (FIONREAD), or -1. */
+long pyexec_io_pending(int fd);
+
 /* Messages up to this size are sent with a single system call. */
 #define PYEXEC_IO_GATHER_MAX (32 * 1024)
 

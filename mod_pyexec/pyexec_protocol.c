@@ -130,6 +130,15 @@ int pyexec_result_decode(const unsigned char *payload, size_t payload_len,
     return 0;
 }
 
+int pyexec_result_within(const pyexec_result_t *res, uint32_t max_output)
+{
+    uint64_t cap = (uint64_t)max_output + PYEXEC_RESULT_MARKER_MAX;
+
+    return res->stdout_len <= cap && res->stderr_len <= cap
+           && (res->status == PYEXEC_EXEC_OK
+               || res->status == PYEXEC_EXEC_MEMORY);
+}
+
 void pyexec_slot_msg_encode(unsigned char out[PYEXEC_SLOT_MSG_LEN],
                             const pyexec_slot_msg_t *m)
 {

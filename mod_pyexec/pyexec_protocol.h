@@ -106,10 +106,20 @@ typedef struct {
 } pyexec_result_t;
 #define PYEXEC_RESULT_FIXED_LEN 32
 
+/* The longest note a helper appends to a stream it cut at max_output
+ * ("[output truncated: ...]"). */
+#define PYEXEC_RESULT_MARKER_MAX 80
+
 void pyexec_result_encode(unsigned char out[PYEXEC_RESULT_FIXED_LEN],
                           const pyexec_result_t *res);
 /* Checks that the lengths add up to payload_len exactly. Returns 0 on
  * success, -1 on a malformed payload. */
+/* Whether a decoded RESULT is one an honest helper of a session with
+ * this output cap could send: each stream within the cap (and its
+ * marker), a status a helper reports. Its bytes may come from user
+ * code, which can write to the helper's connection as well as it. */
+int pyexec_result_within(const pyexec_result_t *res, uint32_t max_output);
+
 int pyexec_result_decode(const unsigned char *payload, size_t payload_len,
                          pyexec_result_t *res);
 

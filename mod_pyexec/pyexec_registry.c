@@ -224,6 +224,9 @@ int32_t pyexec_reg_spawn_begin(pyexec_registry_t *reg, int64_t now,
     s->deadline = 0;
     s->executions = 0;
     s->mem_bytes = 0;
+    s->client = 0;
+    s->busy_since = 0;
+    s->busy_total = 0;
     s->spawned_at = now;
     s->limits = *limits;
     memcpy(s->token, token, PYEXEC_TOKEN_LEN);
@@ -404,18 +407,93 @@ size_t pyexec_reg_sweep(pyexec_registry_t *reg, int64_t now,
     return n;
 }
 
+int64_t pyexec_reg_busy_usec(const pyexec_registry_t *reg, int32_t idx,
+                             uint32_t gen, int64_t now)
+{
+    const pyexec_slot_t *s = pyexec_reg_slot(reg, idx);
+
+    if (!s || s->gen != gen || (s->state != PYEXEC_SLOT_SPARE
+                                && s->state != PYEXEC_SLOT_LIVE)) {
+        return -1;
+    }
+    if (s->state == PYEXEC_SLOT_LIVE && s->inflight > 0
+        && now > s->busy_since) {
+        return s->busy_total + (now - s->busy_since);
+    }
+    return s->busy_total;
+}
+
+int32_t pyexec_reg_end_overrun(pyexec_registry_t *reg, int32_t idx,
+                               uint32_t gen)
+{
+    int32_t pid = pyexec_reg_end(reg, idx, gen, PYEXEC_END_TIMEOUT);
+
+    if (pid > 0) {
+        reg->stats.cpu_overruns++;
+    }
+    return pid;
+}
+
 /* --- worker side ---------------------------------------------------- */
 
+/* The live session used longest ago with nothing in flight. */
+static int32_t least_recent_idle(pyexec_registry_t *reg)
+{
+    pyexec_slot_t *sl = slots(reg);
+    int32_t best = PYEXEC_REG_NONE;
+
+    for (uint32_t i = 0; i < reg->nslots; i++) {
+        if (sl[i].state == PYEXEC_SLOT_LIVE && sl[i].inflight == 0
+            && (best == PYEXEC_REG_NONE
+                || sl[i].last_use < sl[best].last_use)) {
+            best = (int32_t)i;
+        }
+    }
+    return best;
+}
+
+static uint32_t client_live(pyexec_registry_t *reg, uint64_t client)
+{
+    pyexec_slot_t *sl = slots(reg);
+    uint32_t n = 0;
+
+    for (uint32_t i = 0; i < reg->nslots; i++) {
+        n += sl[i].state == PYEXEC_SLOT_LIVE && sl[i].client == client;
+    }
+    return n;
+}
+
 pyexec_claim_t pyexec_reg_claim(pyexec_registry_t *reg, const pyexec_id_t *id,
-                                uint32_t max_live, int64_t now_mono,
-                                int64_t now_wall, int32_t *idx_out)
+                                int64_t now_mono, int64_t now_wall,
+                                pyexec_claim_req_t *cr)
 {
     int32_t idx, *bucket;
     pyexec_slot_t *s;
 
-    if (reg->count[PYEXEC_SLOT_LIVE] >= max_live) {
-        reg->stats.rejected_full++;
-        return PYEXEC_CLAIM_FULL;
+    cr->evicted_pid = 0;
+    /* before any eviction: a client at its own cap makes no room for
+     * itself at others' cost */
+    if (cr->max_per_client
+        && client_live(reg, cr->client) >= cr->max_per_client) {
+        reg->stats.rejected_client++;
+        return PYEXEC_CLAIM_CLIENT_FULL;
+    }
+    if (reg->count[PYEXEC_SLOT_LIVE] >= cr->max_live) {
+        int32_t lru = cr->evict_idle ? least_recent_idle(reg)
+                                     : PYEXEC_REG_NONE;
+
+        if (lru == PYEXEC_REG_NONE
+            || reg->count[PYEXEC_SLOT_LIVE] > cr->max_live) {
+            reg->stats.rejected_full++;
+            return PYEXEC_CLAIM_FULL;
+        }
+        s = &slots(reg)[lru];
+        cr->evicted_idx = lru;
+        cr->evicted_gen = s->gen;
+        cr->evicted_idle = now_mono - s->last_use;
+        cr->evicted_pid = pyexec_reg_end(reg, lru, s->gen,
+                                         PYEXEC_END_EVICTED);
+        reg->stats.evicted_lru++;
     }
     if (pyexec_reg_lookup(reg, id) != PYEXEC_REG_NONE) {
         return PYEXEC_CLAIM_DUPLICATE;
@@ -426,6 +504,7 @@ pyexec_claim_t pyexec_reg_claim(pyexec_registry_t *reg, const pyexec_id_t *id,
     }
     s = &slots(reg)[idx];
     s->id = *id;
+    s->client = cr->client;
     s->created = now_wall;
     s->last_use = now_mono;
     s->inflight = 0;
@@ -436,17 +515,48 @@ pyexec_claim_t pyexec_reg_claim(pyexec_registry_t *reg, const pyexec_id_t *id,
     *bucket = idx;
     set_state(reg, s, PYEXEC_SLOT_LIVE);
     reg->stats.sessions_created++;
-    *idx_out = idx;
+    cr->idx = idx;
     return PYEXEC_CLAIM_OK;
 }
 
+int64_t pyexec_reg_next_expiry(const pyexec_registry_t *reg, int64_t now,
+                               int64_t idle_timeout, const uint64_t *client)
+{
+    int64_t best = -1;
+
+    for (uint32_t i = 0; i < reg->nslots; i++) {
+        const pyexec_slot_t *s = pyexec_reg_slot(reg, (int32_t)i);
+        int64_t left;
+
+        if (s->state != PYEXEC_SLOT_LIVE
+            || (client && s->client != *client)) {
+            continue;
+        }
+        left = s->inflight ? idle_timeout : s->last_use + idle_timeout - now;
+        if (left < 0) {
+            left = 0;           /* the next scan ends it */
+        }
+        if (best < 0 || left < best) {
+            best = left;
+        }
+    }
+    return best < 0 ? 0 : best;
+}
+
 int pyexec_reg_count_in(pyexec_registry_t *reg, int32_t idx, int64_t now,
-                        pyexec_reg_ticket_t *t)
+                        uint32_t max_ahead, pyexec_reg_ticket_t *t)
 {
     pyexec_slot_t *s = slot_at(reg, idx);
 
     if (!s || s->state != PYEXEC_SLOT_LIVE) {
         return -1;
+    }
+    if (s->inflight > max_ahead) {
+        reg->stats.rejected_queue++;
+        return 1;
+    }
+    if (s->inflight == 0) {
+        s->busy_since = now;
     }
     s->inflight++;
     reg->running++;
@@ -470,6 +580,9 @@ int32_t pyexec_reg_count_out(pyexec_registry_t *reg, int32_t idx,
     if (s && s->gen == gen) {
         if (s->inflight > 0) {
             s->inflight--;
+            if (s->inflight == 0 && now > s->busy_since) {
+                s->busy_total += now - s->busy_since;
+            }
         }
         if (s->inflight == 0) {
             s->deadline = 0;

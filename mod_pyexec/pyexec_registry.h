@@ -78,6 +78,12 @@ typedef struct {
     uint8_t  token[PYEXEC_TOKEN_LEN];  /* what an EXEC to it must carry */
     pyexec_slot_limits_t limits;
     uint64_t mem_bytes;     /* heap in use after the last execution */
+    uint64_t client;        /* who made the session: a keyed hash of its
+                               address (PyExecMaxClientSessions) */
+    int64_t  busy_since;    /* monotonic usec: the first request now in
+                               flight was counted in (if inflight > 0) */
+    int64_t  busy_total;    /* usec with requests in flight before that:
+                               the CPU time its helper may have used */
 } pyexec_slot_t;
 
 typedef struct {
@@ -87,6 +93,11 @@ typedef struct {
     uint64_t helpers_spawned;
     uint64_t rejected_full;
     uint64_t rate_limited;
+    uint64_t rejected_client;   /* PyExecMaxClientSessions reached */
+    uint64_t rejected_queue;    /* PyExecMaxQueue reached */
+    uint64_t evicted_lru;       /* ended for a new one (PyExecEvictIdle) */
+    uint64_t cpu_overruns;      /* helpers killed for CPU used outside
+                                   their runs */
 } pyexec_reg_stats_t;
 
 typedef struct {
@@ -175,6 +186,20 @@ size_t pyexec_reg_sweep(pyexec_registry_t *reg, int64_t now,
                         const pyexec_sweep_t *policy, int32_t *pids,
                         size_t max);
 
+/* The run time the helper of gen in idx may have used since it became
+ * ready, in usec up to now: as long as its session had requests in
+ * flight, as its workers counted them in and out. A helper has one
+ * thread, so an honest one never uses more; one that does is running
+ * code nobody is waiting for (user code that answered for its helper
+ * and went on). -1 if idx no longer holds that helper, spare or live. */
+int64_t pyexec_reg_busy_usec(const pyexec_registry_t *reg, int32_t idx,
+                             uint32_t gen, int64_t now);
+
+/* End the session of gen in idx as a timeout because its helper used
+ * CPU beyond its runs, and count it. Returns the pid to kill, or 0. */
+int32_t pyexec_reg_end_overrun(pyexec_registry_t *reg, int32_t idx,
+                               uint32_t gen);
+
 /* --- worker side ---------------------------------------------------- */
 
 typedef enum {
@@ -182,12 +207,36 @@ typedef enum {
     PYEXEC_CLAIM_FULL,      /* PyExecMaxSessions live already */
     PYEXEC_CLAIM_NO_SPARE,  /* room, but no ready helper yet */
     PYEXEC_CLAIM_DUPLICATE, /* the id is already live (never in practice) */
+    PYEXEC_CLAIM_CLIENT_FULL,   /* this client has its
+                                   PyExecMaxClientSessions live already */
 } pyexec_claim_t;
+
+/* A new session's request for a helper, and what it did. */
+typedef struct {
+    uint32_t max_live;          /* PyExecMaxSessions */
+    uint32_t max_per_client;    /* PyExecMaxClientSessions; 0: no cap */
+    uint64_t client;            /* who asks: a keyed hash of its address */
+    int evict_idle;             /* PyExecEvictIdle: at max_live, end the
+                                   idle session used longest ago */
+    /* out */
+    int32_t idx;                /* the slot claimed */
+    int32_t evicted_idx;        /* a session ended to make room, if */
+    uint32_t evicted_gen;       /* evicted_pid > 0: the supervisor must */
+    int32_t evicted_pid;        /* kill its helper */
+    int64_t evicted_idle;       /* usec it had been idle */
+} pyexec_claim_req_t;
 
 /* Bind a spare helper to a new session id. */
 pyexec_claim_t pyexec_reg_claim(pyexec_registry_t *reg, const pyexec_id_t *id,
-                                uint32_t max_live, int64_t now_mono,
-                                int64_t now_wall, int32_t *idx_out);
+                                int64_t now_mono, int64_t now_wall,
+                                pyexec_claim_req_t *cr);
+
+/* In how many usec from now the first live session (of client, unless
+ * NULL) would end by idle expiry if nobody used it again: what a client
+ * refused for want of room may be told to wait. A session in use counts
+ * a whole idle_timeout from now. 0 if there are none. */
+int64_t pyexec_reg_next_expiry(const pyexec_registry_t *reg, int64_t now,
+                               int64_t idle_timeout, const uint64_t *client);
 
 /* The live slot of a session, or PYEXEC_REG_NONE. */
 int32_t pyexec_reg_lookup(pyexec_registry_t *reg, const pyexec_id_t *id);
@@ -203,10 +252,12 @@ typedef struct {
 
 /* Count a request in on the live slot idx: idle expiry leaves the session
  * alone, the next request queues behind it, and the supervisor's
- * backstop deadline covers every run counted in. 0, or -1 if idx holds
- * no live session. Every request counted in is counted out. */
+ * backstop deadline covers every run counted in. 0; -1 if idx holds no
+ * live session; 1 (and counted on the status page) if max_ahead
+ * requests are counted in already (PyExecMaxQueue, plus the one
+ * running). Every request counted in (0) is counted out. */
 int pyexec_reg_count_in(pyexec_registry_t *reg, int32_t idx, int64_t now,
-                        pyexec_reg_ticket_t *t);
+                        uint32_t max_ahead, pyexec_reg_ticket_t *t);
 
 /* The request counted in with gen on idx is over. It ran (the session's
  * memory is then *mem_bytes, unless NULL) or not; end is the reason it

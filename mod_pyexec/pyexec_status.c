@@ -54,6 +54,36 @@ static const pyexec_end_reason_t causes[] = {
 };
 #define NCAUSES (sizeof(causes) / sizeof(causes[0]))
 
+/* The refusal and enforcement counters, as ?auto names them and as the
+ * HTML table says them. */
+static const struct {
+    const char *key;
+    const char *label;
+    size_t offset;              /* in pyexec_reg_stats_t */
+} counters[] = {
+    { "PyExecRateLimited", "Requests over the rate limit",
+      APR_OFFSETOF(pyexec_reg_stats_t, rate_limited) },
+    { "PyExecRejectedFull", "New sessions refused (table full)",
+      APR_OFFSETOF(pyexec_reg_stats_t, rejected_full) },
+    { "PyExecRejectedClient",
+      "New sessions refused (client at PyExecMaxClientSessions)",
+      APR_OFFSETOF(pyexec_reg_stats_t, rejected_client) },
+    { "PyExecRejectedQueue", "Requests refused (session at PyExecMaxQueue)",
+      APR_OFFSETOF(pyexec_reg_stats_t, rejected_queue) },
+    { "PyExecSessionsEvictedIdle",
+      "Idle sessions ended for new ones (PyExecEvictIdle)",
+      APR_OFFSETOF(pyexec_reg_stats_t, evicted_lru) },
+    { "PyExecCpuOverruns", "Helpers killed for CPU time outside their runs",
+      APR_OFFSETOF(pyexec_reg_stats_t, cpu_overruns) },
+};
+#define NCOUNTERS (sizeof(counters) / sizeof(counters[0]))
+
+static uint64_t counter(const snapshot_t *sn, size_t i)
+{
+    return *(const uint64_t *)((const char *)&sn->stats
+                               + counters[i].offset);
+}
+
 /* "timeout" -> "Timeout", "spawn-failed" -> "SpawnFailed" */
 static const char *camel(apr_pool_t *p, const char *name)
 {
@@ -93,10 +123,10 @@ static void status_auto(request_rec *r, const snapshot_t *sn,
     }
     ap_rprintf(r, "PyExecExecutions: %" APR_UINT64_T_FMT "\n",
                sn->stats.executions);
-    ap_rprintf(r, "PyExecRateLimited: %" APR_UINT64_T_FMT "\n",
-               sn->stats.rate_limited);
-    ap_rprintf(r, "PyExecRejectedFull: %" APR_UINT64_T_FMT "\n",
-               sn->stats.rejected_full);
+    for (size_t i = 0; i < NCOUNTERS; i++) {
+        ap_rprintf(r, "%s: %" APR_UINT64_T_FMT "\n", counters[i].key,
+                   counter(sn, i));
+    }
     ap_rprintf(r, "PyExecSandbox: %s\n", layers);
 }
 
@@ -133,10 +163,10 @@ static void status_html(request_rec *r, const snapshot_t *sn,
     }
     row(r, "Executions", apr_psprintf(p, "%" APR_UINT64_T_FMT,
                                       sn->stats.executions));
-    row(r, "Requests over the rate limit",
-        apr_psprintf(p, "%" APR_UINT64_T_FMT, sn->stats.rate_limited));
-    row(r, "New sessions refused (table full)",
-        apr_psprintf(p, "%" APR_UINT64_T_FMT, sn->stats.rejected_full));
+    for (size_t i = 0; i < NCOUNTERS; i++) {
+        row(r, counters[i].label,
+            apr_psprintf(p, "%" APR_UINT64_T_FMT, counter(sn, i)));
+    }
     row(r, "Sandbox layers", ap_escape_html(p, layers));
     ap_rputs("</table>\n", r);
 }

@@ -413,7 +413,8 @@ static void handle_ctl_msgs(pyexec_sup_t *sup)
 }
 
 /* Idle sessions, overdue executions whose worker is gone, spawns that
- * never became ready, spares made with older settings. */
+ * never became ready, spares made with older settings; then helpers
+ * using CPU time nobody asked for. */
 static void scan(pyexec_sup_t *sup)
 {
     const pyexec_sweep_t policy = {
@@ -435,6 +436,7 @@ static void scan(pyexec_sup_t *sup)
     while (nv > 0) {
         kill(sup->victims[--nv], SIGKILL);
     }
+    pyexec_sup_cpu_scan(sup);
 }
 
 /* --- the end --------------------------------------------------------- */
@@ -541,6 +543,7 @@ void pyexec_supervisor_main(server_rec *s, apr_pool_t *p, int log_fd,
     sup.conf_next = apr_pcalloc(sup.pool, sizeof(*sup.conf_next));
     sup.spawn_frame = apr_palloc(sup.pool, PYEXEC_SPAWN_FRAME_MAX);
     sup.victims = apr_palloc(sup.pool, sup.reg->nslots * sizeof(int32_t));
+    pyexec_sup_cpu_init(&sup);
     /* published before we were forked; only a graceful restart racing
      * with our start could make us wait here */
     while (!take_conf(&sup)) {

@@ -17,6 +17,15 @@
 #include "pyexec_registry.h"
 #include "pyexec_settings.h"
 
+/* What the CPU watch keeps per slot (pyexec_supervisor_cpu.c). */
+typedef struct {
+    uint32_t gen;               /* of the helper below */
+    pid_t pid;
+    int64_t base;               /* its CPU time when READY, usec; -1 */
+    int64_t used;               /* since then, as last read; -1 */
+    int64_t over;               /* beyond its time in flight, if killed */
+} pyexec_cpu_watch_t;
+
 typedef struct {
     server_rec *s;
     apr_pool_t *pool;
@@ -34,6 +43,7 @@ typedef struct {
     pyexec_settings_t *conf_next;   /* a copy being taken (take_conf) */
     unsigned char *spawn_frame; /* PYEXEC_SPAWN_FRAME_MAX bytes */
     int32_t *victims;           /* a scan's helpers to kill, one per slot */
+    pyexec_cpu_watch_t *cpu;    /* one per slot */
     int log_fd;                 /* httpd's parent sends its error log here */
     pid_t unknown_reaped[16];   /* children reaped before the zygote's
                                    SPAWNED named them (ring) */
@@ -50,5 +60,11 @@ void pyexec_sup_zygote_start(pyexec_sup_t *sup);
 void pyexec_sup_zygote_msgs(pyexec_sup_t *sup);
 void pyexec_sup_reap(pyexec_sup_t *sup);
 void pyexec_sup_refill(pyexec_sup_t *sup);
+
+/* pyexec_supervisor_cpu.c: from start-up, READY, and each scan */
+void pyexec_sup_cpu_init(pyexec_sup_t *sup);
+void pyexec_sup_cpu_ready(pyexec_sup_t *sup, uint32_t idx, uint32_t gen,
+                          pid_t pid);
+void pyexec_sup_cpu_scan(pyexec_sup_t *sup);
 
 #endif /* PYEXEC_SUPERVISOR_PROC_H */

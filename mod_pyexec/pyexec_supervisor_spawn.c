@@ -309,6 +309,9 @@ void pyexec_sup_zygote_msgs(pyexec_sup_t *sup)
             }
         }
         pyexec_unlock();
+        if (hdr.type == PYEXEC_MSG_READY && !stale) {
+            pyexec_sup_cpu_ready(sup, m.slot, m.gen, m.pid);
+        }
         /* a helper nobody waits for any more: it is our child (so its
          * pid cannot have been reused before we reap it), end it */
         if (stale && m.pid > 0) {

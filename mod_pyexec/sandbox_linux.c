@@ -461,7 +461,11 @@ static const int allowed[] = {
     SCMP_SYS(pipe2),
     SCMP_SYS(recvfrom), SCMP_SYS(recvmsg), SCMP_SYS(shutdown),
     SCMP_SYS(getsockname),
-    SCMP_SYS(getpeername), SCMP_SYS(setsockopt), SCMP_SYS(getsockopt),
+    SCMP_SYS(getpeername), SCMP_SYS(getsockopt),
+    /* no setsockopt: SO_SNDBUF alone would let each of a session's
+     * descriptors queue megabytes the kernel holds outside RLIMIT_AS
+     * (net.core.wmem_max); at the default buffer sizes the 32 of
+     * RLIMIT_NOFILE hold a few MiB (docs/security.md) */
 };
 
 /* Refused by killing the process: nothing legitimate asks for these,

@@ -45,6 +45,11 @@ class Client:
 
 
 def start(request, **kw):
+    """A server for one test or module. Its sessions all come from
+    127.0.0.1, so PyExecMaxClientSessions is off unless the test names it
+    (None: the module's default)."""
+    kw["directives"] = dict(kw.get("directives") or {})
+    kw["directives"].setdefault("PyExecMaxClientSessions", "off")
     h = pyhttpd.Httpd(**kw)
     try:
         h.start()
@@ -73,9 +78,12 @@ def start(request, **kw):
 
 @pytest.fixture(scope="session")
 def httpd(request):
-    """The shared server: event MPM with two children."""
+    """The shared server: event MPM with two children. Every test's
+    sessions come from 127.0.0.1 and live on after it: no per-client
+    cap (test_limits_hold.py tests the default)."""
     return start(request, directives={"PyExecSpareHelpers": 4,
-                                      "PyExecMaxSessions": 2000})
+                                      "PyExecMaxSessions": 2000,
+                                      "PyExecMaxClientSessions": "off"})
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ The contract outcomes the limits promise (timeout, memory, crash) are
 checked for the few payloads whose purpose is to defeat those limits.
 """
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -281,6 +282,34 @@ def subclass(name):
     raise LookupError(name)
 '''
 
+# Answers forged by user code: a RESULT frame (pyexec_protocol.h) written
+# to every connected socket of the helper, its worker's among them.
+FORGE = "import random\nos = random._os\n" + r'''
+import struct
+
+def result_frame(out):
+    payload = struct.pack('<IIIIQQ', 0, 0, len(out), 0, 1000, 0) + out
+    return struct.pack('<IHHII', 0x58455950, @PROTO@, 3, 0,
+                       len(payload)) + payload
+
+def write_all(fd, data):
+    import time
+    give_up = time.monotonic() + 0.5     # a connection nobody reads
+    while data and time.monotonic() < give_up:
+        try:
+            data = data[os.write(fd, data):]
+        except BlockingIOError:
+            time.sleep(0.001)
+
+def forge_all(frame):
+    for fd in range(64):
+        try:
+            if os.fstat(fd).st_mode & 0o170000 == 0o140000:
+                write_all(fd, frame)
+        except OSError:
+            pass
+'''
+
 # Routes around the import hook to the real modules (they work with the
 # hook on as well as off).
 OS = "import random\nos = random._os\n"
@@ -351,9 +380,15 @@ def module_from_spec(spec):
 
 
 class P:
-    def __init__(self, pid, code, expect=None, passwd=False):
+    def __init__(self, pid, code, expect=None, passwd=False, forbid=(),
+                 quiet_after=False):
         self.id = pid
         self.code = code
+        # what must not appear in the response: an attempt that succeeded
+        self.forbid = forbid
+        # the payload answered for its helper and goes on: no helper may
+        # still be burning CPU a moment after the answer
+        self.quiet_after = quiet_after
         # an outcome the contract promises: "timeout", "memory", "crash",
         # or a tuple of acceptable ones
         self.expect = expect
@@ -1378,6 +1413,50 @@ for c in conns:
     attempt('huge frame', c.sendall, huge + b'x' * 4096)
     c.detach()
 '''),
+    # issue 12: the limits hold against the code they limit
+    P("proto_forged_answer_then_spin", FORGE + r'''
+forge_all(result_frame(b'@TOKEN@ forged\\n'))
+while True:
+    pass
+''', quiet_after=True),
+    P("proto_forged_answer_beyond_caps", FORGE + r'''
+forge_all(result_frame(b'A' * (3 << 19)))
+import time
+time.sleep(1)
+''', expect="crash"),
+    P("proto_forged_answer_then_more", FORGE + r'''
+forge_all(result_frame(b'ok\\n') + b'z' * 200000)
+''', expect="crash"),
+    P("res_kernel_socket_buffers", SOCKET + r'''
+pairs, total = [], 0
+for i in range(40):
+    try:
+        a, b = socket.socketpair()
+    except OSError as e:
+        print('socketpair', i, '!!', e)
+        break
+    for opt in ('SO_SNDBUF', 'SO_RCVBUF', 'SO_SNDBUFFORCE', 'SO_RCVBUFFORCE'):
+        attempt('setsockopt ' + opt, a.setsockopt, socket.SOL_SOCKET,
+                getattr(socket, opt, 32), 64 << 20)
+    a.setblocking(False)
+    while True:
+        try:
+            total += a.send(b'x' * 65536)
+        except OSError:
+            break
+    pairs.append(b)
+    a.close()
+print('queued %d' % total)
+''', forbid=(r"setsockopt \S+ ->", r"queued \d{8,}")),
+    P("res_kernel_pipes_and_memfd", OS + r'''
+import importlib
+fcntl = attempt('fcntl', importlib.import_module, 'fcntl')
+r, w = os.pipe()
+if fcntl:
+    attempt('F_SETPIPE_SZ', fcntl.fcntl, w, 1031, 1 << 20)
+attempt('memfd_create', os.memfd_create, 'm')
+attempt('splice', getattr(os, 'splice', None), r, w, 10)
+''', forbid=(r"F_SETPIPE_SZ ->", r"memfd_create ->", r"splice ->")),
     P("net_syslog", r'''
 import syslog
 attempt('openlog', syslog.openlog, '@TOKEN@')
@@ -1588,6 +1667,31 @@ def outcome(body):
     return "error" if err else "ok"
 
 
+def helpers_burning(server, within=2.5, window=0.3):
+    """A helper still using CPU `within` seconds after an answer (the time
+    limit and a little more), measured over `window`."""
+    deadline = time.monotonic() + within
+    while True:
+        before = {}
+        for p in server.h.session_helper_pids():
+            try:
+                before[p] = pyhttpd.cpu_seconds(p)
+            except OSError:
+                pass
+        time.sleep(window)
+        burning = []
+        for p, c in before.items():
+            try:
+                if pyhttpd.cpu_seconds(p) - c > window / 2:
+                    burning.append(p)
+            except OSError:
+                pass
+        if not burning:
+            return []
+        if time.monotonic() > deadline:
+            return ["helpers %s still burn CPU after the answer" % burning]
+
+
 def server_problems(server, world):
     """The server is intact: same pids, no stranger in the process tree,
     a fresh session runs, the canary session lives."""
@@ -1664,6 +1768,12 @@ def test_escape(server, world, payload):
     for what, needle in leaks.items():
         if needle in text or any(needle in str(v) for v in body.values()):
             problems.append("%s appears in the response" % what)
+    for pattern in payload.forbid:
+        found = re.search(pattern, body.get("stdout", ""))
+        if found:
+            problems.append("succeeded: %r" % found.group(0))
+    if payload.quiet_after:
+        problems += helpers_burning(server)
     if payload.expect:
         want = payload.expect if isinstance(payload.expect, tuple) \
             else (payload.expect,)

@@ -179,7 +179,8 @@ def test_session_created_in_one_child_served_by_another(request):
 def quick(request):
     """One-second executions, to exercise queues and mass timeouts."""
     return start(request, directives={"PyExecTimeout": 1,
-                                      "PyExecSpareHelpers": 4})
+                                      "PyExecSpareHelpers": 4,
+                                      "PyExecMaxQueue": 16})
 
 
 def test_a_long_queue_gets_every_run_its_own_full_time(quick):
@@ -234,7 +235,8 @@ def test_more_worker_processes_than_a_helper_keeps_connections(request):
     longest. Twelve prefork children taking turns on one session make it
     close kept connections under them, again and again: every request
     must still run, and run exactly once."""
-    h = start(request, mpm="prefork", servers=12, extra_conf=(
+    h = start(request, mpm="prefork", servers=12,
+              directives={"PyExecMaxQueue": 16}, extra_conf=(
         'LogFormat "%P %{pyexec-session}n" pidlog\n'
         'CustomLog "logs/pid_log" pidlog\n'))
     c = Client(h)

@@ -306,6 +306,35 @@ START_TEST(test_result_lengths_no_wrap)
 }
 END_TEST
 
+/* What a worker takes from a helper: each stream within the session's
+ * cap and the truncation note, a status a helper reports. */
+START_TEST(test_result_within_caps)
+{
+    pyexec_result_t r = { .status = PYEXEC_EXEC_OK };
+    uint32_t cap = 1024;
+
+    r.stdout_len = cap + PYEXEC_RESULT_MARKER_MAX;
+    r.stderr_len = cap + PYEXEC_RESULT_MARKER_MAX;
+    ck_assert(pyexec_result_within(&r, cap));
+    r.stdout_len++;
+    ck_assert(!pyexec_result_within(&r, cap));
+    r.stdout_len = 0;
+    r.stderr_len++;
+    ck_assert(!pyexec_result_within(&r, cap));
+    r.stderr_len = 0;
+    r.status = PYEXEC_EXEC_MEMORY;
+    ck_assert(pyexec_result_within(&r, cap));
+    r.status = PYEXEC_EXEC_INTERNAL;
+    ck_assert(!pyexec_result_within(&r, cap));
+    r.status = 77;
+    ck_assert(!pyexec_result_within(&r, cap));
+    /* a cap near the top of uint32 does not wrap */
+    r.status = PYEXEC_EXEC_OK;
+    r.stdout_len = 0xffffffffu;
+    ck_assert(pyexec_result_within(&r, 0xffffffffu));
+}
+END_TEST
+
 /* --- slot messages --------------------------------------------------- */
 
 START_TEST(test_slot_msg_layout)
@@ -595,6 +624,7 @@ Suite *protocol_suite(void)
     tcase_add_test(tc, test_result_too_short);
     tcase_add_test(tc, test_result_lengths_must_add_up);
     tcase_add_test(tc, test_result_lengths_no_wrap);
+    tcase_add_test(tc, test_result_within_caps);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("slot message");

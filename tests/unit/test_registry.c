@@ -38,6 +38,29 @@ static int32_t spawn_begin(pyexec_registry_t *reg, int64_t now)
     return pyexec_reg_spawn_begin(reg, now, &LIMITS, TOKEN);
 }
 
+
+/* A claim with no per-client cap and no eviction, as before either. */
+static pyexec_claim_t claim(pyexec_registry_t *reg, const pyexec_id_t *id,
+                            uint32_t max_live, int64_t now_mono,
+                            int64_t now_wall, int32_t *idx)
+{
+    pyexec_claim_req_t cr = { .max_live = max_live };
+    pyexec_claim_t rc = pyexec_reg_claim(reg, id, now_mono, now_wall, &cr);
+
+    if (rc == PYEXEC_CLAIM_OK) {
+        *idx = cr.idx;
+    }
+    ck_assert_int_eq(cr.evicted_pid, 0);
+    return rc;
+}
+
+/* A count-in with no PyExecMaxQueue: every request may queue. */
+static int count_in(pyexec_registry_t *reg, int32_t idx, int64_t now,
+                    pyexec_reg_ticket_t *t)
+{
+    return pyexec_reg_count_in(reg, idx, now, UINT32_MAX, t);
+}
+
 static const pyexec_slot_t *slot(pyexec_registry_t *reg, int32_t idx)
 {
     const pyexec_slot_t *s = pyexec_reg_slot(reg, idx);
@@ -200,8 +223,8 @@ static int32_t make_live(pyexec_registry_t *reg, const pyexec_id_t *id,
     int32_t idx = PYEXEC_REG_NONE;
 
     make_spare(reg, pid);
-    ck_assert_int_eq(pyexec_reg_claim(reg, id, reg->nslots, NOW_MONO,
-                                      NOW_WALL, &idx), PYEXEC_CLAIM_OK);
+    ck_assert_int_eq(claim(reg, id, reg->nslots, NOW_MONO,
+                           NOW_WALL, &idx), PYEXEC_CLAIM_OK);
     ck_assert_int_ne(idx, PYEXEC_REG_NONE);
     return idx;
 }
@@ -325,8 +348,8 @@ START_TEST(test_attach_other_address)
     ck_assert_int_eq(pyexec_reg_lookup(other, &a), ia);
     ck_assert_int_eq(pyexec_reg_lookup(other, &b), ib);
     ck_assert_int_eq(pyexec_reg_find_pid(other, 103), 2);
-    ck_assert_int_eq(pyexec_reg_claim(other, &(pyexec_id_t){ { 9 } }, 8,
-                                      NOW_MONO, NOW_WALL, &idx),
+    ck_assert_int_eq(claim(other, &(pyexec_id_t){ { 9 } }, 8,
+                           NOW_MONO, NOW_WALL, &idx),
                      PYEXEC_CLAIM_OK);
     ck_assert_int_eq(idx, 2);
     check_invariants(other);
@@ -501,9 +524,9 @@ START_TEST(test_spawn_ready_twice)
     ck_assert_int_eq(pyexec_reg_spawn_ready(reg, idx, gen, 600), -1);
     ck_assert_uint_eq(reg->count[PYEXEC_SLOT_SPARE], 1);
     check_invariants(reg);
-    ck_assert_int_eq(pyexec_reg_claim(reg, &a, 3, NOW_MONO, NOW_WALL, &got),
+    ck_assert_int_eq(claim(reg, &a, 3, NOW_MONO, NOW_WALL, &got),
                      PYEXEC_CLAIM_OK);
-    ck_assert_int_eq(pyexec_reg_claim(reg, &b, 3, NOW_MONO, NOW_WALL, &got),
+    ck_assert_int_eq(claim(reg, &b, 3, NOW_MONO, NOW_WALL, &got),
                      PYEXEC_CLAIM_NO_SPARE);
     free(reg);
 }
@@ -519,7 +542,7 @@ START_TEST(test_claim_ok)
     const pyexec_slot_t *s = slot(reg, spare);
 
     ck_assert_int_eq(pyexec_reg_lookup(reg, &id), PYEXEC_REG_NONE);
-    ck_assert_int_eq(pyexec_reg_claim(reg, &id, 4, 5555, NOW_WALL, &idx),
+    ck_assert_int_eq(claim(reg, &id, 4, 5555, NOW_WALL, &idx),
                      PYEXEC_CLAIM_OK);
     ck_assert_int_eq(idx, spare);
     ck_assert_uint_eq(s->state, PYEXEC_SLOT_LIVE);
@@ -546,7 +569,7 @@ START_TEST(test_claim_no_spare)
 
     /* a slot still spawning is no spare */
     ck_assert_int_ne(spawn_begin(reg, NOW_MONO), PYEXEC_REG_NONE);
-    ck_assert_int_eq(pyexec_reg_claim(reg, &id, 4, NOW_MONO, NOW_WALL, &idx),
+    ck_assert_int_eq(claim(reg, &id, 4, NOW_MONO, NOW_WALL, &idx),
                      PYEXEC_CLAIM_NO_SPARE);
     ck_assert_int_eq(idx, 12345);
     ck_assert_int_eq(pyexec_reg_lookup(reg, &id), PYEXEC_REG_NONE);
@@ -566,11 +589,11 @@ START_TEST(test_claim_full)
     make_spare(reg, 11);
     make_spare(reg, 12);
     make_spare(reg, 13);
-    ck_assert_int_eq(pyexec_reg_claim(reg, &a, 2, NOW_MONO, NOW_WALL, &ia),
+    ck_assert_int_eq(claim(reg, &a, 2, NOW_MONO, NOW_WALL, &ia),
                      PYEXEC_CLAIM_OK);
-    ck_assert_int_eq(pyexec_reg_claim(reg, &b, 2, NOW_MONO, NOW_WALL, &idx),
+    ck_assert_int_eq(claim(reg, &b, 2, NOW_MONO, NOW_WALL, &idx),
                      PYEXEC_CLAIM_OK);
-    ck_assert_int_eq(pyexec_reg_claim(reg, &c, 2, NOW_MONO, NOW_WALL, &idx),
+    ck_assert_int_eq(claim(reg, &c, 2, NOW_MONO, NOW_WALL, &idx),
                      PYEXEC_CLAIM_FULL);
     ck_assert(reg->stats.rejected_full == 1);
     ck_assert(reg->stats.sessions_created == 2);
@@ -584,7 +607,7 @@ START_TEST(test_claim_full)
     /* ending one session makes room again */
     ck_assert_int_ne(pyexec_reg_end(reg, ia, slot(reg, ia)->gen,
                                     PYEXEC_END_DELETED), 0);
-    ck_assert_int_eq(pyexec_reg_claim(reg, &c, 2, NOW_MONO, NOW_WALL, &idx),
+    ck_assert_int_eq(claim(reg, &c, 2, NOW_MONO, NOW_WALL, &idx),
                      PYEXEC_CLAIM_OK);
     ck_assert_int_eq(idx, spare);
     check_invariants(reg);
@@ -599,7 +622,7 @@ START_TEST(test_claim_full_zero)
     int32_t idx;
 
     make_spare(reg, 11);
-    ck_assert_int_eq(pyexec_reg_claim(reg, &a, 0, NOW_MONO, NOW_WALL, &idx),
+    ck_assert_int_eq(claim(reg, &a, 0, NOW_MONO, NOW_WALL, &idx),
                      PYEXEC_CLAIM_FULL);
     ck_assert_uint_eq(reg->count[PYEXEC_SLOT_SPARE], 1);
     free(reg);
@@ -613,7 +636,7 @@ START_TEST(test_claim_duplicate)
     int32_t first = make_live(reg, &a, 21), idx = PYEXEC_REG_NONE;
 
     make_spare(reg, 22);
-    ck_assert_int_eq(pyexec_reg_claim(reg, &a, 4, NOW_MONO, NOW_WALL, &idx),
+    ck_assert_int_eq(claim(reg, &a, 4, NOW_MONO, NOW_WALL, &idx),
                      PYEXEC_CLAIM_DUPLICATE);
     ck_assert_uint_eq(reg->count[PYEXEC_SLOT_LIVE], 1);
     ck_assert_uint_eq(reg->count[PYEXEC_SLOT_SPARE], 1);
@@ -624,7 +647,7 @@ START_TEST(test_claim_duplicate)
     /* once that session has ended the id is free to use again */
     ck_assert_int_eq(pyexec_reg_end(reg, first, slot(reg, first)->gen,
                                     PYEXEC_END_IDLE), 21);
-    ck_assert_int_eq(pyexec_reg_claim(reg, &a, 4, NOW_MONO, NOW_WALL, &idx),
+    ck_assert_int_eq(claim(reg, &a, 4, NOW_MONO, NOW_WALL, &idx),
                      PYEXEC_CLAIM_OK);
     ck_assert_int_ne(idx, first);
     ck_assert_int_eq(pyexec_reg_lookup(reg, &a), idx);
@@ -770,7 +793,7 @@ START_TEST(test_end_spare)
         ended += reg->stats.sessions_ended[r];
     }
     ck_assert(ended == 0);
-    ck_assert_int_eq(pyexec_reg_claim(reg, &id, 4, NOW_MONO, NOW_WALL, &got),
+    ck_assert_int_eq(claim(reg, &id, 4, NOW_MONO, NOW_WALL, &got),
                      PYEXEC_CLAIM_NO_SPARE);
     check_invariants(reg);
     free(reg);
@@ -1145,10 +1168,10 @@ START_TEST(test_spawn_begin_keeps_limits_and_token)
     ck_assert_mem_eq(slot(reg, idx)->token, tok, PYEXEC_TOKEN_LEN);
     ck_assert_int_eq(pyexec_reg_spawn_ready(reg, idx, slot(reg, idx)->gen,
                                             77), 0);
-    ck_assert_int_eq(pyexec_reg_claim(reg, &id, 2, NOW_MONO, NOW_WALL, &idx),
+    ck_assert_int_eq(claim(reg, &id, 2, NOW_MONO, NOW_WALL, &idx),
                      PYEXEC_CLAIM_OK);
     /* what a worker takes for its request is what the helper got */
-    ck_assert_int_eq(pyexec_reg_count_in(reg, idx, NOW_MONO, &t), 0);
+    ck_assert_int_eq(count_in(reg, idx, NOW_MONO, &t), 0);
     ck_assert(t.limits.timeout == 7000);
     ck_assert_uint_eq(t.limits.max_output, 11);
     ck_assert_uint_eq(t.limits.max_code, 13);
@@ -1183,12 +1206,12 @@ START_TEST(test_count_in_queues_and_sets_the_backstop)
     const pyexec_slot_t *s = slot(creg, cidx);
     pyexec_reg_ticket_t a, b, c;
 
-    ck_assert_int_eq(pyexec_reg_count_in(creg, cidx, 1000, &a), 0);
+    ck_assert_int_eq(count_in(creg, cidx, 1000, &a), 0);
     ck_assert_uint_eq(a.ahead, 0);
     ck_assert_uint_eq(a.ticket, 0);
     ck_assert(s->deadline == 1000 + LIMITS.timeout);
-    ck_assert_int_eq(pyexec_reg_count_in(creg, cidx, 2000, &b), 0);
-    ck_assert_int_eq(pyexec_reg_count_in(creg, cidx, 3000, &c), 0);
+    ck_assert_int_eq(count_in(creg, cidx, 2000, &b), 0);
+    ck_assert_int_eq(count_in(creg, cidx, 3000, &c), 0);
     ck_assert_uint_eq(b.ahead, 1);
     ck_assert_uint_eq(c.ahead, 2);
     ck_assert_uint_eq(b.ticket, 1);
@@ -1206,13 +1229,13 @@ START_TEST(test_count_in_needs_a_live_session)
     int32_t spare = make_spare(creg, 600);
     int32_t spawning = spawn_begin(creg, NOW_MONO);
 
-    ck_assert_int_eq(pyexec_reg_count_in(creg, spare, NOW_MONO, &t), -1);
-    ck_assert_int_eq(pyexec_reg_count_in(creg, spawning, NOW_MONO, &t), -1);
-    ck_assert_int_eq(pyexec_reg_count_in(creg, 3, NOW_MONO, &t), -1);
-    ck_assert_int_eq(pyexec_reg_count_in(creg, -1, NOW_MONO, &t), -1);
-    ck_assert_int_eq(pyexec_reg_count_in(creg, 4, NOW_MONO, &t), -1);
+    ck_assert_int_eq(count_in(creg, spare, NOW_MONO, &t), -1);
+    ck_assert_int_eq(count_in(creg, spawning, NOW_MONO, &t), -1);
+    ck_assert_int_eq(count_in(creg, 3, NOW_MONO, &t), -1);
+    ck_assert_int_eq(count_in(creg, -1, NOW_MONO, &t), -1);
+    ck_assert_int_eq(count_in(creg, 4, NOW_MONO, &t), -1);
     pyexec_reg_end(creg, cidx, slot(creg, cidx)->gen, PYEXEC_END_DELETED);
-    ck_assert_int_eq(pyexec_reg_count_in(creg, cidx, NOW_MONO, &t), -1);
+    ck_assert_int_eq(count_in(creg, cidx, NOW_MONO, &t), -1);
     ck_assert_uint_eq(creg->running, 0);
 }
 END_TEST
@@ -1223,8 +1246,8 @@ START_TEST(test_count_out)
     pyexec_reg_ticket_t a, b;
     uint64_t mem = 12345;
 
-    pyexec_reg_count_in(creg, cidx, 1000, &a);
-    pyexec_reg_count_in(creg, cidx, 1000, &b);
+    count_in(creg, cidx, 1000, &a);
+    count_in(creg, cidx, 1000, &b);
     /* a run that failed: no memory figure */
     ck_assert_int_eq(pyexec_reg_count_out(creg, cidx, a.gen, 5000, NULL,
                                           PYEXEC_END_NONE), 0);
@@ -1253,7 +1276,7 @@ START_TEST(test_count_out_ends_the_session)
     pyexec_reg_ticket_t t, late;
     uint64_t mem = 999;
 
-    pyexec_reg_count_in(creg, cidx, 1000, &t);
+    count_in(creg, cidx, 1000, &t);
     ck_assert_int_eq(pyexec_reg_count_out(creg, cidx, t.gen, 9000, NULL,
                                           PYEXEC_END_TIMEOUT), 500);
     ck_assert_int_eq(pyexec_reg_lookup(creg, &cid), PYEXEC_REG_NONE);
@@ -1265,7 +1288,7 @@ START_TEST(test_count_out_ends_the_session)
     ck_assert_int_eq(pyexec_reg_reaped(creg, cidx, PYEXEC_END_CRASH),
                      PYEXEC_END_TIMEOUT);
     ck_assert_int_eq(make_live(creg, &cid, 521), cidx);
-    pyexec_reg_count_in(creg, cidx, 1000, &late);
+    count_in(creg, cidx, 1000, &late);
     ck_assert_int_eq(pyexec_reg_end(creg, cidx, late.gen,
                                     PYEXEC_END_DELETED), 521);
     pyexec_reg_reaped(creg, cidx, PYEXEC_END_CRASH);
@@ -1302,6 +1325,184 @@ START_TEST(test_end_reason)
     ck_assert_int_eq(pyexec_reg_end_reason(creg, cidx, gen + 1),
                      PYEXEC_END_IDLE);
     ck_assert_int_eq(pyexec_reg_end_reason(creg, -1, gen), PYEXEC_END_CRASH);
+}
+END_TEST
+
+/* PyExecMaxQueue: with the running request and max_ahead more counted
+ * in, the next is refused at once, counted, and takes nothing. */
+START_TEST(test_count_in_caps_the_queue)
+{
+    const pyexec_slot_t *s = slot(creg, cidx);
+    pyexec_reg_ticket_t a, b, c;
+
+    ck_assert_int_eq(pyexec_reg_count_in(creg, cidx, 1000, 1, &a), 0);
+    ck_assert_int_eq(pyexec_reg_count_in(creg, cidx, 1000, 1, &b), 0);
+    ck_assert_int_eq(pyexec_reg_count_in(creg, cidx, 1000, 1, &c), 1);
+    ck_assert_uint_eq(s->inflight, 2);
+    ck_assert_uint_eq(s->next_ticket, 2);
+    ck_assert(creg->stats.rejected_queue == 1);
+    ck_assert_uint_eq(creg->running, 2);
+    pyexec_reg_count_out(creg, cidx, a.gen, 2000, NULL, PYEXEC_END_NONE);
+    ck_assert_int_eq(pyexec_reg_count_in(creg, cidx, 2000, 1, &c), 0);
+    ck_assert_uint_eq(c.ahead, 1);
+    /* 0: one at a time */
+    pyexec_reg_count_out(creg, cidx, b.gen, 3000, NULL, PYEXEC_END_NONE);
+    ck_assert_int_eq(pyexec_reg_count_in(creg, cidx, 3000, 0, &a), 1);
+    pyexec_reg_count_out(creg, cidx, c.gen, 4000, NULL, PYEXEC_END_NONE);
+    ck_assert_int_eq(pyexec_reg_count_in(creg, cidx, 4000, 0, &a), 0);
+    pyexec_reg_count_out(creg, cidx, a.gen, 5000, NULL, PYEXEC_END_NONE);
+}
+END_TEST
+
+/* What the supervisor holds a helper's CPU time against: the time its
+ * session had requests in flight, overlapping requests counted once. */
+START_TEST(test_busy_time)
+{
+    uint32_t gen = slot(creg, cidx)->gen;
+    pyexec_reg_ticket_t a, b;
+    int32_t spare = make_spare(creg, 600);
+
+    ck_assert(pyexec_reg_busy_usec(creg, cidx, gen, 500) == 0);
+    count_in(creg, cidx, 1000, &a);
+    ck_assert(pyexec_reg_busy_usec(creg, cidx, gen, 1500) == 500);
+    count_in(creg, cidx, 1200, &b);
+    pyexec_reg_count_out(creg, cidx, a.gen, 3000, NULL, PYEXEC_END_NONE);
+    ck_assert(pyexec_reg_busy_usec(creg, cidx, gen, 3500) == 2500);
+    pyexec_reg_count_out(creg, cidx, b.gen, 4000, NULL, PYEXEC_END_NONE);
+    /* idle: the clock stops */
+    ck_assert(pyexec_reg_busy_usec(creg, cidx, gen, 9000) == 3000);
+    count_in(creg, cidx, 10000, &a);
+    pyexec_reg_count_out(creg, cidx, a.gen, 10100, NULL, PYEXEC_END_NONE);
+    ck_assert(pyexec_reg_busy_usec(creg, cidx, gen, 20000) == 3100);
+    /* a spare never runs anything */
+    ck_assert(pyexec_reg_busy_usec(creg, spare, slot(creg, spare)->gen,
+                                   20000) == 0);
+    /* another helper's generation, or none */
+    ck_assert(pyexec_reg_busy_usec(creg, cidx, gen + 1, 20000) == -1);
+    ck_assert(pyexec_reg_busy_usec(creg, 3, 0, 20000) == -1);
+    pyexec_reg_end(creg, cidx, gen, PYEXEC_END_DELETED);
+    ck_assert(pyexec_reg_busy_usec(creg, cidx, gen, 20000) == -1);
+}
+END_TEST
+
+START_TEST(test_end_overrun)
+{
+    uint32_t gen = slot(creg, cidx)->gen;
+    int32_t spare = make_spare(creg, 600);
+
+    ck_assert_int_eq(pyexec_reg_end_overrun(creg, cidx, gen), 500);
+    ck_assert_uint_eq(slot(creg, cidx)->kill_reason, PYEXEC_END_TIMEOUT);
+    ck_assert(creg->stats.sessions_ended[PYEXEC_END_TIMEOUT] == 1);
+    ck_assert(creg->stats.cpu_overruns == 1);
+    /* once only */
+    ck_assert_int_eq(pyexec_reg_end_overrun(creg, cidx, gen), 0);
+    ck_assert(creg->stats.cpu_overruns == 1);
+    /* a spare has no session to count as ended */
+    ck_assert_int_eq(pyexec_reg_end_overrun(creg, spare,
+                                            slot(creg, spare)->gen), 600);
+    ck_assert(creg->stats.cpu_overruns == 2);
+    ck_assert(creg->stats.sessions_ended[PYEXEC_END_TIMEOUT] == 1);
+}
+END_TEST
+
+/* PyExecMaxClientSessions and PyExecEvictIdle. */
+START_TEST(test_claim_per_client_and_eviction)
+{
+    pyexec_registry_t *reg = new_reg(8);
+    pyexec_claim_req_t cr = {
+        .max_live = 3, .max_per_client = 2, .client = 77,
+    };
+    pyexec_reg_ticket_t t;
+    int32_t first, second, third;
+    pyexec_id_t id;
+    int i;
+
+    for (i = 0; i < 5; i++) {
+        make_spare(reg, 100 + i);
+    }
+    id = make_id(1, 1);
+    ck_assert_int_eq(pyexec_reg_claim(reg, &id, 1000, NOW_WALL, &cr),
+                     PYEXEC_CLAIM_OK);
+    first = cr.idx;
+    ck_assert(slot(reg, first)->client == 77);
+    id = make_id(1, 2);
+    ck_assert_int_eq(pyexec_reg_claim(reg, &id, 2000, NOW_WALL, &cr),
+                     PYEXEC_CLAIM_OK);
+    second = cr.idx;
+    /* a third for the same client: refused, whatever room there is */
+    id = make_id(1, 3);
+    ck_assert_int_eq(pyexec_reg_claim(reg, &id, 3000, NOW_WALL, &cr),
+                     PYEXEC_CLAIM_CLIENT_FULL);
+    ck_assert(reg->stats.rejected_client == 1);
+    ck_assert_int_eq(cr.evicted_pid, 0);
+    /* another client fills the table */
+    cr.client = 88;
+    ck_assert_int_eq(pyexec_reg_claim(reg, &id, 3000, NOW_WALL, &cr),
+                     PYEXEC_CLAIM_OK);
+    third = cr.idx;
+    id = make_id(1, 4);
+    ck_assert_int_eq(pyexec_reg_claim(reg, &id, 4000, NOW_WALL, &cr),
+                     PYEXEC_CLAIM_FULL);
+    ck_assert_int_eq(cr.evicted_pid, 0);
+    check_invariants(reg);
+
+    /* with eviction: the idle one used longest ago goes, not the busy
+     * one used even longer ago */
+    count_in(reg, first, 1500, &t);
+    cr.evict_idle = 1;
+    ck_assert_int_eq(pyexec_reg_claim(reg, &id, 5000, NOW_WALL, &cr),
+                     PYEXEC_CLAIM_OK);
+    ck_assert_int_eq(cr.evicted_idx, second);
+    ck_assert_int_eq(cr.evicted_pid, slot(reg, second)->pid);
+    ck_assert(cr.evicted_idle == 3000);
+    ck_assert_uint_eq(slot(reg, second)->state, PYEXEC_SLOT_DYING);
+    ck_assert_uint_eq(slot(reg, second)->kill_reason, PYEXEC_END_EVICTED);
+    ck_assert(reg->stats.evicted_lru == 1);
+    ck_assert(reg->stats.sessions_ended[PYEXEC_END_EVICTED] == 1);
+    ck_assert_uint_eq(reg->count[PYEXEC_SLOT_LIVE], 3);
+    check_invariants(reg);
+
+    /* nothing idle: refused, nothing ended */
+    count_in(reg, third, 5000, &t);
+    count_in(reg, cr.idx, 5000, &t);
+    id = make_id(1, 5);
+    cr.client = 99;
+    ck_assert_int_eq(pyexec_reg_claim(reg, &id, 6000, NOW_WALL, &cr),
+                     PYEXEC_CLAIM_FULL);
+    ck_assert_int_eq(cr.evicted_pid, 0);
+    ck_assert(reg->stats.evicted_lru == 1);
+    free(reg);
+}
+END_TEST
+
+/* What a refused client is told to wait: the first idle expiry. */
+START_TEST(test_next_expiry)
+{
+    pyexec_id_t b = make_id(5, 2);
+    pyexec_reg_ticket_t t;
+    uint64_t mine = 0, other = 5;
+    int32_t bidx;
+
+    /* cid was claimed at NOW_MONO by client 0 */
+    ck_assert(pyexec_reg_next_expiry(creg, NOW_MONO + 100, 1000, NULL)
+              == 900);
+    ck_assert(pyexec_reg_next_expiry(creg, NOW_MONO + 100, 1000, &mine)
+              == 900);
+    ck_assert(pyexec_reg_next_expiry(creg, NOW_MONO + 100, 1000, &other)
+              == 0);
+    /* past due: 0, the next scan ends it */
+    ck_assert(pyexec_reg_next_expiry(creg, NOW_MONO + 5000, 1000, NULL)
+              == 0);
+    bidx = make_live(creg, &b, 501);
+    count_in(creg, cidx, NOW_MONO + 10, &t);
+    /* in use: a whole idle timeout from now at least; b's is sooner */
+    ck_assert(pyexec_reg_next_expiry(creg, NOW_MONO + 100, 1000, NULL)
+              == 900);
+    pyexec_reg_end(creg, bidx, slot(creg, bidx)->gen, PYEXEC_END_DELETED);
+    ck_assert(pyexec_reg_next_expiry(creg, NOW_MONO + 100, 1000, NULL)
+              == 1000);
+    pyexec_reg_count_out(creg, cidx, t.gen, NOW_MONO + 20, NULL,
+                         PYEXEC_END_NONE);
 }
 END_TEST
 
@@ -1391,8 +1592,8 @@ START_TEST(test_sweep_ends_what_the_policy_says)
                          706);
     /* busy runs one request counted in at NOW_MONO: deadline
      * NOW_MONO + timeout; fresh was used just now */
-    pyexec_reg_count_in(sreg, i_busy, NOW_MONO, &t);
-    pyexec_reg_count_in(sreg, i_fresh, NOW_MONO + 1000, &t);
+    count_in(sreg, i_busy, NOW_MONO, &t);
+    count_in(sreg, i_fresh, NOW_MONO + 1000, &t);
     pyexec_reg_count_out(sreg, i_fresh, t.gen, NOW_MONO + 1000, NULL,
                          PYEXEC_END_NONE);
     check_invariants(sreg);
@@ -1455,7 +1656,7 @@ START_TEST(test_sweep_stops_at_max)
         ids[i] = make_id(8, (uint32_t)i);
         make_live(sreg, &ids[i], 800 + i);
     }
-    pyexec_reg_count_in(sreg, pyexec_reg_lookup(sreg, &ids[4]), NOW_MONO, &t);
+    count_in(sreg, pyexec_reg_lookup(sreg, &ids[4]), NOW_MONO, &t);
     sreg->running = 7;           /* as a worker that died would leave it */
     ck_assert_uint_eq(pyexec_reg_sweep(sreg, NOW_MONO + 1000, &SWEEP, pids, 2),
                       2);
@@ -1506,7 +1707,7 @@ START_TEST(test_count_stress)
             pyexec_id_t id = make_id(rnd(3), (uint32_t)op);
             int32_t got;
 
-            pyexec_reg_claim(reg, &id, 6, now, NOW_WALL, &got);
+            claim(reg, &id, 6, now, NOW_WALL, &got);
         }
         else if (kind < 45 && nheld < 64) {
             /* mostly on a live session, sometimes on whatever is there */
@@ -1516,7 +1717,7 @@ START_TEST(test_count_stress)
                     break;
                 }
             }
-            if (pyexec_reg_count_in(reg, idx, now, &held[nheld]) == 0) {
+            if (count_in(reg, idx, now, &held[nheld]) == 0) {
                 held_idx[nheld++] = idx;
                 n_in++;
             }
@@ -1794,8 +1995,8 @@ START_TEST(test_stress)
             else {
                 want = PYEXEC_CLAIM_OK;
             }
-            ck_assert_int_eq(pyexec_reg_claim(reg, &id, max_live, NOW_MONO,
-                                              NOW_WALL, &got), want);
+            ck_assert_int_eq(claim(reg, &id, max_live, NOW_MONO,
+                                   NOW_WALL, &got), want);
             n_claim[want]++;
             if (want == PYEXEC_CLAIM_FULL) {
                 m.rejected_full++;
@@ -1940,7 +2141,8 @@ Suite *registry_suite(void)
         test_count_in_queues_and_sets_the_backstop,
         test_count_in_needs_a_live_session, test_count_out,
         test_count_out_ends_the_session, test_end_reason,
-        test_rate_limited_counted, NULL
+        test_rate_limited_counted, test_count_in_caps_the_queue,
+        test_busy_time, test_end_overrun, test_next_expiry, NULL
     };
     const TTest *supervisor_tests[] = {
         test_spawn_health, test_drop_unstarted,
@@ -1975,6 +2177,7 @@ Suite *registry_suite(void)
     tcase_add_test(tc, test_claim_full);
     tcase_add_test(tc, test_claim_full_zero);
     tcase_add_test(tc, test_claim_duplicate);
+    tcase_add_test(tc, test_claim_per_client_and_eviction);
     tcase_add_test(tc, test_lookup_chain);
     tcase_add_test(tc, test_lookup_empty);
     suite_add_tcase(s, tc);

@@ -1,0 +1,168 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * The supervisor's watch on its helpers' CPU time. Runs in the
+ * supervisor process, as httpd's User, once per scan.
+ *
+ * Whether a run is over cannot be the helper's word: user code runs in
+ * the helper's process and can write to its connection as well as the
+ * helper can, a RESULT frame included, and then go on computing with
+ * nobody waiting and no deadline. What user code cannot touch is the
+ * kernel's count of the CPU time its process used, and the registry's
+ * count of the time its session had requests in flight, which workers
+ * keep (pyexec_reg_count_in / _out). A helper has one thread
+ * (RLIMIT_NPROC 0), so an honest one never uses more CPU than that
+ * time; one that uses CPU_SLACK_US more is running code nobody asked
+ * for. It is killed and its session ends as a timeout, counted on the
+ * status page. A run that is still in flight is the worker's to bound
+ * (its deadline); this bounds what comes after a forged answer.
+ *
+ * The CPU time is /proc/<pid>/schedstat's, in nanoseconds, readable by
+ * every user; each helper's is taken when it reports READY, so that the
+ * interpreter's start costs it nothing.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "pyexec_private.h"
+#include "pyexec_io.h"
+#include "pyexec_state.h"
+#include "pyexec_supervisor_proc.h"
+
+/* CPU time a helper may use beyond its session's time in flight: its
+ * own upkeep between requests (closing connections, answering SKIPPED)
+ * takes microseconds; this is room for the clocks' grain too. */
+#define CPU_SLACK_US 100000
+
+/* CPU time used by pid in usec, or -1 if it cannot be read (gone). */
+static int64_t cpu_usec(pid_t pid)
+{
+    char path[64], buf[128];
+    unsigned long long ns;
+    int fd;
+    ssize_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) {
+        return -1;
+    }
+    buf[n] = '\0';
+    if (sscanf(buf, "%llu", &ns) != 1) {
+        return -1;
+    }
+    return (int64_t)(ns / 1000);
+}
+
+void pyexec_sup_cpu_init(pyexec_sup_t *sup)
+{
+    sup->cpu = apr_pcalloc(sup->pool, sup->reg->nslots * sizeof(*sup->cpu));
+}
+
+void pyexec_sup_cpu_ready(pyexec_sup_t *sup, uint32_t idx, uint32_t gen,
+                          pid_t pid)
+{
+    pyexec_cpu_watch_t *w;
+
+    if (idx >= sup->reg->nslots) {
+        return;
+    }
+    w = &sup->cpu[idx];
+    w->gen = gen;
+    w->pid = pid;
+    w->base = cpu_usec(pid);
+}
+
+void pyexec_sup_cpu_scan(pyexec_sup_t *sup)
+{
+    pyexec_registry_t *reg = sup->reg;
+    uint32_t i;
+
+    /* which helpers to look at: under the lock, as briefly as possible */
+    if (pyexec_lock() != APR_SUCCESS) {
+        return;
+    }
+    for (i = 0; i < reg->nslots; i++) {
+        const pyexec_slot_t *s = pyexec_reg_slot(reg, (int32_t)i);
+        pyexec_cpu_watch_t *w = &sup->cpu[i];
+
+        w->used = -1;
+        if ((s->state != PYEXEC_SLOT_SPARE && s->state != PYEXEC_SLOT_LIVE)
+            || s->pid <= 0) {
+            continue;
+        }
+        if (w->gen != s->gen || w->pid != s->pid) {
+            /* its READY went by unseen: count from now */
+            w->gen = s->gen;
+            w->pid = s->pid;
+            w->base = -1;
+        }
+        w->used = 0;
+    }
+    pyexec_unlock();
+
+    /* the kernel's figures, without the lock: read first, so that the
+     * time in flight read after them is never short of them */
+    for (i = 0; i < reg->nslots; i++) {
+        pyexec_cpu_watch_t *w = &sup->cpu[i];
+        int64_t now_cpu;
+
+        if (w->used < 0) {
+            continue;
+        }
+        now_cpu = cpu_usec(w->pid);
+        if (now_cpu < 0) {
+            w->used = -1;       /* gone: the reaper has it */
+            continue;
+        }
+        if (w->base < 0) {
+            w->base = now_cpu;
+        }
+        w->used = now_cpu - w->base;
+    }
+
+    if (pyexec_lock() != APR_SUCCESS) {
+        return;
+    }
+    for (i = 0; i < reg->nslots; i++) {
+        pyexec_cpu_watch_t *w = &sup->cpu[i];
+        int64_t busy;
+
+        if (w->used <= CPU_SLACK_US) {
+            continue;
+        }
+        busy = pyexec_reg_busy_usec(reg, (int32_t)i, w->gen,
+                                    pyexec_now_usec());
+        if (busy >= 0 && w->used > busy + CPU_SLACK_US) {
+            /* the slot's pid is the one read: its generation matched */
+            if (pyexec_reg_end_overrun(reg, (int32_t)i, w->gen) > 0) {
+                w->over = w->used - busy;
+            }
+        }
+    }
+    pyexec_unlock();
+
+    for (i = 0; i < reg->nslots; i++) {
+        pyexec_cpu_watch_t *w = &sup->cpu[i];
+
+        if (w->over <= 0) {
+            continue;
+        }
+        kill(w->pid, SIGKILL);
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, sup->s,
+                     PYEXEC_LOGNO(00250) "the helper of slot %u used %"
+                     APR_INT64_T_FMT " ms of CPU time while its session had "
+                     "no request in flight (its code answered for it and "
+                     "went on): killed, the session ends as a timeout",
+                     i, w->over / 1000);
+        w->over = 0;
+    }
+}
