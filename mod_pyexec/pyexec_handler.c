@@ -8,7 +8,8 @@
  *                                rate limit, the body and its JSON, then
  *                                pyexec_bridge_run() (pyexec_bridge.c),
  *                                and the outcome as the contract's JSON;
- *                                GET and DELETE ?id= look at or end a
+ *                                GET and DELETE ?id= (or the
+ *                                PyExec-Session header) look at or end a
  *                                session
  *   SetHandler pyexec-sessions   an operator's listing of every session
  *   post_read_request,
@@ -259,6 +260,7 @@ static int rate_allowed(request_rec *r, int64_t *retry)
  * a request that is not ours and cleans the rest of one that is. A URI
  * made ours only later (by mod_rewrite, whose translate_name runs after
  * ours) is cleaned by the handler. */
+#define PYEXEC_SESSION_HEADER "PyExec-Session"
 
 typedef struct {
     char *the_request;          /* as read, while not known to be ours */
@@ -366,17 +368,37 @@ static const char *id_prefix(request_rec *r, const char *idtext)
     return apr_pstrmemdup(r->pool, idtext, PYEXEC_ID_PREFIX_LEN);
 }
 
-/* The session a GET or DELETE names by the query's id=. NULL, or what
- * is wrong with the request. */
+/* The session a GET or DELETE names: by the PyExec-Session header,
+ * which keeps it out of URLs, or by the query's id=. NULL, or what is
+ * wrong with the request. */
 static const char *named_session(request_rec *r, pyexec_id_t *id)
 {
     const request_ids_t *ids = request_ids(r, 1);
+    const char *h = apr_table_get(r->headers_in, PYEXEC_SESSION_HEADER);
+    pyexec_id_t from_header;
 
-    if (!ids->id_valid) {
-        return "The query must be ?id=<session id>, a UUID as returned "
-               "by POST.";
+    if (h) {
+        size_t n = strlen(h);
+
+        while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t')) {
+            n--;
+        }
+        if (pyexec_id_parse(h, n, &from_header) != 0) {
+            return "The " PYEXEC_SESSION_HEADER " header must be a "
+                   "session id, a UUID as returned by POST.";
+        }
+        if (ids->id_given && ids->id_valid
+            && !pyexec_id_equal(&ids->id, &from_header)) {
+            return "The query and the " PYEXEC_SESSION_HEADER " header "
+                   "name different sessions.";
+        }
     }
-    *id = ids->id;
+    if (ids->id_given ? !ids->id_valid : !h) {
+        return "The query must be ?id=<session id>, a UUID as returned "
+               "by POST (or send the id in a " PYEXEC_SESSION_HEADER
+               " header).";
+    }
+    *id = h ? from_header : ids->id;
     return NULL;
 }
 
@@ -600,7 +622,7 @@ int pyexec_handler(request_rec *r)
                           "The Python execution service is not running.");
     }
     if ((r->method_number == M_GET || r->method_number == M_DELETE)
-        && r->args) {
+        && (r->args || apr_table_get(r->headers_in, PYEXEC_SESSION_HEADER))) {
         return session_resource(r);
     }
     if (r->method_number != M_POST) {
@@ -608,7 +630,8 @@ int pyexec_handler(request_rec *r)
         return send_error(r, HTTP_METHOD_NOT_ALLOWED,
                           "Method not allowed: POST a JSON object such as "
                           "{\"code\": \"print(1)\"} to run code; GET or "
-                          "DELETE ?id=<session id> to see or end a "
+                          "DELETE ?id=<session id> (or with the id in a "
+                          PYEXEC_SESSION_HEADER " header) to see or end a "
                           "session.");
     }
     if (c->rate_limit > 0 && !rate_allowed(r, &retry)) {

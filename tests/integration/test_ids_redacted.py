@@ -1,5 +1,7 @@
 """Session ids are bearer capabilities: none may appear on the status
-page, in any log line or note, or in a request line httpd keeps."""
+page, in any log line or note, or in a request line httpd keeps; and GET
+and DELETE of a session take the id in a PyExec-Session header too, so
+that clients can keep it out of URLs."""
 import http.client as http_client
 import os
 import re
@@ -12,15 +14,17 @@ import requests
 from .conftest import Client, start
 from .pyhttpd import wait_for
 
+HEADER = "PyExec-Session"
+
 # What an operator may well have: the status page with every worker's
 # request line, an access log with the request line, the query and the
 # path (%r %q %U) and our note, Debian's combined format, a rewrite into
 # the endpoint and an ErrorDocument that lands on it; and mod_log_debug
 # writing the request line as the MPM hands it to the scoreboard, before
 # the URI is matched to a handler (quick_handler). httpd's own
-# core:trace5 writes every request line as received, before any module
-# runs (a password in a URL as much as an id): that is the one place
-# left, and it is documented.
+# core:trace5 and http:trace4 write every request line and header as
+# received, before any module runs (Authorization headers as much as
+# ids): that is the one place left, and it is documented.
 CONF = r"""
 LoadModule rewrite_module {moddir}/mod_rewrite.so
 LoadModule log_debug_module {moddir}/mod_log_debug.so
@@ -34,7 +38,7 @@ RewriteEngine On
 RewriteRule "^/run$" "/execute" [PT]
 ErrorDocument 404 /execute
 """
-LOGLEVEL = "trace8 core:trace4"
+LOGLEVEL = "trace8 core:trace4 http:trace3"
 
 
 def forms(sid):
@@ -98,14 +102,15 @@ def test_no_full_id_on_the_status_page_or_in_any_log(logged):
         assert wait_for(lambda: c.session_get(a).json()["running"], 5)
         http = requests.Session()
         for r in (http.get(c.url, params={"id": a}),
+                  http.get(c.url, headers={HEADER: a}),
                   http.get(c.url + "?x=1&id=%s&y=2" % a),
                   http.get(c.url + "?id=%s&id=%s" % (a.upper(), a)),
                   http.get(c.url + "?id=%s&other=%s" % (a, b)),
                   http.head(c.url + "?id=" + a),
-                  http.get(h.url + "/run?id=" + d)):
+                  http.get(h.url + "/run?id=" + d),
+                  http.get(h.url + "/missing?id=" + e,
+                           headers={HEADER: e})):
             expect(200, r)
-        # an ErrorDocument that lands on the endpoint, with no id of its own
-        expect(405, http.get(h.url + "/missing?id=" + e))
         # the dashes escaped: not an id the API takes, but the same secret
         # (sent as is: requests would unescape them)
         conn = http_client.HTTPConnection("127.0.0.1", h.port, timeout=10)
@@ -113,10 +118,11 @@ def test_no_full_id_on_the_status_page_or_in_any_log(logged):
         escaped = conn.getresponse().status
         conn.close()
         expect(404, http.get(c.url, params={"id": unknown}))
+        expect(404, http.get(c.url, headers={HEADER: unknown}))
         running.join(30)
         expect(200, out["r"])
         expect(204, http.delete(c.url + "?id=%s&why=done" % b))
-        expect(204, http.delete(c.url, params={"id": f}))
+        expect(204, http.delete(c.url, headers={HEADER: f}))
         expect(404, http.delete(c.url, params={"id": f}))
     finally:
         stop.set()
@@ -154,8 +160,8 @@ def test_no_full_id_on_the_status_page_or_in_any_log(logged):
         ids_log = fh.read()
     assert "GET /execute?x=1&id=%s...&y=2 HTTP/1.1|?x=1&id=%s...&y=2|" \
            "/execute|%s|info" % (a[:8], a[:8], a[:8]) in ids_log, ids_log
-    assert "DELETE /execute?id=%s... HTTP/1.1|?id=%s...|/execute|%s|" \
-           "deleted" % (f[:8], f[:8], f[:8]) in ids_log, ids_log
+    assert "DELETE /execute HTTP/1.1||/execute|%s|deleted" % f[:8] \
+        in ids_log, ids_log
     assert "DELETE /execute?id=%s... HTTP/1.1|?id=%s...|/execute|%s|" \
            "rejected" % (f[:8], f[:8], f[:8]) in ids_log, ids_log
     assert "GET /run?id=%s... HTTP/1.1" % d[:8] in ids_log, ids_log
@@ -167,3 +173,52 @@ def test_no_full_id_on_the_status_page_or_in_any_log(logged):
                for p in pages), "no request line of ours on the status page"
     assert "quick_handler sees GET /execute?x=1&id=%s...&y=2 HTTP/1.1" \
         % a[:8] in h.read_log()
+
+
+# --- the PyExec-Session header ------------------------------------------
+
+def test_get_and_delete_by_header_answer_as_by_query(client):
+    sid = client.run("x = 1")["id"]
+    by_query = client.session_get(sid)
+    by_header = client.http.get(client.url, headers={HEADER: sid},
+                                timeout=10)
+    assert by_header.status_code == by_query.status_code == 200
+    assert by_header.headers["Cache-Control"] == "no-store"
+    assert by_header.json() == by_query.json()
+    # either case, as in the query
+    assert client.http.get(client.url, headers={HEADER: sid.upper()},
+                           timeout=10).json()["id"] == sid
+
+    r = client.http.delete(client.url, headers={HEADER: sid}, timeout=10)
+    assert r.status_code == 204 and r.content == b""
+    assert client.post({"code": "print(x)", "id": sid}).status_code == 404
+    for method in ("GET", "DELETE"):
+        r = client.http.request(method, client.url, headers={HEADER: sid},
+                                timeout=10)
+        assert r.status_code == 404 and "error" in r.json()
+
+
+@pytest.mark.parametrize("value", ["", "nope", "0b7c2c5e-3f0e-4a52",
+                                   "{0b7c2c5e-3f0e-4a52-9a1e-1f2a3b4c5d6e}"])
+def test_a_malformed_header_is_400(client, value):
+    for method in ("GET", "DELETE"):
+        r = client.http.request(method, client.url, headers={HEADER: value},
+                                timeout=10)
+        assert r.status_code == 400, (method, value, r.text)
+        assert HEADER in r.json()["error"]
+
+
+def test_header_and_query_must_agree(client):
+    a = client.session()
+    b = client.session()
+    r = client.http.get(client.url, params={"id": a}, headers={HEADER: a},
+                        timeout=10)
+    assert r.status_code == 200 and r.json()["id"] == a
+    for method in ("GET", "DELETE"):
+        r = client.http.request(method, client.url, params={"id": a},
+                                headers={HEADER: b}, timeout=10)
+        assert r.status_code == 400, r.text
+        assert "different sessions" in r.json()["error"]
+    # neither was ended by the refused DELETE
+    assert client.session_get(a).status_code == 200
+    assert client.session_get(b).status_code == 200

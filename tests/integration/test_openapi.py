@@ -126,6 +126,12 @@ def test_session_answers_match(client, spec):
         check(spec, method, requests.request(method, c.url + "?id=zzz",
                                              timeout=10))
         check(spec, method, requests.request(method, c.url, timeout=10))
+    # the id in the PyExec-Session header
+    header = c.run("x = 1")["id"]
+    for method, with_id in (("GET", header), ("DELETE", header),
+                            ("GET", header), ("DELETE", "zzz")):
+        check(spec, method, requests.request(
+            method, c.url, headers={"PyExec-Session": with_id}, timeout=10))
 
 
 def test_limit_answers_match(request, spec):
