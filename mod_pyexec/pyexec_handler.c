@@ -610,7 +610,7 @@ int pyexec_handler(request_rec *r)
     char *body = NULL;
     apr_size_t body_len = 0;
     int64_t retry = 0;
-    int rc;
+    int rc, resource;
 
     if (!r->handler || strcmp(r->handler, PYEXEC_HANDLER)) {
         return DECLINED;
@@ -621,11 +621,10 @@ int pyexec_handler(request_rec *r)
         return send_error(r, HTTP_SERVICE_UNAVAILABLE,
                           "The Python execution service is not running.");
     }
-    if ((r->method_number == M_GET || r->method_number == M_DELETE)
-        && (r->args || apr_table_get(r->headers_in, PYEXEC_SESSION_HEADER))) {
-        return session_resource(r);
-    }
-    if (r->method_number != M_POST) {
+    resource = (r->method_number == M_GET || r->method_number == M_DELETE)
+               && (r->args || apr_table_get(r->headers_in,
+                                            PYEXEC_SESSION_HEADER));
+    if (!resource && r->method_number != M_POST) {
         apr_table_setn(r->headers_out, "Allow", "POST, GET, DELETE");
         return send_error(r, HTTP_METHOD_NOT_ALLOWED,
                           "Method not allowed: POST a JSON object such as "
@@ -634,6 +633,8 @@ int pyexec_handler(request_rec *r)
                           PYEXEC_SESSION_HEADER " header) to see or end a "
                           "session.");
     }
+    /* looking at and ending sessions count too: each is a lookup under
+     * the registry's lock, and a way to probe for ids */
     if (c->rate_limit > 0 && !rate_allowed(r, &retry)) {
         apr_table_setn(r->headers_out, "Retry-After",
                        apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
@@ -642,6 +643,9 @@ int pyexec_handler(request_rec *r)
                           "Too many requests from your address: the limit "
                           "is %g per second. Try again in %.1f s.",
                           c->rate_limit, retry / 1e6));
+    }
+    if (resource) {
+        return session_resource(r);
     }
     if (!is_json_type(apr_table_get(r->headers_in, "Content-Type"))) {
         return send_error(r, HTTP_UNSUPPORTED_MEDIA_TYPE,

@@ -46,6 +46,24 @@ def test_rate_limit_is_off_by_default(client):
     assert codes == {200}
 
 
+def test_get_and_delete_count_against_the_rate_limit(request):
+    h = start(request, directives={"PyExecRateLimit": "1/m 3"})
+    c = Client(h)
+    sid = c.run("x = 1")["id"]
+    codes = [c.session_get(sid).status_code for _ in range(2)]
+    assert codes == [200, 200]
+    for r in (c.session_get(sid), c.session_delete(sid),
+              c.http.get(c.url, headers={"PyExec-Session": sid}, timeout=10),
+              c.http.delete(c.url, headers={"PyExec-Session": sid},
+                            timeout=10)):
+        assert r.status_code == 429, (r.request.method, r.text)
+        assert int(r.headers["Retry-After"]) >= 1
+        assert "Too many requests" in r.json()["error"]
+    assert h.status_auto()["PyExecRateLimited"] == "4"
+    # the refused DELETEs ended nothing
+    assert h.status_auto()["PyExecSessionsLive"] == "1"
+
+
 def test_shipped_config_turns_rate_limit_on():
     here = os.path.dirname(os.path.abspath(__file__))
     conf = open(os.path.join(here, "..", "..", "conf", "pyexec.conf.in")).read()

@@ -146,3 +146,8 @@ def test_limit_answers_match(request, spec):
     r = c.post({"code": "x = 1"})
     assert r.status_code == 429
     check(spec, "POST", r)
+    sid = "0b7c2c5e-3f0e-4a52-9d8e-3f3b8c1d2a11"
+    for method in ("GET", "DELETE"):
+        r = requests.request(method, c.url, params={"id": sid}, timeout=10)
+        assert r.status_code == 429
+        check(spec, method, r)
