@@ -126,12 +126,17 @@ def test_session_answers_match(client, spec):
         check(spec, method, requests.request(method, c.url + "?id=zzz",
                                              timeout=10))
         check(spec, method, requests.request(method, c.url, timeout=10))
-    # the id in the PyExec-Session header
+    # the id in the PyExec-Session header: each answer the one meant (a
+    # server that ignored the header would answer 405, documented too)
     header = c.run("x = 1")["id"]
-    for method, with_id in (("GET", header), ("DELETE", header),
-                            ("GET", header), ("DELETE", "zzz")):
-        check(spec, method, requests.request(
-            method, c.url, headers={"PyExec-Session": with_id}, timeout=10))
+    for method, with_id, status in (("GET", header, 200),
+                                    ("DELETE", header, 204),
+                                    ("GET", header, 404),
+                                    ("DELETE", "zzz", 400)):
+        r = requests.request(method, c.url,
+                             headers={"PyExec-Session": with_id}, timeout=10)
+        assert r.status_code == status, (method, with_id, r.text)
+        check(spec, method, r)
 
 
 def test_limit_answers_match(request, spec):
