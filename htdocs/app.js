@@ -370,9 +370,11 @@
         const old = currentSession();
         if (old) {
             // free its interpreter on the server now rather than at idle
-            // expiry; nothing waits for this, and a failure changes nothing
-            fetch(ENDPOINT + "?id=" + encodeURIComponent(old),
-                  {method: "DELETE"}).catch(() => {});
+            // expiry; nothing waits for this, and a failure changes nothing.
+            // The id goes in a header: a URL is what proxies and logs keep
+            fetch(ENDPOINT, {method: "DELETE",
+                             headers: {"PyExec-Session": old}})
+                .catch(() => {});
         }
         setSession("");
         runNo = 0;

@@ -15,7 +15,8 @@
  *                             it settings (also: workers' datagrams to it)
  * In httpd's workers, as User, for each request:
  *   pyexec_handler.c          the HTTP face: POST /execute, GET and DELETE
- *                             of a session, an operator's listing
+ *                             of a session, an operator's listing; ids
+ *                             out of request lines and queries
  *   pyexec_bridge.c           a worker's end of a session: attach or
  *                             claim, EXEC, the deadline, the outcome
  *   pyexec_status.c           our section of mod_status's /server-status
@@ -38,6 +39,7 @@
  */
 #include <httpd.h>
 #include <http_config.h>
+#include <http_protocol.h>
 #include <http_request.h>
 #include <mod_status.h>
 
@@ -59,8 +61,13 @@ static void pyexec_register_hooks(apr_pool_t *p)
     ap_hook_child_init(pyexec_shared_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     /* after the registry is attached */
     ap_hook_child_init(pyexec_bridge_child_init, NULL, NULL, APR_HOOK_LAST);
+    /* after the others have seen the request as read, before the MPM
+     * copies its line to the scoreboard */
+    ap_hook_post_read_request(pyexec_post_read_request, NULL, NULL,
+                              APR_HOOK_REALLY_LAST);
     /* before any hook that could change the URI or stop the chain: ours
-     * only notes the URI the <Location> configuration was found for */
+     * cleans the ids out of a request for the endpoint and notes the URI
+     * the <Location> configuration was found for */
     ap_hook_translate_name(pyexec_translate_name, NULL, rewrite_after,
                            APR_HOOK_FIRST);
     ap_hook_map_to_storage(pyexec_map_to_storage, NULL, NULL,

@@ -8,9 +8,13 @@
  *                                rate limit, the body and its JSON, then
  *                                pyexec_bridge_run() (pyexec_bridge.c),
  *                                and the outcome as the contract's JSON;
- *                                GET and DELETE ?id= look at or end a
+ *                                GET and DELETE ?id= (or the
+ *                                PyExec-Session header) look at or end a
  *                                session
  *   SetHandler pyexec-sessions   an operator's listing of every session
+ *   post_read_request,
+ *   translate_name               session ids out of the request line and
+ *                                the query before anything logs them
  *   translate_name,
  *   map_to_storage               no file-system walk for the endpoint
  */
@@ -22,10 +26,12 @@
 #include <http_core.h>
 #include <http_protocol.h>
 #include <http_request.h>
+#include <scoreboard.h>
 
 #include "pyexec_private.h"
 #include "pyexec_bridge.h"
 #include "pyexec_handler.h"
+#include "pyexec_id.h"
 #include "pyexec_io.h"
 #include "pyexec_request.h"
 #include "pyexec_state.h"
@@ -236,6 +242,166 @@ static int rate_allowed(request_rec *r, int64_t *retry)
     return ok;
 }
 
+/* --- session ids out of what httpd keeps of a request ---------------- */
+
+/* A session id is a bearer capability, and a GET or DELETE of a session
+ * may name it in its query. httpd keeps the query where others read it:
+ * the request line in the scoreboard (mod_status's ExtendedStatus) and
+ * in the access log (%r), the query itself (%q, mod_rewrite's
+ * variables, an ErrorDocument's REDIRECT_QUERY_STRING). So the first
+ * id= is taken into this request's module configuration, which no log
+ * format reaches, and every copy keeps of each id-shaped run its prefix
+ * only (pyexec_id_redact).
+ *
+ * Whether a URI is ours (SetHandler pyexec) is known at translate_name,
+ * but the MPM hands the request line to the scoreboard before that,
+ * right after post_read_request. So post_read_request hides the ids of
+ * any request line, keeping it as read; translate_name gives it back to
+ * a request that is not ours and cleans the rest of one that is. A URI
+ * made ours only later (by mod_rewrite, whose translate_name runs after
+ * ours) is cleaned by the handler. */
+#define PYEXEC_SESSION_HEADER "PyExec-Session"
+
+typedef struct {
+    char *the_request;          /* as read, while not known to be ours */
+    int cleaned;                /* every copy of its query is redacted */
+    int id_given;               /* the query had an id= */
+    int id_valid;               /* ... and it was a well-formed id */
+    pyexec_id_t id;
+} request_ids_t;
+
+static request_ids_t *request_ids(request_rec *r, int create)
+{
+    request_ids_t *ids = ap_get_module_config(r->request_config,
+                                              &pyexec_module);
+
+    if (!ids && create) {
+        ids = apr_pcalloc(r->pool, sizeof(*ids));
+        ap_set_module_config(r->request_config, &pyexec_module, ids);
+    }
+    return ids;
+}
+
+/* s with the ids of its query redacted (all of s if is_query), or NULL
+ * when it has none. */
+static char *redacted(apr_pool_t *p, const char *s, int is_query)
+{
+    const char *q = s && !is_query ? strchr(s, '?') : s;
+    size_t head;
+    char *out;
+
+    if (!q) {
+        return NULL;
+    }
+    head = (size_t)(q - s);
+    out = apr_palloc(p, strlen(s) + 1);
+    memcpy(out, s, head);
+    return pyexec_id_redact(q, out + head) ? out : NULL;
+}
+
+static void redact_copies(request_rec *q)
+{
+    char *s;
+
+    if ((s = redacted(q->pool, q->the_request, 0))) {
+        q->the_request = s;
+    }
+    if ((s = redacted(q->pool, q->unparsed_uri, 0))) {
+        q->unparsed_uri = s;
+    }
+    if ((s = redacted(q->pool, q->args, 1))) {
+        q->args = s;
+    }
+    if ((s = redacted(q->pool, q->parsed_uri.query, 1))) {
+        q->parsed_uri.query = s;
+    }
+}
+
+/* Once per request of ours: keep its first id=, then clean it and the
+ * requests it came from (an internal redirect's r->prev, a subrequest's
+ * r->main), whose request lines are the ones logged. */
+static void take_ids(request_rec *r)
+{
+    request_ids_t *ids = request_ids(r, 1);
+    const char *p;
+    request_rec *q = r;
+
+    if (ids->cleaned) {
+        return;
+    }
+    ids->cleaned = 1;
+    for (p = r->args; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1
+                                                   : NULL) {
+        if (!strncmp(p, "id=", 3)) {
+            ids->id_given = 1;
+            ids->id_valid = pyexec_id_parse(p + 3, strcspn(p + 3, "&"),
+                                            &ids->id) == 0;
+            break;
+        }
+    }
+    for (;;) {
+        redact_copies(q);
+        if (!q->prev && !q->main) {
+            break;
+        }
+        q = q->prev ? q->prev : q->main;
+    }
+    /* q is the request read from the connection: the scoreboard's copy
+     * of its line may predate the cleaning (a URI made ours late) */
+    ap_update_child_status(r->connection->sbh, SERVER_BUSY_WRITE, q);
+}
+
+int pyexec_post_read_request(request_rec *r)
+{
+    char *s = redacted(r->pool, r->the_request, 0);
+
+    if (s) {
+        request_ids(r, 1)->the_request = r->the_request;
+        r->the_request = s;
+    }
+    return DECLINED;
+}
+
+/* What a log line or a note may carry of a session id. */
+static const char *id_prefix(request_rec *r, const char *idtext)
+{
+    return apr_pstrmemdup(r->pool, idtext, PYEXEC_ID_PREFIX_LEN);
+}
+
+/* The session a GET or DELETE names: by the PyExec-Session header,
+ * which keeps it out of URLs, or by the query's id=. NULL, or what is
+ * wrong with the request. */
+static const char *named_session(request_rec *r, pyexec_id_t *id)
+{
+    const request_ids_t *ids = request_ids(r, 1);
+    const char *h = apr_table_get(r->headers_in, PYEXEC_SESSION_HEADER);
+    pyexec_id_t from_header;
+
+    if (h) {
+        size_t n = strlen(h);
+
+        while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t')) {
+            n--;
+        }
+        if (pyexec_id_parse(h, n, &from_header) != 0) {
+            return "The " PYEXEC_SESSION_HEADER " header must be a "
+                   "session id, a UUID as returned by POST.";
+        }
+        if (ids->id_given && ids->id_valid
+            && !pyexec_id_equal(&ids->id, &from_header)) {
+            return "The query and the " PYEXEC_SESSION_HEADER " header "
+                   "name different sessions.";
+        }
+    }
+    if (ids->id_given ? !ids->id_valid : !h) {
+        return "The query must be ?id=<session id>, a UUID as returned "
+               "by POST (or send the id in a " PYEXEC_SESSION_HEADER
+               " header).";
+    }
+    *id = h ? from_header : ids->id;
+    return NULL;
+}
+
 /* --- the session resource: GET and DELETE ?id=<id> -------------------- */
 
 /* Under the registry lock. */
@@ -260,24 +426,16 @@ static int session_resource(request_rec *r)
 {
     pyexec_session_info_t info;
     pyexec_id_t id;
-    const char *arg = NULL, *p;
+    const char *why = named_session(r, &id);
     char idtext[PYEXEC_ID_STRLEN + 1];
     int32_t idx, pid = 0;
     uint32_t gen = 0;
 
-    for (p = r->args; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1
-                                                   : NULL) {
-        if (!strncmp(p, "id=", 3)) {
-            arg = p + 3;
-            break;
-        }
-    }
-    if (!arg || pyexec_id_parse(arg, strcspn(arg, "&"), &id) != 0) {
-        return send_error(r, HTTP_BAD_REQUEST, "The query must be "
-                          "?id=<session id>, a UUID as returned by POST.");
+    if (why) {
+        return send_error(r, HTTP_BAD_REQUEST, why);
     }
     pyexec_id_format(&id, idtext);
-    apr_table_setn(r->notes, "pyexec-session", apr_pstrdup(r->pool, idtext));
+    apr_table_setn(r->notes, "pyexec-session", id_prefix(r, idtext));
     if (pyexec_lock() != APR_SUCCESS) {
         return send_error(r, HTTP_SERVICE_UNAVAILABLE,
                           "Internal error; see the server's error log.");
@@ -375,14 +533,19 @@ int pyexec_sessions_handler(request_rec *r)
 int pyexec_translate_name(request_rec *r)
 {
     core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
-    const char *handler, *err = NULL;
+    const request_ids_t *ids = request_ids(r, 0);
+    const char *handler = NULL, *err = NULL;
 
-    if (!d || !d->expr_handler || !r->uri) {
-        return DECLINED;
+    if (d && d->expr_handler && r->uri) {
+        handler = ap_expr_str_exec(r, d->expr_handler, &err);
     }
-    handler = ap_expr_str_exec(r, d->expr_handler, &err);
     if (!err && handler && !strcmp(handler, PYEXEC_HANDLER)) {
+        take_ids(r);
         apr_table_setn(r->notes, PYEXEC_NOTE_NO_WALK, r->uri);
+    }
+    else if (ids && ids->the_request && !ids->cleaned) {
+        /* another's request: its line is none of our business */
+        r->the_request = ids->the_request;
     }
     return DECLINED;
 }
@@ -435,8 +598,9 @@ static int answer(request_rec *r, const pyexec_run_t *run)
                          "server's error log.");
     case PYEXEC_RUN_DIED:
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      PYEXEC_LOGNO(00304) "session %s ended during an "
-                      "execution: %s", run->id,
+                      PYEXEC_LOGNO(00304) "session %s" PYEXEC_ID_REDACTED
+                      " ended during an execution: %s",
+                      id_prefix(r, run->id),
                       pyexec_end_reason_name(run->died_why));
         return send_json(r, HTTP_OK, run->id, NULL, 0, NULL, 0,
                          run->died_why == PYEXEC_END_MEMORY ? MSG_MEMORY
@@ -456,28 +620,31 @@ int pyexec_handler(request_rec *r)
     char *body = NULL;
     apr_size_t body_len = 0;
     int64_t retry = 0;
-    int rc;
+    int rc, resource;
 
     if (!r->handler || strcmp(r->handler, PYEXEC_HANDLER)) {
         return DECLINED;
     }
+    take_ids(r);
     if (!pyexec_state.shared.reg || pyexec_state.ctl_fd < 0) {
         apr_table_setn(r->headers_out, "Retry-After", "5");
         return send_error(r, HTTP_SERVICE_UNAVAILABLE,
                           "The Python execution service is not running.");
     }
-    if ((r->method_number == M_GET || r->method_number == M_DELETE)
-        && r->args) {
-        return session_resource(r);
-    }
-    if (r->method_number != M_POST) {
+    resource = (r->method_number == M_GET || r->method_number == M_DELETE)
+               && (r->args || apr_table_get(r->headers_in,
+                                            PYEXEC_SESSION_HEADER));
+    if (!resource && r->method_number != M_POST) {
         apr_table_setn(r->headers_out, "Allow", "POST, GET, DELETE");
         return send_error(r, HTTP_METHOD_NOT_ALLOWED,
                           "Method not allowed: POST a JSON object such as "
                           "{\"code\": \"print(1)\"} to run code; GET or "
-                          "DELETE ?id=<session id> to see or end a "
+                          "DELETE ?id=<session id> (or with the id in a "
+                          PYEXEC_SESSION_HEADER " header) to see or end a "
                           "session.");
     }
+    /* looking at and ending sessions count too: each is a lookup under
+     * the registry's lock, and a way to probe for ids */
     if (c->rate_limit > 0 && !rate_allowed(r, &retry)) {
         apr_table_setn(r->headers_out, "Retry-After",
                        apr_psprintf(r->pool, "%" APR_INT64_T_FMT,
@@ -486,6 +653,9 @@ int pyexec_handler(request_rec *r)
                           "Too many requests from your address: the limit "
                           "is %g per second. Try again in %.1f s.",
                           c->rate_limit, retry / 1e6));
+    }
+    if (resource) {
+        return session_resource(r);
     }
     if (!is_json_type(apr_table_get(r->headers_in, "Content-Type"))) {
         return send_error(r, HTTP_UNSUPPORTED_MEDIA_TYPE,
@@ -532,7 +702,7 @@ int pyexec_handler(request_rec *r)
                               "Internal error; see the server's error log.");
         }
     }
-    apr_table_setn(r->notes, "pyexec-session", apr_pstrdup(r->pool, run.id));
+    apr_table_setn(r->notes, "pyexec-session", id_prefix(r, run.id));
     apr_table_setn(r->notes, "pyexec-outcome", pyexec_outcome_name(&run));
     set_server_timing(r, run.exec_usec);
     return answer(r, &run);

@@ -1,15 +1,19 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
 /*
- * The HTTP face (pyexec_handler.c): the handlers and the hooks that
- * spare the endpoint httpd's file-system walk.
+ * The HTTP face (pyexec_handler.c): the handlers, the hooks that keep
+ * session ids out of what httpd logs and shows, and those that spare
+ * the endpoint httpd's file-system walk.
  */
 #ifndef PYEXEC_HANDLER_H
 #define PYEXEC_HANDLER_H
 
 #include <httpd.h>
 
-/* Where SetHandler pyexec applies, no file is looked for. */
+/* No session id stays in a request line or query httpd keeps: hidden in
+ * every request line as read, given back where the URI is not ours.
+ * And where SetHandler pyexec applies, no file is looked for. */
+int pyexec_post_read_request(request_rec *r);
 int pyexec_translate_name(request_rec *r);
 int pyexec_map_to_storage(request_rec *r);
 

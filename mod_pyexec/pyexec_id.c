@@ -87,6 +87,78 @@ int pyexec_id_parse(const char *s, size_t len, pyexec_id_t *id)
     return 0;
 }
 
+/* One character of text as a URL carries it: itself, or what a %XX
+ * escape stands for. Advances *i past it; never past a NUL. */
+static int url_char(const char *s, size_t *i)
+{
+    if (s[*i] == '%' && hexval(s[*i + 1]) >= 0 && hexval(s[*i + 2]) >= 0) {
+        int c = (hexval(s[*i + 1]) << 4) | hexval(s[*i + 2]);
+
+        *i += 3;
+        return c;
+    }
+    return s[*i] ? (unsigned char)s[(*i)++] : 0;
+}
+
+/* The length of the id-shaped text at s, 0 if there is none there; its
+ * first hex digits, in lower case, to prefix. */
+static size_t id_at(const char *s, char *prefix)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i = 0;
+    int k, n = 0;
+
+    for (k = 0; k < PYEXEC_ID_STRLEN; k++) {
+        int c = url_char(s, &i), v = c > 0 && c < 128 ? hexval((char)c) : -1;
+
+        if (k == 8 || k == 13 || k == 18 || k == 23) {
+            if (c != '-') {
+                return 0;
+            }
+        }
+        else if (v < 0) {
+            return 0;
+        }
+        else if (n < PYEXEC_ID_PREFIX_LEN) {
+            prefix[n++] = hex[v];
+        }
+    }
+    return i;
+}
+
+size_t pyexec_id_redact(const char *s, char *out)
+{
+    const size_t mark = sizeof(PYEXEC_ID_REDACTED) - 1;
+    size_t n = 0;
+
+    while (*s) {
+        char prefix[PYEXEC_ID_PREFIX_LEN], ignored[PYEXEC_ID_PREFIX_LEN];
+        size_t len = id_at(s, prefix), k;
+
+        if (!len) {
+            *out++ = *s++;
+            continue;
+        }
+        /* Runs may overlap ("...-aaaa" + an id reads as an id that ends
+         * early): everything any run covers goes, or an id's tail would
+         * stay. */
+        for (k = 1; k < len; k++) {
+            size_t more = id_at(s + k, ignored);
+
+            if (k + more > len) {
+                len = k + more;
+            }
+        }
+        memcpy(out, prefix, PYEXEC_ID_PREFIX_LEN);
+        memcpy(out + PYEXEC_ID_PREFIX_LEN, PYEXEC_ID_REDACTED, mark);
+        out += PYEXEC_ID_PREFIX_LEN + mark;
+        s += len;
+        n++;
+    }
+    *out = '\0';
+    return n;
+}
+
 int pyexec_id_equal(const pyexec_id_t *a, const pyexec_id_t *b)
 {
     return memcmp(a->b, b->b, PYEXEC_ID_BYTES) == 0;

@@ -29,6 +29,19 @@ void pyexec_id_format(const pyexec_id_t *id, char *out);
  * around it. Returns 0 on success, -1 on anything else. */
 int pyexec_id_parse(const char *s, size_t len, pyexec_id_t *id);
 
+/* What a log line or a note may carry of an id: its first 8 hex digits,
+ * 32 of its 122 random bits (the other 90 keep it unguessable), and in
+ * a request line that prefix and PYEXEC_ID_REDACTED. */
+#define PYEXEC_ID_PREFIX_LEN  8
+#define PYEXEC_ID_REDACTED    "..."
+
+/* s with every run shaped like an id (the 8-4-4-4-12 layout, either
+ * case, each character as itself or %-escaped) replaced by its prefix,
+ * in lower case, and PYEXEC_ID_REDACTED; the rest copied. out must hold
+ * strlen(s) + 1: the result is never longer. Returns how many runs were
+ * replaced. */
+size_t pyexec_id_redact(const char *s, char *out);
+
 int pyexec_id_equal(const pyexec_id_t *a, const pyexec_id_t *b);
 int pyexec_id_is_zero(const pyexec_id_t *id);
 

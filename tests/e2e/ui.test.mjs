@@ -298,6 +298,12 @@ test("New session clears the history and starts fresh", async (t) => {
     const page = await open(t);
     await runAndWait(page, "y = 5");
     const old = await page.locator("#sid").inputValue();
+    const deletes = [];
+    page.on("request", (r) => {
+        if (r.method() === "DELETE") {
+            deletes.push({url: r.url(), sid: r.headers()["pyexec-session"]});
+        }
+    });
     await page.getByRole("button", {name: "New session"}).click();
     assert.equal(await page.locator(CELLS).count(), 0);
     assert.equal(await page.locator("#sid").inputValue(), "");
@@ -309,6 +315,8 @@ test("New session clears the history and starts fresh", async (t) => {
     const gone = await page.evaluate(async (id) =>
         (await fetch("execute?id=" + id)).status, old);
     assert.equal(gone, 404);
+    // by the PyExec-Session header: the id stays out of the URL
+    assert.deepEqual(deletes, [{url: server.url + "execute", sid: old}]);
 });
 
 test("the examples menu loads each feature and limit, and they run", async (t) => {

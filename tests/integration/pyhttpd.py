@@ -133,6 +133,12 @@ def cpu_seconds(pid):
 
 HELPER_COMM = "pyexec-helper"
 
+# mod_reqtimeout as Debian configures it: 20 s for the first byte of a
+# request, then at least 500 bytes/s up to 40 s in all for the request
+# line and headers; 10 s for the body's first byte, then 500 bytes/s
+REQUEST_READ_TIMEOUT = ("header=20-40,MinRate=500 "
+                        "body=10,MinRate=500")
+
 
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -256,6 +262,7 @@ LoadModule dir_module {moddir}/mod_dir.so
 LoadModule alias_module {moddir}/mod_alias.so
 LoadModule authz_host_module {moddir}/mod_authz_host.so
 LoadModule status_module {moddir}/mod_status.so
+LoadModule reqtimeout_module {moddir}/mod_reqtimeout.so
 LoadModule pyexec_module {module}
 TypesConfig /etc/mime.types
 # operators' view, mod_pyexec's section included: loopback clients only
@@ -265,6 +272,8 @@ TypesConfig /etc/mime.types
 </Location>
 {mpm_conf}
 Timeout {timeout}
+# slow clients cut off as Debian's default mods-available/reqtimeout.conf does
+RequestReadTimeout {reqtimeout}
 KeepAlive On
 DocumentRoot "{htdocs}"
 DirectoryIndex index.html
@@ -280,7 +289,7 @@ DirectoryIndex index.html
            extra=self.extra_conf, loglevel=self.loglevel,
            location=('<Location "/execute">\n    SetHandler pyexec\n'
                      '</Location>' if self.execute_location else ""),
-           timeout=self.timeout)
+           timeout=self.timeout, reqtimeout=REQUEST_READ_TIMEOUT)
 
     def write_config(self):
         for sub in ("conf", "logs", "run"):

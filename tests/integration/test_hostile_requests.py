@@ -46,6 +46,24 @@ def test_rate_limit_is_off_by_default(client):
     assert codes == {200}
 
 
+def test_get_and_delete_count_against_the_rate_limit(request):
+    h = start(request, directives={"PyExecRateLimit": "1/m 3"})
+    c = Client(h)
+    sid = c.run("x = 1")["id"]
+    codes = [c.session_get(sid).status_code for _ in range(2)]
+    assert codes == [200, 200]
+    for r in (c.session_get(sid), c.session_delete(sid),
+              c.http.get(c.url, headers={"PyExec-Session": sid}, timeout=10),
+              c.http.delete(c.url, headers={"PyExec-Session": sid},
+                            timeout=10)):
+        assert r.status_code == 429, (r.request.method, r.text)
+        assert int(r.headers["Retry-After"]) >= 1
+        assert "Too many requests" in r.json()["error"]
+    assert h.status_auto()["PyExecRateLimited"] == "4"
+    # the refused DELETEs ended nothing
+    assert h.status_auto()["PyExecSessionsLive"] == "1"
+
+
 def test_shipped_config_turns_rate_limit_on():
     here = os.path.dirname(os.path.abspath(__file__))
     conf = open(os.path.join(here, "..", "..", "conf", "pyexec.conf.in")).read()
@@ -59,13 +77,13 @@ def impatient(request):
     return start(request, timeout=2)
 
 
-def test_slow_body_is_cut_off_by_the_read_timeout(impatient):
+def _stall(port, head, what, wait=10):
+    """Send head, then nothing: what the server answers before it closes
+    the connection, and how long that took (failing past wait)."""
     t0 = time.monotonic()
-    with socket.create_connection(("127.0.0.1", impatient.port), 10) as s:
-        s.sendall(b"POST /execute HTTP/1.1\r\nHost: x\r\n"
-                  b"Content-Type: application/json\r\n"
-                  b"Content-Length: 40\r\n\r\n{\"code\": ")
-        s.settimeout(10)
+    with socket.create_connection(("127.0.0.1", port), 10) as s:
+        s.sendall(head)
+        s.settimeout(wait)
         data = b""
         try:
             while True:
@@ -74,8 +92,16 @@ def test_slow_body_is_cut_off_by_the_read_timeout(impatient):
                     break
                 data += chunk
         except socket.timeout:
-            pytest.fail("the server kept a stalled body open")
-    assert time.monotonic() - t0 < 6
+            pytest.fail("the server kept a stalled %s open" % what)
+    return data, time.monotonic() - t0
+
+
+def test_slow_body_is_cut_off_by_the_read_timeout(impatient):
+    data, took = _stall(impatient.port,
+                        b"POST /execute HTTP/1.1\r\nHost: x\r\n"
+                        b"Content-Type: application/json\r\n"
+                        b"Content-Length: 40\r\n\r\n{\"code\": ", "body")
+    assert took < 6
     # either an answer (408/400) or a closed connection; never a hang
     if data:
         status = int(data.split(b" ", 2)[1])
@@ -101,6 +127,40 @@ def test_slow_but_steady_body_is_accepted(impatient):
             data += chunk
     assert data.startswith(b"HTTP/1.1 200")
     assert b'"stdout":"slow\\n"' in data
+
+
+def _settings(text):
+    """RequestReadTimeout's settings in a configuration, by part."""
+    out = {}
+    for line in text.splitlines():
+        words = line.split("#")[0].split()
+        if words[:1] == ["RequestReadTimeout"]:
+            out.update(w.lower().split("=", 1) for w in words[1:])
+    return out
+
+
+def test_test_servers_cut_off_slow_clients_as_debian_does(httpd):
+    debian = "/etc/apache2/mods-available/reqtimeout.conf"
+    if os.path.exists(debian):
+        with open(debian) as f:
+            want = _settings(f.read())
+    else:
+        want = {"header": "20-40,minrate=500", "body": "10,minrate=500"}
+    conf = httpd.config_text()
+    assert "LoadModule reqtimeout_module " in conf
+    assert _settings(conf) == want
+
+
+def test_a_stalled_request_line_is_cut_off(request):
+    """Half a request line, then silence: mod_reqtimeout (2 s here,
+    20 s in Debian's default) ends it long before httpd's Timeout (30 s),
+    which alone would hold a worker for each such client."""
+    h = start(request, extra_conf="RequestReadTimeout header=2\n")
+    data, took = _stall(h.port, b"GET /execute?id=0b7c2c5e", "request line",
+                        wait=15)
+    assert 1.5 <= took < 6, took
+    assert not data or data.startswith(b"HTTP/1.1 408"), data[:200]
+    assert Client(h).run("print(1)")["stdout"] == "1\n"
 
 
 def _send_and_vanish(h, body):

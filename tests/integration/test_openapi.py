@@ -126,6 +126,17 @@ def test_session_answers_match(client, spec):
         check(spec, method, requests.request(method, c.url + "?id=zzz",
                                              timeout=10))
         check(spec, method, requests.request(method, c.url, timeout=10))
+    # the id in the PyExec-Session header: each answer the one meant (a
+    # server that ignored the header would answer 405, documented too)
+    header = c.run("x = 1")["id"]
+    for method, with_id, status in (("GET", header, 200),
+                                    ("DELETE", header, 204),
+                                    ("GET", header, 404),
+                                    ("DELETE", "zzz", 400)):
+        r = requests.request(method, c.url,
+                             headers={"PyExec-Session": with_id}, timeout=10)
+        assert r.status_code == status, (method, with_id, r.text)
+        check(spec, method, r)
 
 
 def test_limit_answers_match(request, spec):
@@ -140,3 +151,8 @@ def test_limit_answers_match(request, spec):
     r = c.post({"code": "x = 1"})
     assert r.status_code == 429
     check(spec, "POST", r)
+    sid = "0b7c2c5e-3f0e-4a52-9d8e-3f3b8c1d2a11"
+    for method in ("GET", "DELETE"):
+        r = requests.request(method, c.url, params={"id": sid}, timeout=10)
+        assert r.status_code == 429
+        check(spec, method, r)

@@ -1,6 +1,7 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "pyexec_id.h"
@@ -248,6 +249,102 @@ START_TEST(test_parse_null)
 }
 END_TEST
 
+/* --- redact ---------------------------------------------------------- */
+
+static void redacts(const char *in, const char *want, size_t count)
+{
+    char out[256];
+    size_t n;
+
+    memset(out, 'Z', sizeof(out));
+    n = pyexec_id_redact(in, out);
+    ck_assert_msg(!strcmp(out, want), "\"%s\" became \"%s\", not \"%s\"",
+                  in, out, want);
+    ck_assert_uint_eq(n, count);
+    ck_assert_uint_le(strlen(out), strlen(in));
+}
+
+START_TEST(test_redact_query_forms)
+{
+    redacts("id=" SAMPLE_LOWER, "id=0123abcd...", 1);
+    redacts("id=" SAMPLE_UPPER, "id=0123abcd...", 1);
+    redacts("a=1&id=" SAMPLE_LOWER "&b=2", "a=1&id=0123abcd...&b=2", 1);
+    /* repeated, under another name, glued to other text */
+    redacts("id=" SAMPLE_LOWER "&id=" SAMPLE_UPPER "&x=" SAMPLE_LOWER,
+            "id=0123abcd...&id=0123abcd...&x=0123abcd...", 3);
+    redacts("x=ff" SAMPLE_LOWER "ff", "x=ff0123abcd...ff", 1);
+    redacts(SAMPLE_LOWER SAMPLE_LOWER, "0123abcd...0123abcd...", 2);
+    /* a run that ends inside an id takes the id's tail with it */
+    redacts("x=00000000-0000-0000-0000-aaaa" SAMPLE_LOWER "&y",
+            "x=00000000...&y", 1);
+    redacts("x=00000000-0000-0000-0000-aaaa" SAMPLE_LOWER SAMPLE_LOWER,
+            "x=00000000...0123abcd...", 2);
+    /* the request line as a whole */
+    redacts("GET /execute?id=" SAMPLE_LOWER " HTTP/1.1",
+            "GET /execute?id=0123abcd... HTTP/1.1", 1);
+}
+END_TEST
+
+/* An id is the same capability however a URL escapes its characters. */
+START_TEST(test_redact_escaped)
+{
+    redacts("id=0123abcd%2Def45%2d4789-a0b1-c2d3e4f5a6b7",
+            "id=0123abcd...", 1);
+    redacts("id=%30%31%32%33%61%62%63%64-ef45-4789-a0b1-c2d3e4f5a6b7&z",
+            "id=0123abcd...&z", 1);
+    /* an escape that stands for no hex digit breaks the shape */
+    redacts("id=0123abcd%2Xef45-4789-a0b1-c2d3e4f5a6b7",
+            "id=0123abcd%2Xef45-4789-a0b1-c2d3e4f5a6b7", 0);
+    /* a truncated escape at the very end is read up to its NUL only */
+    redacts("id=0123abcd-ef45-4789-a0b1-c2d3e4f5a6b%",
+            "id=0123abcd-ef45-4789-a0b1-c2d3e4f5a6b%", 0);
+    redacts("%", "%", 0);
+    redacts("%4", "%4", 0);
+}
+END_TEST
+
+/* Anything short of the whole shape stays: one character off anywhere
+ * (a dash moved or missing, a digit that is no hex digit), one short. */
+START_TEST(test_redact_leaves_the_rest)
+{
+    char in[64];
+    int k;
+
+    for (k = 0; k < PYEXEC_ID_STRLEN; k++) {
+        snprintf(in, sizeof(in), "id=%s", SAMPLE_LOWER);
+        in[3 + k] = in[3 + k] == '-' ? '0' : k % 2 ? '-' : 'g';
+        redacts(in, in, 0);
+    }
+    snprintf(in, sizeof(in), "id=%.35s&", SAMPLE_LOWER);
+    redacts(in, in, 0);
+    redacts("", "", 0);
+    redacts("id=&x=nope", "id=&x=nope", 0);
+    redacts("id=0123abcdef454789a0b1c2d3e4f5a6b7",
+            "id=0123abcdef454789a0b1c2d3e4f5a6b7", 0);
+    redacts("GET /index.html HTTP/1.1", "GET /index.html HTTP/1.1", 0);
+}
+END_TEST
+
+/* Ids as the module makes them: the prefix stays, nothing of the rest. */
+START_TEST(test_redact_generated)
+{
+    int i;
+
+    for (i = 0; i < 100; i++) {
+        pyexec_id_t id;
+        char text[PYEXEC_ID_STRLEN + 1], in[64], out[64], want[64];
+
+        ck_assert_int_eq(pyexec_id_generate(&id), 0);
+        pyexec_id_format(&id, text);
+        snprintf(in, sizeof(in), "?id=%s", text);
+        snprintf(want, sizeof(want), "?id=%.8s...", text);
+        ck_assert_uint_eq(pyexec_id_redact(in, out), 1);
+        ck_assert_str_eq(out, want);
+        ck_assert_ptr_null(strstr(out, text + PYEXEC_ID_PREFIX_LEN));
+    }
+}
+END_TEST
+
 /* --- equal, is_zero, hash -------------------------------------------- */
 
 START_TEST(test_equal)
@@ -336,6 +433,13 @@ Suite *id_suite(void)
     tcase_add_test(tc, test_parse_rejects);
     tcase_add_test(tc, test_parse_length_is_exact);
     tcase_add_test(tc, test_parse_null);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("redact");
+    tcase_add_test(tc, test_redact_query_forms);
+    tcase_add_test(tc, test_redact_escaped);
+    tcase_add_test(tc, test_redact_leaves_the_rest);
+    tcase_add_test(tc, test_redact_generated);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("compare");
