@@ -29,9 +29,9 @@
 #include <unistd.h>
 
 #include <apr_strings.h>
-#include <apr_thread_cond.h>
-#include <apr_thread_mutex.h>
-#include <apr_thread_proc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
 
 #include "pyexec_private.h"
 #include "pyexec_bridge.h"
@@ -82,6 +82,10 @@ static int attach_session(const pyexec_id_t *id, session_ref_t *ref,
     if (ref->idx != PYEXEC_REG_NONE) {
         rc = pyexec_reg_count_in(reg, ref->idx, pyexec_now_usec(),
                                  (uint32_t)c->max_queue, &ref->t);
+        if (rc > 0) {
+            /* its own limit, which a graceful restart may not share */
+            run->retry_usec = pyexec_reg_slot(reg, ref->idx)->limits.timeout;
+        }
     }
     pyexec_unlock();
     if (rc < 0) {
@@ -94,7 +98,6 @@ static int attach_session(const pyexec_id_t *id, session_ref_t *ref,
          * within its limit, and makes room. */
         ref->idx = PYEXEC_REG_NONE;
         run->outcome = PYEXEC_RUN_BUSY;
-        run->retry_usec = c->timeout;
     }
     return OK;
 }
@@ -173,9 +176,12 @@ static int new_session(request_rec *r, session_ref_t *ref, pyexec_run_t *run)
             }
         }
         else if (cl == PYEXEC_CLAIM_FULL || cl == PYEXEC_CLAIM_CLIENT_FULL) {
+            int full = cl == PYEXEC_CLAIM_FULL;
+
             run->retry_usec = pyexec_reg_next_expiry(
                 reg, now, c->idle_timeout,
-                cl == PYEXEC_CLAIM_CLIENT_FULL ? &cr.client : NULL);
+                full && c->evict_idle ? c->timeout : c->idle_timeout,
+                full ? NULL : &cr.client);
         }
         failing = reg->helpers_failing;
         pyexec_unlock();
@@ -314,11 +320,19 @@ typedef struct {
 static kept_conn_t *kept;
 static uint32_t kept_slots;
 static int kept_open;
-static apr_thread_mutex_t *kept_lock;
+/* Plain pthread objects, never destroyed: prefork's SIGTERM handler runs
+ * the child's pool cleanups on whatever the main thread was doing, even
+ * holding this lock, so nothing at exit may wait for it. */
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+static int kept_usable;         /* set up in this process */
+static int kept_closable = 1;   /* no sweeper may still be in there */
 
 static apr_status_t kept_close_all(void *unused)
 {
     (void)unused;
+    if (!kept_closable) {
+        return APR_SUCCESS;     /* exit closes them */
+    }
     for (uint32_t i = 0; kept && i < kept_slots; i++) {
         if (kept[i].fd >= 0) {
             close(kept[i].fd);
@@ -338,8 +352,9 @@ static void kept_sweep(void)
 {
     for (uint32_t i = 0; i < kept_slots; i++) {
         if (kept[i].fd >= 0
-            && (pyexec_reg_slot(pyexec_state.shared.reg, (int32_t)i)->gen
-                != kept[i].gen
+            && (__atomic_load_n(&pyexec_reg_slot(pyexec_state.shared.reg,
+                                                 (int32_t)i)->gen,
+                                 __ATOMIC_RELAXED) != kept[i].gen
                 || pyexec_io_pending(kept[i].fd) != 0)) {
             close(kept[i].fd);
             kept[i].fd = -1;
@@ -351,44 +366,55 @@ static void kept_sweep(void)
 /* A thread per worker process sweeps once a second, traffic or not: a
  * process that serves nothing for a while would otherwise hold what
  * helpers left in its kept connections until its next request. */
-static apr_thread_t *sweeper;
-static apr_thread_cond_t *sweeper_wake;
-static int sweeper_stop;
+static pthread_t sweeper;
+static pthread_cond_t sweeper_wake = PTHREAD_COND_INITIALIZER;
+static volatile sig_atomic_t sweeper_stop;
 
-static void *APR_THREAD_FUNC sweeper_loop(apr_thread_t *t, void *unused)
+static void *sweeper_loop(void *unused)
 {
-    (void)t;
     (void)unused;
-    apr_thread_mutex_lock(kept_lock);
+    pthread_mutex_lock(&kept_lock);
     while (!sweeper_stop) {
-        apr_thread_cond_timedwait(sweeper_wake, kept_lock,
-                                  apr_time_from_sec(1));
+        struct timespec until;
+
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&sweeper_wake, &kept_lock, &until);
         if (!sweeper_stop && kept_open > 0) {
             kept_sweep();
         }
     }
-    apr_thread_mutex_unlock(kept_lock);
+    pthread_mutex_unlock(&kept_lock);
     return NULL;
 }
 
+/* Takes no lock (see kept_lock) and waits for the sweeper only briefly:
+ * one that cannot finish leaves the descriptors to the exit. */
 static apr_status_t sweeper_join(void *unused)
 {
-    apr_status_t rv;
+    struct timespec until;
 
     (void)unused;
-    apr_thread_mutex_lock(kept_lock);
     sweeper_stop = 1;
-    apr_thread_cond_signal(sweeper_wake);
-    apr_thread_mutex_unlock(kept_lock);
-    apr_thread_join(&rv, sweeper);
+    pthread_cond_signal(&sweeper_wake);
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 100 * 1000 * 1000;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    if (pthread_timedjoin_np(sweeper, NULL, &until) != 0) {
+        kept_closable = 0;
+    }
     return APR_SUCCESS;
 }
 
 void pyexec_bridge_child_init(apr_pool_t *p, server_rec *s)
 {
-    if (!pyexec_state.shared.reg
-        || apr_thread_mutex_create(&kept_lock, APR_THREAD_MUTEX_DEFAULT, p)
-           != APR_SUCCESS) {
+    sigset_t all, old;
+    int rc;
+
+    if (!pyexec_state.shared.reg) {
         return;                 /* no keeping: a connection per request */
     }
     kept_slots = pyexec_state.shared.reg->nslots;
@@ -398,15 +424,21 @@ void pyexec_bridge_child_init(apr_pool_t *p, server_rec *s)
     }
     apr_pool_cleanup_register(p, NULL, kept_close_all,
                               apr_pool_cleanup_null);
-    /* registered after kept_close_all, so run before it */
-    if (apr_thread_cond_create(&sweeper_wake, p) == APR_SUCCESS
-        && apr_thread_create(&sweeper, NULL, sweeper_loop, NULL, p)
-           == APR_SUCCESS) {
+    kept_usable = 1;
+    /* with every signal blocked, which it inherits: prefork delivers its
+     * SIGTERM and SIGUSR1 to whichever thread does not block them, and
+     * they are the main thread's */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&sweeper, NULL, sweeper_loop, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0) {
+        /* registered after kept_close_all, so run before it */
         apr_pool_cleanup_register(p, NULL, sweeper_join,
                                   apr_pool_cleanup_null);
     }
     else {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rc, s,
                      PYEXEC_LOGNO(00307) "no sweeper thread: kept "
                      "connections are swept only when they are many");
     }
@@ -421,7 +453,7 @@ static int kept_take(const session_ref_t *ref)
     int fd = -1;
 
     if (!kept || ref->idx < 0 || (uint32_t)ref->idx >= kept_slots
-        || apr_thread_mutex_lock(kept_lock) != APR_SUCCESS) {
+        || !kept_usable || pthread_mutex_lock(&kept_lock) != 0) {
         return -1;
     }
     k = &kept[ref->idx];
@@ -438,14 +470,14 @@ static int kept_take(const session_ref_t *ref)
         k->fd = -1;
         kept_open--;
     }
-    apr_thread_mutex_unlock(kept_lock);
+    pthread_mutex_unlock(&kept_lock);
     return fd;
 }
 
 static void kept_put(const session_ref_t *ref, int fd)
 {
     if (kept && ref->idx >= 0 && (uint32_t)ref->idx < kept_slots
-        && apr_thread_mutex_lock(kept_lock) == APR_SUCCESS) {
+        && kept_usable && pthread_mutex_lock(&kept_lock) == 0) {
         kept_conn_t *k = &kept[ref->idx];
 
         if (k->fd < 0 && kept_open >= KEPT_MAX) {
@@ -457,7 +489,7 @@ static void kept_put(const session_ref_t *ref, int fd)
             kept_open++;
             fd = -1;
         }
-        apr_thread_mutex_unlock(kept_lock);
+        pthread_mutex_unlock(&kept_lock);
     }
     if (fd >= 0) {
         close(fd);

@@ -45,7 +45,8 @@ pyexec_io_status_t pyexec_io_read_full(int fd, void *buf, size_t len,
  * readable (1) or the time is up (0). */
 int pyexec_io_spin_readable(int fd, int64_t usec);
 
-/* Bytes received on fd and not read yet (FIONREAD), or -1. */
+/* Bytes received on fd and not read yet (FIONREAD), or -1 with errno
+ * set; callers treat -1 as "something there": not idle. */
 long pyexec_io_pending(int fd);
 
 /* Messages up to this size are sent with a single system call. */

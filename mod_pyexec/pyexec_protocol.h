@@ -114,14 +114,14 @@ void pyexec_result_encode(unsigned char out[PYEXEC_RESULT_FIXED_LEN],
                           const pyexec_result_t *res);
 /* Checks that the lengths add up to payload_len exactly. Returns 0 on
  * success, -1 on a malformed payload. */
+int pyexec_result_decode(const unsigned char *payload, size_t payload_len,
+                         pyexec_result_t *res);
+
 /* Whether a decoded RESULT is one an honest helper of a session with
  * this output cap could send: each stream within the cap (and its
  * marker), a status a helper reports. Its bytes may come from user
  * code, which can write to the helper's connection as well as it. */
 int pyexec_result_within(const pyexec_result_t *res, uint32_t max_output);
-
-int pyexec_result_decode(const unsigned char *payload, size_t payload_len,
-                         pyexec_result_t *res);
 
 /* The longest reason a REFUSED carries after its slot message. */
 #define PYEXEC_REFUSED_TEXT_MAX 512

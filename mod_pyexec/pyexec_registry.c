@@ -487,6 +487,10 @@ pyexec_claim_t pyexec_reg_claim(pyexec_registry_t *reg, const pyexec_id_t *id,
             reg->stats.rejected_full++;
             return PYEXEC_CLAIM_FULL;
         }
+        if (reg->spare_head == PYEXEC_REG_NONE) {
+            /* ending a session now would not start this one any sooner */
+            return PYEXEC_CLAIM_NO_SPARE;
+        }
         s = &slots(reg)[lru];
         cr->evicted_idx = lru;
         cr->evicted_gen = s->gen;
@@ -520,7 +524,8 @@ pyexec_claim_t pyexec_reg_claim(pyexec_registry_t *reg, const pyexec_id_t *id,
 }
 
 int64_t pyexec_reg_next_expiry(const pyexec_registry_t *reg, int64_t now,
-                               int64_t idle_timeout, const uint64_t *client)
+                               int64_t idle_timeout, int64_t busy_left,
+                               const uint64_t *client)
 {
     int64_t best = -1;
 
@@ -532,7 +537,7 @@ int64_t pyexec_reg_next_expiry(const pyexec_registry_t *reg, int64_t now,
             || (client && s->client != *client)) {
             continue;
         }
-        left = s->inflight ? idle_timeout : s->last_use + idle_timeout - now;
+        left = s->inflight ? busy_left : s->last_use + idle_timeout - now;
         if (left < 0) {
             left = 0;           /* the next scan ends it */
         }

@@ -78,7 +78,7 @@ typedef struct {
     uint8_t  token[PYEXEC_TOKEN_LEN];  /* what an EXEC to it must carry */
     pyexec_slot_limits_t limits;
     uint64_t mem_bytes;     /* heap in use after the last execution */
-    uint64_t client;        /* who made the session: a keyed hash of its
+    uint64_t client;        /* who made the session: a hash of its
                                address (PyExecMaxClientSessions) */
     int64_t  busy_since;    /* monotonic usec: the first request now in
                                flight was counted in (if inflight > 0) */
@@ -215,7 +215,7 @@ typedef enum {
 typedef struct {
     uint32_t max_live;          /* PyExecMaxSessions */
     uint32_t max_per_client;    /* PyExecMaxClientSessions; 0: no cap */
-    uint64_t client;            /* who asks: a keyed hash of its address */
+    uint64_t client;            /* who asks: a hash of its address */
     int evict_idle;             /* PyExecEvictIdle: at max_live, end the
                                    idle session used longest ago */
     /* out */
@@ -234,9 +234,11 @@ pyexec_claim_t pyexec_reg_claim(pyexec_registry_t *reg, const pyexec_id_t *id,
 /* In how many usec from now the first live session (of client, unless
  * NULL) would end by idle expiry if nobody used it again: what a client
  * refused for want of room may be told to wait. A session in use counts
- * a whole idle_timeout from now. 0 if there are none. */
+ * busy_left from now (a whole idle timeout; with eviction, as an idle
+ * one ends at once, its run's limit). 0 if there are none. */
 int64_t pyexec_reg_next_expiry(const pyexec_registry_t *reg, int64_t now,
-                               int64_t idle_timeout, const uint64_t *client);
+                               int64_t idle_timeout, int64_t busy_left,
+                               const uint64_t *client);
 
 /* The live slot of a session, or PYEXEC_REG_NONE. */
 int32_t pyexec_reg_lookup(pyexec_registry_t *reg, const pyexec_id_t *id);

@@ -12,15 +12,22 @@
  * count of the time its session had requests in flight, which workers
  * keep (pyexec_reg_count_in / _out). A helper has one thread
  * (RLIMIT_NPROC 0), so an honest one never uses more CPU than that
- * time; one that uses CPU_SLACK_US more is running code nobody asked
- * for. It is killed and its session ends as a timeout, counted on the
- * status page. A run that is still in flight is the worker's to bound
- * (its deadline); this bounds what comes after a forged answer.
+ * time. Scan by scan, what a helper used beyond its time in flight is
+ * its debt; time in flight it did not use is not credit for later (a
+ * session that slept for ten minutes must not buy ten minutes of
+ * computing after a forged answer), and the debt drains slowly, so that
+ * the grain of the two clocks and a helper's own upkeep between
+ * requests never add up over a long life. A helper in debt by
+ * CPU_SLACK_US is running code nobody asked for: it is killed and its
+ * session ends as a timeout, counted on the status page. A run still in
+ * flight is the worker's to bound (its deadline); this bounds what comes
+ * after a forged answer.
  *
  * The CPU time is /proc/<pid>/schedstat's, in nanoseconds, readable by
  * every user; each helper's is taken when it reports READY, so that the
  * interpreter's start costs it nothing.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,6 +43,9 @@
  * own upkeep between requests (closing connections, answering SKIPPED)
  * takes microseconds; this is room for the clocks' grain too. */
 #define CPU_SLACK_US 100000
+/* Forgiven per scan (200 ms): at most half a percent of a CPU, which is
+ * all a forger can keep. */
+#define CPU_DRAIN_US 1000
 
 /* CPU time used by pid in usec, or -1 if it cannot be read (gone). */
 static int64_t cpu_usec(pid_t pid)
@@ -78,7 +88,9 @@ void pyexec_sup_cpu_ready(pyexec_sup_t *sup, uint32_t idx, uint32_t gen,
     w = &sup->cpu[idx];
     w->gen = gen;
     w->pid = pid;
-    w->base = cpu_usec(pid);
+    w->last_cpu = cpu_usec(pid);
+    w->last_busy = 0;           /* a new helper has run nothing */
+    w->debt = 0;
 }
 
 void pyexec_sup_cpu_scan(pyexec_sup_t *sup)
@@ -103,7 +115,8 @@ void pyexec_sup_cpu_scan(pyexec_sup_t *sup)
             /* its READY went by unseen: count from now */
             w->gen = s->gen;
             w->pid = s->pid;
-            w->base = -1;
+            w->last_cpu = -1;
+            w->debt = 0;
         }
         w->used = 0;
     }
@@ -121,12 +134,25 @@ void pyexec_sup_cpu_scan(pyexec_sup_t *sup)
         now_cpu = cpu_usec(w->pid);
         if (now_cpu < 0) {
             w->used = -1;       /* gone: the reaper has it */
+            if (!sup->cpu_unreadable && kill(w->pid, 0) == 0) {
+                /* alive, and its CPU time hidden from us (a /proc
+                 * mounted hidepid=, a kernel without schedstat) */
+                sup->cpu_unreadable = 1;
+                ap_log_error(APLOG_MARK, APLOG_WARNING, errno, sup->s,
+                             PYEXEC_LOGNO(00251) "cannot read the CPU time "
+                             "of helper %d (/proc/%d/schedstat): the CPU "
+                             "watch is off, and a helper whose code "
+                             "answers for it may compute until "
+                             "RLIMIT_CPU", (int)w->pid, (int)w->pid);
+            }
             continue;
         }
-        if (w->base < 0) {
-            w->base = now_cpu;
+        if (w->last_cpu < 0) {
+            w->last_cpu = now_cpu;
+            w->last_busy = -1;  /* taken below, under the lock */
         }
-        w->used = now_cpu - w->base;
+        w->used = now_cpu - w->last_cpu;
+        w->last_cpu = now_cpu;
     }
 
     if (pyexec_lock() != APR_SUCCESS) {
@@ -136,16 +162,25 @@ void pyexec_sup_cpu_scan(pyexec_sup_t *sup)
         pyexec_cpu_watch_t *w = &sup->cpu[i];
         int64_t busy;
 
-        if (w->used <= CPU_SLACK_US) {
+        if (w->used < 0) {
             continue;
         }
         busy = pyexec_reg_busy_usec(reg, (int32_t)i, w->gen,
                                     pyexec_now_usec());
-        if (busy >= 0 && w->used > busy + CPU_SLACK_US) {
-            /* the slot's pid is the one read: its generation matched */
-            if (pyexec_reg_end_overrun(reg, (int32_t)i, w->gen) > 0) {
-                w->over = w->used - busy;
+        if (busy < 0) {
+            continue;           /* ended meanwhile */
+        }
+        if (w->last_busy >= 0) {
+            w->debt += w->used - (busy - w->last_busy) - CPU_DRAIN_US;
+            if (w->debt < 0) {
+                w->debt = 0;
             }
+        }
+        w->last_busy = busy;
+        /* the slot's pid is the one read: its generation matched */
+        if (w->debt > CPU_SLACK_US
+            && pyexec_reg_end_overrun(reg, (int32_t)i, w->gen) > 0) {
+            w->over = w->debt;
         }
     }
     pyexec_unlock();
@@ -159,9 +194,9 @@ void pyexec_sup_cpu_scan(pyexec_sup_t *sup)
         kill(w->pid, SIGKILL);
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, sup->s,
                      PYEXEC_LOGNO(00250) "the helper of slot %u used %"
-                     APR_INT64_T_FMT " ms of CPU time while its session had "
-                     "no request in flight (its code answered for it and "
-                     "went on): killed, the session ends as a timeout",
+                     APR_INT64_T_FMT " ms more CPU time than its session "
+                     "had requests in flight (its code answered for it "
+                     "and went on): killed, the session ends as a timeout",
                      i, w->over / 1000);
         w->over = 0;
     }

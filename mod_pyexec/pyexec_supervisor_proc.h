@@ -21,9 +21,12 @@
 typedef struct {
     uint32_t gen;               /* of the helper below */
     pid_t pid;
-    int64_t base;               /* its CPU time when READY, usec; -1 */
-    int64_t used;               /* since then, as last read; -1 */
-    int64_t over;               /* beyond its time in flight, if killed */
+    int64_t last_cpu;           /* its CPU time at the last scan, usec;
+                                   -1 before the first */
+    int64_t last_busy;          /* its session's time in flight then */
+    int64_t used;               /* CPU time since, this scan; -1: skip */
+    int64_t debt;               /* CPU time beyond time in flight */
+    int64_t over;               /* the debt it was killed for */
 } pyexec_cpu_watch_t;
 
 typedef struct {
@@ -44,6 +47,7 @@ typedef struct {
     unsigned char *spawn_frame; /* PYEXEC_SPAWN_FRAME_MAX bytes */
     int32_t *victims;           /* a scan's helpers to kill, one per slot */
     pyexec_cpu_watch_t *cpu;    /* one per slot */
+    int cpu_unreadable;         /* logged once: the watch cannot see */
     int log_fd;                 /* httpd's parent sends its error log here */
     pid_t unknown_reaped[16];   /* children reaped before the zygote's
                                    SPAWNED named them (ring) */

@@ -47,6 +47,9 @@ export async function startHttpd() {
     const proc = spawn("/usr/bin/python3", [
         join(REPO, "tests", "integration", "pyhttpd.py"),
         "--build-dir", BUILD, "--port", String(port), "--exit-with-parent",
+        // every page of the suite is one client, 127.0.0.1, with many
+        // sessions over the run
+        "--directive", "PyExecMaxClientSessions=off",
     ], {stdio: ["ignore", "pipe", "pipe"]});
     proc.stdout.on("data", (d) => { output += d; });
     proc.stderr.on("data", (d) => { output += d; });

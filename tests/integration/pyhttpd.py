@@ -503,8 +503,13 @@ def serve(argv=None):
                     help="stop when the process that started this one is "
                     "gone (for test runners: a crashed one must not leave "
                     "an httpd behind)")
+    ap.add_argument("--directive", action="append", default=[],
+                    metavar="NAME=VALUE",
+                    help="a mod_pyexec directive for the generated config, "
+                    "e.g. PyExecMaxClientSessions=off (repeatable)")
     args = ap.parse_args(argv)
-    h = Httpd(build_dir=args.build_dir, port=args.port)
+    directives = dict(d.split("=", 1) for d in args.directive)
+    h = Httpd(build_dir=args.build_dir, port=args.port, directives=directives)
     stopping = []
 
     def on_signal(signum, frame):

@@ -98,6 +98,24 @@ def status(server):
 
 # --- 1. a forged answer buys no CPU ----------------------------------------
 
+def forge_and_spin(server, sid):
+    """Send a forged answer and a spin to session sid: when it was sent,
+    and the one helper that then burns CPU (the session's)."""
+    cpu_before = {p: pyhttpd.cpu_seconds(p)
+                  for p in server.session_helper_pids()}
+    t0 = time.monotonic()
+    code = FORGE + "forge(result_frame(b'forged\\n'))" + SPIN
+    st, _, body = post(server, {"code": code, "id": sid})
+    assert st == 200, body
+    spinning = []
+    while not spinning and time.monotonic() < t0 + 1.0:
+        time.sleep(0.02)
+        spinning = [p for p, c in cpu_before.items() if pyhttpd.alive(p)
+                    and pyhttpd.cpu_seconds(p) > c + 0.04]
+    assert len(spinning) == 1, spinning
+    return t0, spinning
+
+
 def test_forged_answer_then_spin_is_killed(hostile):
     """A run that answers for its helper and spins: the supervisor sees
     the helper's CPU time outrun its session's time in flight and kills
@@ -105,27 +123,14 @@ def test_forged_answer_then_spin_is_killed(hostile):
     timeout, counted."""
     before_status = status(hostile)
     sid = new_session(hostile)
-    cpu_before = {p: pyhttpd.cpu_seconds(p)
-                  for p in hostile.session_helper_pids()}
-    t0 = time.monotonic()
-    code = FORGE + "forge(result_frame(b'forged\\n'))" + SPIN
-    st, _, body = post(hostile, {"code": code, "id": sid})
-    answered = time.monotonic() - t0
-    assert st == 200, body
-    # the session's helper is the one that burns CPU
-    spinning = []
-    while not spinning and time.monotonic() < t0 + 1.0:
-        time.sleep(0.02)
-        spinning = [p for p, c in cpu_before.items() if pyhttpd.alive(p)
-                    and pyhttpd.cpu_seconds(p) > c + 0.04]
-    assert len(spinning) == 1, spinning
+    t0, spinning = forge_and_spin(hostile, sid)
     # gone within the time limit plus slack, whatever it sent
     deadline = t0 + 2.0 + 1.0
     while time.monotonic() < deadline and pyhttpd.remaining(spinning):
         time.sleep(0.05)
     assert not pyhttpd.remaining(spinning), (
-        "helper still running %.1f s after a forged answer (answered "
-        "after %.2f s)" % (time.monotonic() - t0, answered))
+        "helper still running %.1f s after a forged answer"
+        % (time.monotonic() - t0))
     # the session is over, as a timeout, and the status page counts it
     st, _, body = post(hostile, {"code": "print(1)", "id": sid})
     assert st == 404, body
@@ -148,12 +153,15 @@ def test_eight_forgers_do_not_starve_an_honest_run(hostile):
     def forger():
         results.append(post(hostile, {"code": code})[0])
 
-    threads = [threading.Thread(target=forger) for _ in range(8)]
+    # at least four per CPU: with fewer, the honest run would get its
+    # share of a CPU and finish in time even with the forgers unchecked
+    n = max(8, 4 * (os.cpu_count() or 1))
+    threads = [threading.Thread(target=forger) for _ in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(30)
-    assert results == [200] * 8, results
+    assert results == [200] * n, results
     st, _, body = post(hostile, {"id": honest, "code":
                                  "import time\n"
                                  "t = time.process_time()\n"
@@ -162,6 +170,21 @@ def test_eight_forgers_do_not_starve_an_honest_run(hostile):
                                  "print('done')"})
     assert st == 200
     assert body.get("stdout") == "done\n", body
+
+
+def test_time_in_flight_is_no_credit(hostile):
+    """Runs that sleep hold requests in flight without using CPU: that is
+    no credit for computing after a forged answer."""
+    sid = new_session(hostile)
+    for _ in range(3):
+        st, _, body = post(hostile, {"id": sid, "code":
+                                     "import time\ntime.sleep(1.8)"})
+        assert st == 200 and "error" not in body, body
+    t0, spinning = forge_and_spin(hostile, sid)
+    while time.monotonic() < t0 + 2.0 and pyhttpd.remaining(spinning):
+        time.sleep(0.05)
+    assert not pyhttpd.remaining(spinning), (
+        "5.4 s asleep bought %.1f s of spinning" % (time.monotonic() - t0))
 
 
 def test_spare_and_idle_helpers_are_not_killed(hostile):
@@ -187,7 +210,9 @@ def test_forged_answer_beyond_the_output_cap_ends_the_session(hostile):
     worker refuses it, and the session ends as a crash; nothing of it
     reaches the client."""
     sid = new_session(hostile)
-    big = "b'A' * (2 * 1024 * 1024)"
+    # over the 64K cap, within what a worker reads for two streams: only
+    # the check of each stream's length refuses it
+    big = "b'A' * (64 * 1024 + 1000)"
     code = FORGE + "forge(result_frame(%s))\nimport time\ntime.sleep(1)" % big
     st, _, body = post(hostile, {"code": code, "id": sid})
     assert st == 200
@@ -197,7 +222,7 @@ def test_forged_answer_beyond_the_output_cap_ends_the_session(hostile):
     assert "stdout" not in body
     st, _, _ = post(hostile, {"code": "1", "id": sid})
     assert st == 404
-    assert re.search(r"PYX00303.*(oversized|beyond the session's caps)",
+    assert re.search(r"PYX00303.*beyond the session's caps",
                      hostile.read_log())
 
 
@@ -212,6 +237,13 @@ def test_bytes_after_an_answer_end_the_session(hostile):
     assert body.get("error") == CRASH_MSG, body
     st, _, _ = post(hostile, {"code": "1", "id": sid})
     assert st == 404
+
+
+def unix_sockets_of(pids):
+    out = subprocess.run(["ss", "-x", "-n", "-p", "-a"], capture_output=True,
+                         text=True, check=True).stdout
+    return [line for line in out.splitlines()
+            if any(int(p) in pids for p in re.findall(r"pid=(\d+)", line))]
 
 
 def unix_recv_queues(pids):
@@ -260,7 +292,9 @@ time.sleep(0.5)
                         timeout=10)
     # each worker process sweeps its kept connections once a second
     time.sleep(1.5)
-    queued = unix_recv_queues(set(hostile.worker_pids()))
+    workers = set(hostile.worker_pids())
+    assert unix_sockets_of(workers), "ss shows no socket of httpd's workers"
+    queued = unix_recv_queues(workers)
     if queued:
         print(subprocess.run(["ss", "-x", "-n", "-p", "-a"],
                              capture_output=True, text=True).stdout)
@@ -367,7 +401,8 @@ def test_a_flooded_session_leaves_workers_for_others(request):
         assert took < 1.0, took
     # what ran, ran: at most the running one and two queued at a time
     assert 3 <= sum(1 for r in results if r[0] == 200) < 40
-    assert int(status(server)["PyExecRejectedQueue"]) == len(refused)
+    # refused by the cap (the backlog or a passed turn can refuse too)
+    assert 0 < int(status(server)["PyExecRejectedQueue"]) <= len(refused)
 
 
 # --- 4. one client cannot hold every session --------------------------------

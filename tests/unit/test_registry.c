@@ -1484,23 +1484,26 @@ START_TEST(test_next_expiry)
     int32_t bidx;
 
     /* cid was claimed at NOW_MONO by client 0 */
-    ck_assert(pyexec_reg_next_expiry(creg, NOW_MONO + 100, 1000, NULL)
-              == 900);
-    ck_assert(pyexec_reg_next_expiry(creg, NOW_MONO + 100, 1000, &mine)
-              == 900);
-    ck_assert(pyexec_reg_next_expiry(creg, NOW_MONO + 100, 1000, &other)
-              == 0);
+    ck_assert(pyexec_reg_next_expiry(creg, NOW_MONO + 100, 1000, 1000,
+                                     NULL) == 900);
+    ck_assert(pyexec_reg_next_expiry(creg, NOW_MONO + 100, 1000, 1000,
+                                     &mine) == 900);
+    ck_assert(pyexec_reg_next_expiry(creg, NOW_MONO + 100, 1000, 1000,
+                                     &other) == 0);
     /* past due: 0, the next scan ends it */
-    ck_assert(pyexec_reg_next_expiry(creg, NOW_MONO + 5000, 1000, NULL)
-              == 0);
+    ck_assert(pyexec_reg_next_expiry(creg, NOW_MONO + 5000, 1000, 1000,
+                                     NULL) == 0);
     bidx = make_live(creg, &b, 501);
     count_in(creg, cidx, NOW_MONO + 10, &t);
     /* in use: a whole idle timeout from now at least; b's is sooner */
-    ck_assert(pyexec_reg_next_expiry(creg, NOW_MONO + 100, 1000, NULL)
-              == 900);
+    ck_assert(pyexec_reg_next_expiry(creg, NOW_MONO + 100, 1000, 1000,
+                                     NULL) == 900);
     pyexec_reg_end(creg, bidx, slot(creg, bidx)->gen, PYEXEC_END_DELETED);
-    ck_assert(pyexec_reg_next_expiry(creg, NOW_MONO + 100, 1000, NULL)
-              == 1000);
+    ck_assert(pyexec_reg_next_expiry(creg, NOW_MONO + 100, 1000, 1000,
+                                     NULL) == 1000);
+    /* with eviction, a session in use is free once its run is over */
+    ck_assert(pyexec_reg_next_expiry(creg, NOW_MONO + 100, 1000, 300,
+                                     NULL) == 300);
     pyexec_reg_count_out(creg, cidx, t.gen, NOW_MONO + 20, NULL,
                          PYEXEC_END_NONE);
 }
