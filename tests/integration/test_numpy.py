@@ -1,7 +1,6 @@
 """PyExecAllowModules: the scientific stack, opt in (Debian's
 python3-numpy), inside the full sandbox and the memory limit."""
 import os
-import re
 import time
 import uuid
 
@@ -19,11 +18,6 @@ def sci(request):
                                       "PyExecSpareHelpers": 2})
 
 
-def exec_ms(r):
-    return float(re.match(r"exec;dur=([0-9.]+)",
-                          r.headers["Server-Timing"]).group(1))
-
-
 def test_numpy_is_not_importable_unless_allowed(client):
     body = client.run("import numpy")
     assert body["stderr"].endswith(
@@ -32,11 +26,17 @@ def test_numpy_is_not_importable_unless_allowed(client):
 
 def test_numpy_works_and_is_preloaded(sci):
     c = Client(sci)
-    r = c.post({"code": "import numpy as np"})
+    r = c.post({"code": "import time\n"
+                        "t = time.perf_counter()\n"
+                        "import numpy as np\n"
+                        "print(time.perf_counter() - t)"})
     assert r.status_code == 200 and "stderr" not in r.json(), r.text
-    # already in the warm helper: importing costs nothing like a real
-    # import of numpy (tens of milliseconds)
-    assert exec_ms(r) < 10, r.headers["Server-Timing"]
+    # already in the warm helper: the import statement itself finds it
+    # loaded, nothing like a real import of numpy (tens of milliseconds).
+    # Timed inside the run, not by Server-Timing: a fresh helper's first
+    # run pays its copy-on-write faults (more under the sanitizers), which
+    # say nothing about preloading
+    assert float(r.json()["stdout"]) < 0.005, r.text
     sid = r.json()["id"]
     out = c.run("a = np.arange(12).reshape(3, 4)\n"
                 "print(a.sum(), a.T.shape, np.linalg.det(np.eye(3)))", sid)
