@@ -129,7 +129,11 @@ test("code typed and run by the button shows its stdout, the time and the sessio
     const ms = parseFloat(/dur=([0-9.]+)/.exec(timing)[1]);
     const shown = await text(c.locator(".run-time"));
     assert.match(shown, /^\d+\.\d+ ms$/);
-    assert.ok(Math.abs(parseFloat(shown) - ms) < 0.01, shown + " vs " + timing);
+    // rounded as shown: to 2 decimals below 10 ms, to 1 above (a busy
+    // machine's first run can take tens of ms)
+    const half = ms < 10 ? 0.005 : 0.05;
+    assert.ok(Math.abs(parseFloat(shown) - ms) <= half + 1e-9,
+              shown + " vs " + timing);
     const sid = await page.locator("#sid").inputValue();
     assert.match(sid, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     assert.equal(await c.locator(".run-session").getAttribute("title"), sid);
