@@ -122,68 +122,52 @@ void pyexec_sup_cpu_scan(pyexec_sup_t *sup)
     }
     pyexec_unlock();
 
-    /* the kernel's figures, without the lock: read first, so that the
-     * time in flight read after them is never short of them */
+    /* Each helper's CPU time and its session's time in flight are read
+     * together, under the lock, one helper at a time: read at different
+     * moments, a run's CPU time would fall into one scan and its time in
+     * flight into the one before, and no debt can give back what the
+     * scan before did not use. */
     for (i = 0; i < reg->nslots; i++) {
         pyexec_cpu_watch_t *w = &sup->cpu[i];
-        int64_t now_cpu;
+        int64_t now_cpu, busy = -1;
 
-        if (w->used < 0) {
+        if (w->used < 0 || pyexec_lock() != APR_SUCCESS) {
             continue;
         }
         now_cpu = cpu_usec(w->pid);
-        if (now_cpu < 0) {
-            w->used = -1;       /* gone: the reaper has it */
-            if (!sup->cpu_unreadable && kill(w->pid, 0) == 0) {
-                /* alive, and its CPU time hidden from us (a /proc
-                 * mounted hidepid=, a kernel without schedstat) */
-                sup->cpu_unreadable = 1;
-                ap_log_error(APLOG_MARK, APLOG_WARNING, errno, sup->s,
-                             PYEXEC_LOGNO(00251) "cannot read the CPU time "
-                             "of helper %d (/proc/%d/schedstat): the CPU "
-                             "watch is off, and a helper whose code "
-                             "answers for it may compute until "
-                             "RLIMIT_CPU", (int)w->pid, (int)w->pid);
-            }
-            continue;
+        if (now_cpu >= 0) {
+            busy = pyexec_reg_busy_usec(reg, (int32_t)i, w->gen,
+                                        pyexec_now_usec());
         }
-        if (w->last_cpu < 0) {
+        if (now_cpu >= 0 && busy >= 0) {
+            if (w->last_cpu >= 0 && w->last_busy >= 0) {
+                w->debt += (now_cpu - w->last_cpu) - (busy - w->last_busy)
+                           - CPU_DRAIN_US;
+                if (w->debt < 0) {
+                    w->debt = 0;
+                }
+            }
             w->last_cpu = now_cpu;
-            w->last_busy = -1;  /* taken below, under the lock */
-        }
-        w->used = now_cpu - w->last_cpu;
-        w->last_cpu = now_cpu;
-    }
-
-    if (pyexec_lock() != APR_SUCCESS) {
-        return;
-    }
-    for (i = 0; i < reg->nslots; i++) {
-        pyexec_cpu_watch_t *w = &sup->cpu[i];
-        int64_t busy;
-
-        if (w->used < 0) {
-            continue;
-        }
-        busy = pyexec_reg_busy_usec(reg, (int32_t)i, w->gen,
-                                    pyexec_now_usec());
-        if (busy < 0) {
-            continue;           /* ended meanwhile */
-        }
-        if (w->last_busy >= 0) {
-            w->debt += w->used - (busy - w->last_busy) - CPU_DRAIN_US;
-            if (w->debt < 0) {
-                w->debt = 0;
+            w->last_busy = busy;
+            /* the slot's pid is the one read: its generation matched */
+            if (w->debt > CPU_SLACK_US
+                && pyexec_reg_end_overrun(reg, (int32_t)i, w->gen) > 0) {
+                w->over = w->debt;
             }
         }
-        w->last_busy = busy;
-        /* the slot's pid is the one read: its generation matched */
-        if (w->debt > CPU_SLACK_US
-            && pyexec_reg_end_overrun(reg, (int32_t)i, w->gen) > 0) {
-            w->over = w->debt;
+        pyexec_unlock();
+        if (now_cpu < 0 && !sup->cpu_unreadable && kill(w->pid, 0) == 0) {
+            /* alive, and its CPU time hidden from us (a /proc mounted
+             * hidepid=, a kernel without schedstat) */
+            sup->cpu_unreadable = 1;
+            ap_log_error(APLOG_MARK, APLOG_WARNING, errno, sup->s,
+                         PYEXEC_LOGNO(00251) "cannot read the CPU time of "
+                         "helper %d (/proc/%d/schedstat): the CPU watch is "
+                         "off, and a helper whose code answers for it may "
+                         "compute until RLIMIT_CPU", (int)w->pid,
+                         (int)w->pid);
         }
     }
-    pyexec_unlock();
 
     for (i = 0; i < reg->nslots; i++) {
         pyexec_cpu_watch_t *w = &sup->cpu[i];
