@@ -650,6 +650,7 @@ START_TEST(test_answer_in_pieces)
     whole = pyexec_response_json(SAMPLE_ID, out, n, "boom\n", 5, NULL);
     ck_assert_ptr_nonnull(whole);
     ck_assert(memcmp(whole, c.buf, len) == 0);
+    free(c.buf);
 
     memset(&c, 0, sizeof(c));
     c.buf = whole;              /* any buffer big enough */
