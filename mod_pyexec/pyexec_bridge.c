@@ -324,7 +324,6 @@ static int kept_open;
  * the child's pool cleanups on whatever the main thread was doing, even
  * holding this lock, so nothing at exit may wait for it. */
 static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
-static int kept_usable;         /* set up in this process */
 static int kept_closable = 1;   /* no sweeper may still be in there */
 
 static apr_status_t kept_close_all(void *unused)
@@ -424,7 +423,6 @@ void pyexec_bridge_child_init(apr_pool_t *p, server_rec *s)
     }
     apr_pool_cleanup_register(p, NULL, kept_close_all,
                               apr_pool_cleanup_null);
-    kept_usable = 1;
     /* with every signal blocked, which it inherits: prefork delivers its
      * SIGTERM and SIGUSR1 to whichever thread does not block them, and
      * they are the main thread's */
@@ -453,7 +451,7 @@ static int kept_take(const session_ref_t *ref)
     int fd = -1;
 
     if (!kept || ref->idx < 0 || (uint32_t)ref->idx >= kept_slots
-        || !kept_usable || pthread_mutex_lock(&kept_lock) != 0) {
+        || pthread_mutex_lock(&kept_lock) != 0) {
         return -1;
     }
     k = &kept[ref->idx];
@@ -477,7 +475,7 @@ static int kept_take(const session_ref_t *ref)
 static void kept_put(const session_ref_t *ref, int fd)
 {
     if (kept && ref->idx >= 0 && (uint32_t)ref->idx < kept_slots
-        && kept_usable && pthread_mutex_lock(&kept_lock) == 0) {
+        && pthread_mutex_lock(&kept_lock) == 0) {
         kept_conn_t *k = &kept[ref->idx];
 
         if (k->fd < 0 && kept_open >= KEPT_MAX) {

@@ -96,19 +96,25 @@ void pyexec_sup_cpu_ready(pyexec_sup_t *sup, uint32_t idx, uint32_t gen,
 void pyexec_sup_cpu_scan(pyexec_sup_t *sup)
 {
     pyexec_registry_t *reg = sup->reg;
-    uint32_t i;
 
-    /* which helpers to look at: under the lock, as briefly as possible */
-    if (pyexec_lock() != APR_SUCCESS) {
-        return;
-    }
-    for (i = 0; i < reg->nslots; i++) {
-        const pyexec_slot_t *s = pyexec_reg_slot(reg, (int32_t)i);
+    /* One helper at a time, under the lock: its CPU time and its
+     * session's time in flight are read together. Read at different
+     * moments, a run's CPU time would fall into one scan and its time in
+     * flight into the one before, and no debt can give back what the
+     * scan before did not use. */
+    for (uint32_t i = 0; i < reg->nslots; i++) {
         pyexec_cpu_watch_t *w = &sup->cpu[i];
+        const pyexec_slot_t *s;
+        int64_t now_cpu, busy, over = 0;
+        int err;
 
-        w->used = -1;
+        if (pyexec_lock() != APR_SUCCESS) {
+            return;
+        }
+        s = pyexec_reg_slot(reg, (int32_t)i);
         if ((s->state != PYEXEC_SLOT_SPARE && s->state != PYEXEC_SLOT_LIVE)
             || s->pid <= 0) {
+            pyexec_unlock();
             continue;
         }
         if (w->gen != s->gen || w->pid != s->pid) {
@@ -118,29 +124,12 @@ void pyexec_sup_cpu_scan(pyexec_sup_t *sup)
             w->last_cpu = -1;
             w->debt = 0;
         }
-        w->used = 0;
-    }
-    pyexec_unlock();
-
-    /* Each helper's CPU time and its session's time in flight are read
-     * together, under the lock, one helper at a time: read at different
-     * moments, a run's CPU time would fall into one scan and its time in
-     * flight into the one before, and no debt can give back what the
-     * scan before did not use. */
-    for (i = 0; i < reg->nslots; i++) {
-        pyexec_cpu_watch_t *w = &sup->cpu[i];
-        int64_t now_cpu, busy = -1;
-
-        if (w->used < 0 || pyexec_lock() != APR_SUCCESS) {
-            continue;
-        }
         now_cpu = cpu_usec(w->pid);
+        err = errno;
+        busy = pyexec_reg_busy_usec(reg, (int32_t)i, w->gen,
+                                    pyexec_now_usec());
         if (now_cpu >= 0) {
-            busy = pyexec_reg_busy_usec(reg, (int32_t)i, w->gen,
-                                        pyexec_now_usec());
-        }
-        if (now_cpu >= 0 && busy >= 0) {
-            if (w->last_cpu >= 0 && w->last_busy >= 0) {
+            if (w->last_cpu >= 0) {
                 w->debt += (now_cpu - w->last_cpu) - (busy - w->last_busy)
                            - CPU_DRAIN_US;
                 if (w->debt < 0) {
@@ -149,39 +138,33 @@ void pyexec_sup_cpu_scan(pyexec_sup_t *sup)
             }
             w->last_cpu = now_cpu;
             w->last_busy = busy;
-            /* the slot's pid is the one read: its generation matched */
             if (w->debt > CPU_SLACK_US
                 && pyexec_reg_end_overrun(reg, (int32_t)i, w->gen) > 0) {
-                w->over = w->debt;
+                over = w->debt;
             }
         }
         pyexec_unlock();
-        if (now_cpu < 0 && !sup->cpu_unreadable && kill(w->pid, 0) == 0) {
-            /* alive, and its CPU time hidden from us (a /proc mounted
-             * hidepid=, a kernel without schedstat) */
+
+        if (over > 0) {
+            /* still our unreaped child: the pid cannot have been reused */
+            kill(w->pid, SIGKILL);
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, sup->s,
+                         PYEXEC_LOGNO(00250) "the helper of slot %u used %"
+                         APR_INT64_T_FMT " ms more CPU time than its "
+                         "session had requests in flight (its code "
+                         "answered for it and went on): killed, the "
+                         "session ends as a timeout", i, over / 1000);
+        }
+        else if (now_cpu < 0 && !sup->cpu_unreadable) {
+            /* a live child whose CPU time is hidden from us (a /proc
+             * mounted hidepid=, a kernel without schedstat) */
             sup->cpu_unreadable = 1;
-            ap_log_error(APLOG_MARK, APLOG_WARNING, errno, sup->s,
+            ap_log_error(APLOG_MARK, APLOG_WARNING, err, sup->s,
                          PYEXEC_LOGNO(00251) "cannot read the CPU time of "
                          "helper %d (/proc/%d/schedstat): the CPU watch is "
                          "off, and a helper whose code answers for it may "
                          "compute until RLIMIT_CPU", (int)w->pid,
                          (int)w->pid);
         }
-    }
-
-    for (i = 0; i < reg->nslots; i++) {
-        pyexec_cpu_watch_t *w = &sup->cpu[i];
-
-        if (w->over <= 0) {
-            continue;
-        }
-        kill(w->pid, SIGKILL);
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, sup->s,
-                     PYEXEC_LOGNO(00250) "the helper of slot %u used %"
-                     APR_INT64_T_FMT " ms more CPU time than its session "
-                     "had requests in flight (its code answered for it "
-                     "and went on): killed, the session ends as a timeout",
-                     i, w->over / 1000);
-        w->over = 0;
     }
 }

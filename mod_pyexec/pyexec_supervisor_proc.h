@@ -24,9 +24,7 @@ typedef struct {
     int64_t last_cpu;           /* its CPU time at the last scan, usec;
                                    -1 before the first */
     int64_t last_busy;          /* its session's time in flight then */
-    int64_t used;               /* CPU time since, this scan; -1: skip */
     int64_t debt;               /* CPU time beyond time in flight */
-    int64_t over;               /* the debt it was killed for */
 } pyexec_cpu_watch_t;
 
 typedef struct {
