@@ -98,11 +98,36 @@ def status(server):
 
 # --- 1. a forged answer buys no CPU ----------------------------------------
 
+def helper_cpu(server):
+    """CPU seconds of each session helper that is still there."""
+    cpu = {}
+    for p in server.session_helper_pids():
+        try:
+            cpu[p] = pyhttpd.cpu_seconds(p)
+        except OSError:
+            pass
+    return cpu
+
+
+def quiet_helpers(server, timeout=15.0):
+    """The session helpers' CPU times once none of them is busy: a spare
+    forked to refill the pool spends tens of ms starting, which must not
+    be taken for the spin."""
+    deadline = time.monotonic() + timeout
+    while True:
+        before = helper_cpu(server)
+        time.sleep(0.2)
+        after = helper_cpu(server)
+        if after.keys() == before.keys() and all(
+                after[p] - before[p] < 0.01 for p in after):
+            return after
+        assert time.monotonic() < deadline, "helpers never went quiet"
+
+
 def forge_and_spin(server, sid):
     """Send a forged answer and a spin to session sid: when it was sent,
     and the one helper that then burns CPU (the session's)."""
-    cpu_before = {p: pyhttpd.cpu_seconds(p)
-                  for p in server.session_helper_pids()}
+    cpu_before = quiet_helpers(server)
     t0 = time.monotonic()
     code = FORGE + "forge(result_frame(b'forged\\n'))" + SPIN
     st, _, body = post(server, {"code": code, "id": sid})
