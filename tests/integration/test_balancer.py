@@ -1,0 +1,417 @@
+"""Many hosts (README, "Many hosts"): backends with PyExecRoute behind a
+front running mod_proxy_balancer on the shipped pyexec-balancer.conf,
+each host a real httpd (hosts.py; in network namespaces of their own
+when run as root).
+
+Which host holds a session is judged by effect: a variable set in it
+keeps its value, the route in its id names the host, and each backend's
+PyExecExecutions counts exactly the runs sent to it.
+"""
+import collections
+import os
+import re
+import signal
+import sys
+import time
+import uuid
+from http.cookiejar import DefaultCookiePolicy
+
+import pytest
+import requests
+
+from . import hosts
+from .conftest import Client, start
+from .pyhttpd import wait_for
+from .test_sessions import UUID4
+
+SESSIONS = 20        # per way of carrying the route (the issue's numbers)
+REQUESTS = 50        # per session, after the one that created it
+# a new id: <uuid>.<the PyExecRoute of its host>
+ROUTED_ID = re.compile(UUID4.pattern.rstrip("$")
+                       + r"\.(?P<route>[A-Za-z0-9_-]{1,32})$")
+ROUTE_COOKIE = "PYEXEC_ROUTE=.%s; Path=/; HttpOnly; SameSite=Strict"
+
+
+@pytest.fixture(scope="module")
+def cluster(request):
+    c = hosts.Cluster()
+    try:
+        c.start()
+    except Exception as e:
+        logs = _logs(c)
+        c.cleanup()
+        pytest.fail("cluster did not start: %s\n%s" % (e, logs))
+    yield c
+    c.stop()
+    reports = [h.url for h in c.hosts() if h.sanitizer_reports()]
+    if reports or request.session.testsfailed:
+        sys.stderr.write(_logs(c))
+    c.cleanup()
+    if reports:
+        pytest.fail("sanitizer reports in the error logs of %s" % reports)
+
+
+def _logs(c):
+    return "".join("\n--- error log of %s ---\n%s\n"
+                   % (h.url, h.read_log()[-5000:]) for h in c.hosts())
+
+
+# -- talking to hosts -----------------------------------------------------
+
+def no_cookies():
+    """A client that keeps no cookie: the route travels some other way."""
+    http = requests.Session()
+    http.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    return http
+
+
+def post(http, base, code, sid=None, params=None):
+    body = {"code": code}
+    if sid is not None:
+        body["id"] = sid
+    return http.post(base + "/execute", json=body, params=params, timeout=60)
+
+
+def run(http, base, code, sid=None, params=None):
+    """A run that must succeed: its answer."""
+    r = post(http, base, code, sid, params)
+    assert r.status_code == 200, (r.status_code, r.text[:500])
+    out = r.json()
+    assert "error" not in out, out
+    if sid is not None:
+        assert out["id"] == sid, out
+    return out
+
+
+def delete(http, base, sid):
+    return http.delete(base + "/execute", headers={"PyExec-Session": sid},
+                       timeout=30)
+
+
+def route_of(sid):
+    m = ROUTED_ID.match(sid)
+    assert m, "not a routed session id: %r" % sid
+    return m["route"]
+
+
+def new_route(http, base, params=None):
+    return route_of(run(http, base, "pass", params=params)["id"])
+
+
+def executions(cluster):
+    return {r: int(b.status_auto()["PyExecExecutions"])
+            for r, b in cluster.backends.items()}
+
+
+def assert_json_error(r, status):
+    """An error in the API's form: that status, JSON with an "error",
+    never an HTML page."""
+    assert r.status_code == status, (r.status_code, r.text[:500])
+    assert r.headers.get("Content-Type", "").startswith("application/json"), \
+        (r.headers.get("Content-Type"), r.text[:500])
+    assert "<html" not in r.text.lower()
+    body = r.json()
+    assert isinstance(body.get("error"), str) and body["error"], body
+    return body
+
+
+def one_on_each(http, cluster):
+    """{route: id} of a session on each host, made through the front,
+    with v set to its host's route."""
+    got = {}
+    for _ in range(4 * len(cluster.routes)):
+        sid = run(http, cluster.url, "pass")["id"]
+        if route_of(sid) in got:
+            delete(http, cluster.url, sid)
+            continue
+        got[route_of(sid)] = sid
+        run(http, cluster.url, "v = %r" % route_of(sid), sid)
+        if len(got) == len(cluster.routes):
+            return got
+    pytest.fail("new sessions did not reach every host: %s" % got)
+
+
+def assert_keeps(http, cluster, sessions):
+    for route, sid in sessions.items():
+        assert run(http, cluster.url, "print(v)", sid)["stdout"] == \
+            route + "\n"
+
+
+# -- the roles --------------------------------------------------------------
+
+def test_the_front_runs_no_code(cluster):
+    """PyExecFront: no supervisor and no helper on the front; each
+    backend has its own."""
+    assert cluster.front.supervisor_pid() is None
+    assert cluster.front.helper_pids() == []
+    for b in cluster.backends.values():
+        assert b.supervisor_pid() and b.zygote_pid()
+
+
+def test_a_backend_routes_its_new_sessions(cluster):
+    """PyExecRoute h1: ids <uuid>.h1, and the route cookie on the answer
+    that created the session only."""
+    http = no_cookies()
+    base = cluster.backend("h1").url
+    r = post(http, base, "x = 1")
+    assert r.status_code == 200, r.text
+    sid = r.json()["id"]
+    assert route_of(sid) == "h1"
+    assert r.headers.get("Set-Cookie") == ROUTE_COOKIE % "h1"
+    for r in (post(http, base, "x += 1", sid),
+              http.get(base + "/execute", headers={"PyExec-Session": sid},
+                       timeout=30),
+              delete(http, base, sid)):
+        assert r.status_code == 200, r.text
+        assert "Set-Cookie" not in r.headers
+
+
+def test_a_plain_uuid_is_still_an_id(cluster):
+    """An id without a route is looked up (unknown: 404), not refused as
+    malformed or as another host's."""
+    r = post(no_cookies(), cluster.backend("h1").url, "pass",
+             str(uuid.uuid4()))
+    assert_json_error(r, 404)
+
+
+# -- stickiness -------------------------------------------------------------
+
+def _clients(cluster, way):
+    """SESSIONS new sessions through the front, each with how its later
+    requests carry the route: [(client, id, query parameters)]."""
+    shared = no_cookies()
+    out = []
+    for _ in range(SESSIONS):
+        http = requests.Session() if way == "cookie" else shared
+        sid = run(http, cluster.url, "n = 0")["id"]
+        route = route_of(sid)
+        if way == "cookie":
+            assert http.cookies.get("PYEXEC_ROUTE") == "." + route
+        else:
+            assert not http.cookies
+        out.append((http, sid, {"route": "." + route}
+                    if way == "query" else None))
+    return out
+
+
+@pytest.mark.parametrize("way", ["cookie", "query", "body"])
+def test_sessions_stay_on_their_host(cluster, way):
+    """20 sessions, 50 requests each, interleaved: every one answered by
+    the host in its id, with its counter where it left it; both hosts got
+    new sessions. Ways: a cookie jar; ?route=.<name> and no cookie; the
+    id in the body alone (the front role)."""
+    before = executions(cluster)
+    t0 = time.monotonic()
+    clients = _clients(cluster, way)
+    placed = collections.Counter(route_of(sid) for _, sid, _ in clients)
+    assert set(placed) == set(cluster.routes), placed
+    for k in range(1, REQUESTS + 1):
+        for http, sid, params in clients:
+            out = run(http, cluster.url, "n += 1\nprint(n)", sid, params)
+            assert out["stdout"] == "%d\n" % k, (sid, out)
+    took = time.monotonic() - t0
+    after = executions(cluster)
+    assert {r: after[r] - before[r] for r in cluster.routes} == \
+        {r: placed[r] * (REQUESTS + 1) for r in cluster.routes}
+    for http, sid, _ in clients:
+        assert delete(http, cluster.url, sid).status_code == 200
+    sys.stderr.write("\n%s: %d requests in %.1f s\n"
+                     % (way, SESSIONS * (REQUESTS + 1), took))
+
+
+def test_new_sessions_are_balanced_whatever_the_cookie(cluster):
+    """A new session ignores the PYEXEC_ROUTE cookie the client holds
+    from its last one: both hosts still get new sessions."""
+    http = requests.Session()
+    routes = [new_route(http, cluster.url) for _ in range(8)]
+    assert http.cookies.get("PYEXEC_ROUTE")
+    assert set(routes) == set(cluster.routes), routes
+
+
+def test_an_explicit_route_places_a_new_session(cluster):
+    http = no_cookies()
+    for route in cluster.routes:
+        assert {new_route(http, cluster.url, {"route": "." + route})
+                for _ in range(4)} == {route}
+
+
+def test_the_id_wins_over_a_stale_cookie(cluster):
+    """A cookie naming another host does not move a session: the front
+    routes by the id."""
+    sessions = one_on_each(no_cookies(), cluster)
+    for route, sid in sessions.items():
+        other = next(r for r in cluster.routes if r != route)
+        http = requests.Session()
+        http.cookies.set("PYEXEC_ROUTE", "." + other)
+        r = post(http, cluster.url, "print(v)", sid)
+        assert "PYEXEC_ROUTE=." + other in r.request.headers.get("Cookie", "")
+        assert r.status_code == 200, r.text
+        assert r.json()["stdout"] == route + "\n"
+
+
+def test_backends_see_the_client_not_the_front(cluster):
+    """mod_remoteip on the backends: the client's own address (per-client
+    limits count clients, not the front)."""
+    if not cluster.netns:
+        pytest.skip("loopback hosts: the client and the front are both "
+                    "127.0.0.1")
+    sid = run(no_cookies(), cluster.url, "pass")["id"]
+    b = cluster.backend(route_of(sid))
+    line = wait_for(lambda: [l for l in b.read_access_log().splitlines()
+                             if "POST /execute" in l and sid[:8] in l],
+                    timeout=5)
+    assert line and line[0].split()[0] == cluster.client_address, line
+
+
+# -- a request for the wrong host -----------------------------------------
+
+def test_a_misrouted_request_runs_nothing(cluster):
+    """Straight to the wrong backend: 421 JSON for POST, GET and DELETE;
+    that host ran nothing and made no session; the session is intact."""
+    http = no_cookies()
+    h1, h2 = cluster.backend("h1"), cluster.backend("h2")
+    sid = run(http, h1.url, "n = 5")["id"]
+    assert route_of(sid) == "h1"
+    before = h2.status_auto()
+    assert_json_error(post(http, h2.url, "n += 100", sid), 421)
+    for method in ("GET", "DELETE"):
+        assert_json_error(http.request(
+            method, h2.url + "/execute", headers={"PyExec-Session": sid},
+            timeout=30), 421)
+    assert_json_error(http.delete(h2.url + "/execute", params={"id": sid},
+                                  timeout=30), 421)
+    after = h2.status_auto()
+    for key in ("PyExecExecutions", "PyExecSessionsCreated",
+                "PyExecSessionsLive", "PyExecSessionsEndedDeleted"):
+        assert after[key] == before[key], key
+    assert run(http, h1.url, "print(n)", sid)["stdout"] == "5\n"
+    assert run(http, cluster.url, "print(n)", sid)["stdout"] == "5\n"
+
+
+# -- health -----------------------------------------------------------------
+
+def health(base):
+    return requests.get(base + "/pyexec-health", timeout=10)
+
+
+def assert_healthy(r):
+    assert r.status_code == 200, (r.status_code, r.text)
+    assert r.headers.get("Content-Type", "").startswith("application/json")
+    assert r.json()["status"] == "ok", r.text
+
+
+def assert_unavailable(r):
+    body = assert_json_error(r, 503)
+    assert body["status"] == "unavailable", body
+
+
+def test_a_healthy_backend_says_so(cluster):
+    for b in cluster.backends.values():
+        assert_healthy(health(b.url))
+
+
+@pytest.fixture(scope="module")
+def small(request):
+    """A host of its own with room for two sessions."""
+    return start(request, directives={"PyExecMaxSessions": 2},
+                 extra_conf=hosts.HEALTH_CONF)
+
+
+def test_health_with_the_table_full(small):
+    c = Client(small)
+    assert_healthy(health(small.url))
+    a, b = c.session(), c.session()
+    try:
+        assert_unavailable(health(small.url))
+        assert c.session_delete(a).status_code == 200
+        assert wait_for(lambda: health(small.url).status_code == 200,
+                        timeout=5)
+    finally:
+        c.session_delete(a)
+        c.session_delete(b)
+
+
+def stopped_supervisor(h):
+    """SIGSTOP h's supervisor; a function that SIGCONTs it."""
+    pid = h.supervisor_pid()
+    assert pid
+    os.kill(pid, signal.SIGSTOP)
+    return lambda: os.kill(pid, signal.SIGCONT)
+
+
+def test_health_with_the_supervisor_stopped(small):
+    """No heartbeat from the supervisor for over ~2 s: unavailable; it
+    goes on: healthy again."""
+    assert_healthy(health(small.url))
+    resume = stopped_supervisor(small)
+    try:
+        r = wait_for(lambda: (lambda r: r if r.status_code != 200 else None)(
+            health(small.url)), timeout=10, step=0.2)
+        assert r is not None, "still healthy with the supervisor stopped"
+        assert_unavailable(r)
+    finally:
+        resume()
+    assert wait_for(lambda: health(small.url).status_code == 200, timeout=10)
+    assert_healthy(health(small.url))
+
+
+def test_the_health_check_follows_a_backend_that_cannot_start_sessions(
+        cluster):
+    """A backend whose supervisor is stopped fails the front's health
+    check and gets no new session; going on, it is back."""
+    resume = stopped_supervisor(cluster.backend("h2"))
+    try:
+        cluster.wait_member("h2", up=False, timeout=20)
+        http = no_cookies()
+        assert {new_route(http, cluster.url) for _ in range(4)} == {"h1"}
+    finally:
+        resume()
+    cluster.wait_member("h2", up=True, timeout=20)
+
+
+# -- drain, stop, start -----------------------------------------------------
+
+def test_a_drained_backend_keeps_its_sessions(cluster):
+    http = no_cookies()
+    sessions = one_on_each(http, cluster)
+    cluster.set_drain("h2", True)
+    try:
+        assert {new_route(http, cluster.url) for _ in range(6)} == {"h1"}
+        assert_keeps(http, cluster, sessions)
+    finally:
+        cluster.set_drain("h2", False)
+    assert "h2" in {new_route(http, cluster.url) for _ in range(6)}
+    assert_keeps(http, cluster, sessions)
+
+
+def assert_host_down_error(r, sid):
+    """The front's own error for a session whose host is down: 503 JSON,
+    about that session if about any, never another host's answer."""
+    body = assert_json_error(r, 503)
+    assert body.get("id", sid) == sid, body
+    assert "stdout" not in body, body
+
+
+def test_a_stopped_backend(cluster):
+    """h2 stopped: its sessions get a clear 503 JSON error through the
+    front, h1's keep their variables, new sessions all go to h1, the
+    health check marks h2 down; started again, it is marked up and gets
+    new sessions (its old ones are gone: 404 from h2 itself)."""
+    http = no_cookies()
+    sessions = one_on_each(http, cluster)
+    cluster.stop_backend("h2")
+    try:
+        assert_host_down_error(post(http, cluster.url, "print(v)",
+                                    sessions["h2"]), sessions["h2"])
+        cluster.wait_member("h2", up=False)
+        assert_host_down_error(post(http, cluster.url, "print(v)",
+                                    sessions["h2"]), sessions["h2"])
+        assert_keeps(http, cluster, {"h1": sessions["h1"]})
+        assert {new_route(http, cluster.url) for _ in range(6)} == {"h1"}
+    finally:
+        cluster.start_backend("h2")
+    cluster.wait_member("h2", up=True)
+    assert_json_error(post(http, cluster.url, "print(v)", sessions["h2"]),
+                      404)
+    assert "h2" in {new_route(http, cluster.url) for _ in range(6)}
+    assert_keeps(http, cluster, {"h1": sessions["h1"]})
