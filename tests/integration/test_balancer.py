@@ -83,6 +83,11 @@ def run(http, base, code, sid=None, params=None):
     return out
 
 
+def look(http, base, sid):
+    return http.get(base + "/execute", headers={"PyExec-Session": sid},
+                    timeout=30)
+
+
 def delete(http, base, sid):
     return http.delete(base + "/execute", headers={"PyExec-Session": sid},
                        timeout=30)
@@ -158,11 +163,10 @@ def test_a_backend_routes_its_new_sessions(cluster):
     sid = r.json()["id"]
     assert route_of(sid) == "h1"
     assert r.headers.get("Set-Cookie") == ROUTE_COOKIE % "h1"
-    for r in (post(http, base, "x += 1", sid),
-              http.get(base + "/execute", headers={"PyExec-Session": sid},
-                       timeout=30),
-              delete(http, base, sid)):
-        assert r.status_code == 200, r.text
+    for r, status in ((post(http, base, "x += 1", sid), 200),
+                      (look(http, base, sid), 200),
+                      (delete(http, base, sid), 204)):
+        assert r.status_code == status, r.text
         assert "Set-Cookie" not in r.headers
 
 
@@ -214,7 +218,7 @@ def test_sessions_stay_on_their_host(cluster, way):
     assert {r: after[r] - before[r] for r in cluster.routes} == \
         {r: placed[r] * (REQUESTS + 1) for r in cluster.routes}
     for http, sid, _ in clients:
-        assert delete(http, cluster.url, sid).status_code == 200
+        assert delete(http, cluster.url, sid).status_code == 204
     sys.stderr.write("\n%s: %d requests in %.1f s\n"
                      % (way, SESSIONS * (REQUESTS + 1), took))
 
@@ -274,16 +278,17 @@ def test_a_misrouted_request_runs_nothing(cluster):
     assert route_of(sid) == "h1"
     before = h2.status_auto()
     assert_json_error(post(http, h2.url, "n += 100", sid), 421)
-    for method in ("GET", "DELETE"):
-        assert_json_error(http.request(
-            method, h2.url + "/execute", headers={"PyExec-Session": sid},
-            timeout=30), 421)
+    assert_json_error(look(http, h2.url, sid), 421)
+    assert_json_error(delete(http, h2.url, sid), 421)
     assert_json_error(http.delete(h2.url + "/execute", params={"id": sid},
                                   timeout=30), 421)
     after = h2.status_auto()
     for key in ("PyExecExecutions", "PyExecSessionsCreated",
                 "PyExecSessionsLive", "PyExecSessionsEndedDeleted"):
         assert after[key] == before[key], key
+    state = look(http, h1.url, sid)
+    assert state.status_code == 200 and state.json()["executions"] == 1, \
+        state.text
     assert run(http, h1.url, "print(n)", sid)["stdout"] == "5\n"
     assert run(http, cluster.url, "print(n)", sid)["stdout"] == "5\n"
 
@@ -323,7 +328,7 @@ def test_health_with_the_table_full(small):
     a, b = c.session(), c.session()
     try:
         assert_unavailable(health(small.url))
-        assert c.session_delete(a).status_code == 200
+        assert c.session_delete(a).status_code == 204
         assert wait_for(lambda: health(small.url).status_code == 200,
                         timeout=5)
     finally:
