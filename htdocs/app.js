@@ -9,7 +9,8 @@
     // run may wait its turn behind others of the same session.
     const CLIENT_TIMEOUT_MS = 60000;
     const SESSION_KEY = "pyexec.session";
-    const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+    // a UUID, and on one of many hosts its route (PyExecRoute)
+    const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(\.[A-Za-z0-9_-]{1,32})?$/i;
 
     const EXAMPLES = [
         {title: "Hello, World!", code: "print('Hello, World!')\n"},

@@ -19,6 +19,11 @@
  *                             out of request lines and queries
  *   pyexec_bridge.c           a worker's end of a session: attach or
  *                             claim, EXEC, the deadline, the outcome
+ *   pyexec_health.c           can this host start a session? (the
+ *                             balancer's health check)
+ *   pyexec_front.c            on a front (PyExecFront): the route of a
+ *                             request's session id, for mod_proxy_balancer;
+ *                             the front's errors as JSON
  *   pyexec_status.c           our section of mod_status's /server-status
  * In every process of this httpd:
  *   pyexec_state.c            the process-wide state and the registry lock
@@ -46,11 +51,14 @@
 #include "pyexec_private.h"
 #include "pyexec_bridge.h"
 #include "pyexec_config.h"
+#include "pyexec_front.h"
 #include "pyexec_handler.h"
+#include "pyexec_health.h"
 #include "pyexec_shared.h"
 #include "pyexec_status.h"
 
 static const char *const rewrite_after[] = { "mod_rewrite.c", NULL };
+static const char *const proxy_first[] = { "mod_proxy.c", NULL };
 
 static void pyexec_register_hooks(apr_pool_t *p)
 {
@@ -74,6 +82,11 @@ static void pyexec_register_hooks(apr_pool_t *p)
                            APR_HOOK_FIRST);
     ap_hook_handler(pyexec_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(pyexec_sessions_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(pyexec_health_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    /* on a front: once mod_proxy has made the URL the balancer reads */
+    ap_hook_fixups(pyexec_front_fixups, proxy_first, NULL, APR_HOOK_LAST);
+    ap_hook_handler(pyexec_error_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    pyexec_front_register();
     /* called only if mod_status is loaded */
     APR_OPTIONAL_HOOK(ap, status_hook, pyexec_status_hook, NULL, NULL,
                       APR_HOOK_MIDDLE);

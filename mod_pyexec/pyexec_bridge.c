@@ -91,7 +91,7 @@ static int attach_session(const pyexec_id_t *id, session_ref_t *ref,
     if (rc < 0) {
         return HTTP_NOT_FOUND;
     }
-    pyexec_id_format(id, run->id);
+    pyexec_id_format_routed(id, c->route, run->id);
     if (rc > 0) {
         /* PyExecMaxQueue: a worker thread each is what waiting costs,
          * and every client's requests need them. The run ahead ends
@@ -199,7 +199,7 @@ static int new_session(request_rec *r, session_ref_t *ref, pyexec_run_t *run)
         }
         switch (cl) {
         case PYEXEC_CLAIM_OK:
-            pyexec_id_format(&id, run->id);
+            pyexec_id_format_routed(&id, c->route, run->id);
             /* a spare was used up: have the supervisor replace it now */
             pyexec_supervisor_wake();
             return OK;

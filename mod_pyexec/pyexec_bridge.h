@@ -36,7 +36,7 @@ typedef struct {
     uint32_t max_code;          /* the session's code limit */
     int64_t retry_usec;         /* refused or BUSY: when trying again
                                    has a chance (the Retry-After) */
-    char id[PYEXEC_ID_STRLEN + 1];  /* the session's id */
+    char id[PYEXEC_ID_TEXT_MAX + 1];  /* the session's id, as clients see it */
 } pyexec_run_t;
 
 /* Per worker process: the connections kept for sessions' next requests

@@ -12,6 +12,7 @@
 #include "pyexec_private.h"
 #include "pyexec_config.h"
 #include "pyexec_defaults.h"
+#include "pyexec_id.h"
 #include "pyexec_protocol.h"
 
 static const char *const default_blocked[] = { PYEXEC_DEFAULT_BLOCKED_MODULES };
@@ -164,6 +165,53 @@ static const char *set_name(cmd_parms *cmd, void *dc, const char *arg)
         return err;
     }
     *(const char **)((char *)c + (size_t)cmd->info) = arg;
+    return NULL;
+}
+
+/* PyExecRoute <name>: the balancer's route= for this host. */
+static const char *set_route(cmd_parms *cmd, void *dc, const char *arg)
+{
+    pyexec_conf_t *c;
+    const char *err = global_conf(cmd, &c);
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    if (!pyexec_route_valid(arg, strlen(arg))) {
+        return apr_psprintf(cmd->pool, "PyExecRoute: '%s' is not a route: "
+                            "1 to %d letters, digits, '_' or '-'", arg,
+                            PYEXEC_ROUTE_MAX);
+    }
+    c->route = arg;
+    return NULL;
+}
+
+/* PyExecFront balancer://<name>: the balancer whose requests this front
+ * routes by their session ids. */
+static const char *set_front(cmd_parms *cmd, void *dc, const char *arg)
+{
+    pyexec_conf_t *c;
+    const char *err = global_conf(cmd, &c);
+    size_t n = strlen(arg);
+    (void)dc;
+
+    if (err) {
+        return err;
+    }
+    while (n > 0 && arg[n - 1] == '/') {
+        n--;
+    }
+    if (n <= sizeof(PYEXEC_BALANCER_PREFIX) - 1
+        || strncasecmp(arg, PYEXEC_BALANCER_PREFIX,
+                       sizeof(PYEXEC_BALANCER_PREFIX) - 1)
+        || memchr(arg + sizeof(PYEXEC_BALANCER_PREFIX) - 1, '/',
+                  n - (sizeof(PYEXEC_BALANCER_PREFIX) - 1))) {
+        return apr_psprintf(cmd->pool, "PyExecFront: '%s' is not a "
+                            "balancer's name such as balancer://pyexec",
+                            arg);
+    }
+    c->front = apr_pstrmemdup(cmd->pool, arg, n);
     return NULL;
 }
 
@@ -379,6 +427,14 @@ const command_rec pyexec_cmds[] = {
     AP_INIT_TAKE12("PyExecRateLimit", set_rate, NULL, RSRC_CONF,
                    "Requests per client address: off, or a rate such as "
                    "5/s with an optional burst (default off)"),
+    AP_INIT_TAKE1("PyExecRoute", set_route, NULL, RSRC_CONF,
+                  "This host's route among many behind mod_proxy_balancer "
+                  "(its BalancerMember's route=): new session ids end in "
+                  "'.<route>' (default: none, plain UUIDs)"),
+    AP_INIT_TAKE1("PyExecFront", set_front, NULL, RSRC_CONF,
+                  "This httpd is a front: no code runs here; requests "
+                  "mod_proxy sends to this balancer (balancer://<name>) "
+                  "are routed by the route in their session id"),
     AP_INIT_TAKE1("PyExecUser", set_name, OFF(helper_user), RSRC_CONF,
                   "User the Python helpers run as when httpd starts as root "
                   "(default: httpd's User)"),

@@ -30,10 +30,15 @@ typedef struct {
     const char *helper_group;
     int no_import_hook;                 /* tests only */
     int skip_layers;                    /* tests only: PYEXEC_SPAWN_SKIP_* */
+    const char *route;                  /* PyExecRoute, or NULL */
+    const char *front;                  /* PyExecFront: balancer://<name>
+                                           without a trailing '/', or NULL */
     apr_array_header_t *blocked;        /* const char * */
     apr_array_header_t *allowed;        /* const char *: installed packages
                                            made importable (and preloaded) */
 } pyexec_conf_t;
+
+#define PYEXEC_BALANCER_PREFIX "balancer://"
 
 extern const command_rec pyexec_cmds[];
 

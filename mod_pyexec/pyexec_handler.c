@@ -111,30 +111,6 @@ static void set_server_timing(request_rec *r, int64_t usec)
 
 /* --- the request ----------------------------------------------------- */
 
-static int is_json_type(const char *ct)
-{
-    const char *semi;
-    size_t n;
-
-    if (!ct) {
-        return 0;
-    }
-    while (*ct == ' ' || *ct == '\t') {
-        ct++;
-    }
-    semi = strchr(ct, ';');
-    n = semi ? (size_t)(semi - ct) : strlen(ct);
-    while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) {
-        n--;
-    }
-    if (n == 16 && !strncasecmp(ct, "application/json", 16)) {
-        return 1;
-    }
-    /* application/<something>+json */
-    return n > 17 && !strncasecmp(ct, "application/", 12)
-           && !strncasecmp(ct + n - 5, "+json", 5);
-}
-
 /* Read the whole body, refusing anything above limit. Returns OK or
  * an HTTP status, with the reason in *why. Reads through the input
  * filters, so chunked bodies, Expect: 100-continue and httpd's own read
@@ -260,7 +236,6 @@ static int rate_allowed(request_rec *r, int64_t *retry)
  * a request that is not ours and cleans the rest of one that is. A URI
  * made ours only later (by mod_rewrite, whose translate_name runs after
  * ours) is cleaned by the handler. */
-#define PYEXEC_SESSION_HEADER "PyExec-Session"
 
 typedef struct {
     char *the_request;          /* as read, while not known to be ours */
@@ -268,6 +243,7 @@ typedef struct {
     int id_given;               /* the query had an id= */
     int id_valid;               /* ... and it was a well-formed id */
     pyexec_id_t id;
+    char route[PYEXEC_ROUTE_MAX + 1];   /* its route, or "" */
 } request_ids_t;
 
 static request_ids_t *request_ids(request_rec *r, int create)
@@ -320,7 +296,7 @@ static void redact_copies(request_rec *q)
 /* Once per request of ours: keep its first id=, then clean it and the
  * requests it came from (an internal redirect's r->prev, a subrequest's
  * r->main), whose request lines are the ones logged. */
-static void take_ids(request_rec *r)
+void pyexec_ids_take(request_rec *r)
 {
     request_ids_t *ids = request_ids(r, 1);
     const char *p;
@@ -334,8 +310,10 @@ static void take_ids(request_rec *r)
                                                    : NULL) {
         if (!strncmp(p, "id=", 3)) {
             ids->id_given = 1;
-            ids->id_valid = pyexec_id_parse(p + 3, strcspn(p + 3, "&"),
-                                            &ids->id) == 0;
+            ids->id_valid = pyexec_id_parse_routed(p + 3,
+                                                   strcspn(p + 3, "&"),
+                                                   &ids->id,
+                                                   ids->route) == 0;
             break;
         }
     }
@@ -369,13 +347,16 @@ static const char *id_prefix(request_rec *r, const char *idtext)
 }
 
 /* The session a GET or DELETE names: by the PyExec-Session header,
- * which keeps it out of URLs, or by the query's id=. NULL, or what is
- * wrong with the request. */
-static const char *named_session(request_rec *r, pyexec_id_t *id)
+ * which keeps it out of URLs, or by the query's id=; and its route
+ * (PYEXEC_ROUTE_MAX + 1 bytes). NULL, or what is wrong with the
+ * request. */
+static const char *named_session(request_rec *r, pyexec_id_t *id,
+                                 char *route)
 {
     const request_ids_t *ids = request_ids(r, 1);
     const char *h = apr_table_get(r->headers_in, PYEXEC_SESSION_HEADER);
     pyexec_id_t from_header;
+    char header_route[PYEXEC_ROUTE_MAX + 1];
 
     if (h) {
         size_t n = strlen(h);
@@ -383,23 +364,65 @@ static const char *named_session(request_rec *r, pyexec_id_t *id)
         while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t')) {
             n--;
         }
-        if (pyexec_id_parse(h, n, &from_header) != 0) {
+        if (pyexec_id_parse_routed(h, n, &from_header, header_route) != 0) {
             return "The " PYEXEC_SESSION_HEADER " header must be a "
-                   "session id, a UUID as returned by POST.";
+                   "session id, as returned by POST.";
         }
         if (ids->id_given && ids->id_valid
-            && !pyexec_id_equal(&ids->id, &from_header)) {
+            && (!pyexec_id_equal(&ids->id, &from_header)
+                || strcmp(ids->route, header_route))) {
             return "The query and the " PYEXEC_SESSION_HEADER " header "
                    "name different sessions.";
         }
     }
     if (ids->id_given ? !ids->id_valid : !h) {
-        return "The query must be ?id=<session id>, a UUID as returned "
-               "by POST (or send the id in a " PYEXEC_SESSION_HEADER
-               " header).";
+        return "The query must be ?id=<session id>, the id POST returned "
+               "(or send the id in a " PYEXEC_SESSION_HEADER " header).";
     }
     *id = h ? from_header : ids->id;
+    strcpy(route, h ? header_route : ids->route);
     return NULL;
+}
+
+/* --- many hosts: PyExecRoute ------------------------------------------ */
+
+/* An id without a route is anybody's (sessions from before the host had
+ * one); an id with a route is this host's only if it is this host's. */
+static int route_is_ours(const char *route)
+{
+    const char *mine = pyexec_state.conf.route;
+
+    return !route[0] || (mine && !strcmp(route, mine));
+}
+
+/* A session of another host's: the balancer sent it here by mistake, or
+ * a client came straight here. It never runs here (no session of that
+ * id can exist here), and the answer says where it belongs. */
+static int send_misdirected(request_rec *r, const char *route)
+{
+    const char *mine = pyexec_state.conf.route;
+
+    return send_error(r, HTTP_MISDIRECTED_REQUEST, apr_psprintf(r->pool,
+                      "Misdirected request: this session lives on the host "
+                      "with route \"%s\", and this is %s%s%s. Nothing was "
+                      "run. Send the request through the balancer, with the "
+                      "PYEXEC_ROUTE cookie or ?route=.%s.", route,
+                      mine ? "route \"" : "a host without a route",
+                      mine ? mine : "", mine ? "\"" : "", route));
+}
+
+/* The route of a new session travels without its id (a bearer secret):
+ * a cookie the balancer's stickysession reads, for the client's later
+ * requests. Nothing else of the session goes in it. */
+static void set_route_cookie(request_rec *r)
+{
+    const char *mine = pyexec_state.conf.route;
+
+    if (mine) {
+        apr_table_addn(r->headers_out, "Set-Cookie", apr_pstrcat(r->pool,
+                       PYEXEC_ROUTE_COOKIE "=.", mine,
+                       "; Path=/; HttpOnly; SameSite=Strict", NULL));
+    }
 }
 
 /* --- the session resource: GET and DELETE ?id=<id> -------------------- */
@@ -426,15 +449,19 @@ static int session_resource(request_rec *r)
 {
     pyexec_session_info_t info;
     pyexec_id_t id;
-    const char *why = named_session(r, &id);
-    char idtext[PYEXEC_ID_STRLEN + 1];
+    char route[PYEXEC_ROUTE_MAX + 1];
+    const char *why = named_session(r, &id, route);
+    char idtext[PYEXEC_ID_TEXT_MAX + 1];
     int32_t idx, pid = 0;
     uint32_t gen = 0;
 
     if (why) {
         return send_error(r, HTTP_BAD_REQUEST, why);
     }
-    pyexec_id_format(&id, idtext);
+    if (!route_is_ours(route)) {
+        return send_misdirected(r, route);
+    }
+    pyexec_id_format_routed(&id, pyexec_state.conf.route, idtext);
     apr_table_setn(r->notes, "pyexec-session", id_prefix(r, idtext));
     if (pyexec_lock() != APR_SUCCESS) {
         return send_error(r, HTTP_SERVICE_UNAVAILABLE,
@@ -478,7 +505,7 @@ static int session_resource(request_rec *r)
 int pyexec_sessions_handler(request_rec *r)
 {
     pyexec_session_info_t *infos;
-    char (*ids)[PYEXEC_ID_STRLEN + 1];
+    char (*ids)[PYEXEC_ID_TEXT_MAX + 1];
     pyexec_registry_t *reg = pyexec_state.shared.reg;
     size_t n = 0;
     int64_t now_mono, now_wall;
@@ -507,7 +534,8 @@ int pyexec_sessions_handler(request_rec *r)
         const pyexec_slot_t *s = pyexec_reg_slot(reg, (int32_t)i);
 
         if (s->state == PYEXEC_SLOT_LIVE) {
-            pyexec_id_format(&s->id, ids[n]);
+            pyexec_id_format_routed(&s->id, pyexec_state.conf.route,
+                                    ids[n]);
             slot_info(s, ids[n], now_mono, now_wall, &infos[n]);
             n++;
         }
@@ -530,22 +558,36 @@ int pyexec_sessions_handler(request_rec *r)
  * is still ours. */
 #define PYEXEC_NOTE_NO_WALK "pyexec-no-walk"
 
+void pyexec_ids_release(request_rec *r)
+{
+    const request_ids_t *ids = request_ids(r, 0);
+
+    if (ids && ids->the_request && !ids->cleaned) {
+        r->the_request = ids->the_request;
+    }
+}
+
 int pyexec_translate_name(request_rec *r)
 {
     core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
-    const request_ids_t *ids = request_ids(r, 0);
     const char *handler = NULL, *err = NULL;
 
+    if (pyexec_state.conf.front) {
+        /* on a front mod_proxy forwards the query as it is after
+         * translate_name: the front's fixups take the ids out of it
+         * (pyexec_front.c) */
+        return DECLINED;
+    }
     if (d && d->expr_handler && r->uri) {
         handler = ap_expr_str_exec(r, d->expr_handler, &err);
     }
     if (!err && handler && !strcmp(handler, PYEXEC_HANDLER)) {
-        take_ids(r);
+        pyexec_ids_take(r);
         apr_table_setn(r->notes, PYEXEC_NOTE_NO_WALK, r->uri);
     }
-    else if (ids && ids->the_request && !ids->cleaned) {
+    else {
         /* another's request: its line is none of our business */
-        r->the_request = ids->the_request;
+        pyexec_ids_release(r);
     }
     return DECLINED;
 }
@@ -620,12 +662,12 @@ int pyexec_handler(request_rec *r)
     char *body = NULL;
     apr_size_t body_len = 0;
     int64_t retry = 0;
-    int rc, resource;
+    int rc, resource, new_session;
 
     if (!r->handler || strcmp(r->handler, PYEXEC_HANDLER)) {
         return DECLINED;
     }
-    take_ids(r);
+    pyexec_ids_take(r);
     if (!pyexec_state.shared.reg || pyexec_state.ctl_fd < 0) {
         apr_table_setn(r->headers_out, "Retry-After", "5");
         return send_error(r, HTTP_SERVICE_UNAVAILABLE,
@@ -657,13 +699,13 @@ int pyexec_handler(request_rec *r)
     if (resource) {
         return session_resource(r);
     }
-    if (!is_json_type(apr_table_get(r->headers_in, "Content-Type"))) {
+    if (!pyexec_json_media_type(apr_table_get(r->headers_in,
+                                              "Content-Type"))) {
         return send_error(r, HTTP_UNSUPPORTED_MEDIA_TYPE,
                           "Content-Type must be application/json.");
     }
-    /* JSON escapes may take six bytes per source byte */
-    rc = read_body(r, (apr_size_t)c->max_code * 6 + 4096, &body, &body_len,
-                   &why);
+    rc = read_body(r, pyexec_request_body_max((size_t)c->max_code), &body,
+                   &body_len, &why);
     if (rc != OK) {
         if (rc == HTTP_REQUEST_ENTITY_TOO_LARGE) {
             r->connection->keepalive = AP_CONN_CLOSE;
@@ -673,7 +715,12 @@ int pyexec_handler(request_rec *r)
     if (pyexec_request_parse(body, body_len, (size_t)c->max_code, &req) != 0) {
         return send_error(r, req.status, req.error);
     }
+    if (req.has_id && !route_is_ours(req.route)) {
+        pyexec_request_clear(&req);
+        return send_misdirected(r, req.route);
+    }
 
+    new_session = !req.has_id;
     rc = pyexec_bridge_run(r, req.has_id ? &req.id : NULL, req.code,
                            req.code_len, &run);
     pyexec_request_clear(&req);
@@ -701,6 +748,9 @@ int pyexec_handler(request_rec *r)
             return send_error(r, HTTP_INTERNAL_SERVER_ERROR,
                               "Internal error; see the server's error log.");
         }
+    }
+    if (new_session) {
+        set_route_cookie(r);
     }
     apr_table_setn(r->notes, "pyexec-session", id_prefix(r, run.id));
     apr_table_setn(r->notes, "pyexec-outcome", pyexec_outcome_name(&run));

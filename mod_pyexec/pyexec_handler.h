@@ -17,6 +17,12 @@ int pyexec_post_read_request(request_rec *r);
 int pyexec_translate_name(request_rec *r);
 int pyexec_map_to_storage(request_rec *r);
 
+/* For the front (pyexec_front.c): a request of ours, its first ?id= kept
+ * and every copy of its query and request line cleaned of ids; or not
+ * ours, its request line given back as read. */
+void pyexec_ids_take(request_rec *r);
+void pyexec_ids_release(request_rec *r);
+
 /* SetHandler pyexec: the /execute endpoint. */
 int pyexec_handler(request_rec *r);
 

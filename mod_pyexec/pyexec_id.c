@@ -87,6 +87,59 @@ int pyexec_id_parse(const char *s, size_t len, pyexec_id_t *id)
     return 0;
 }
 
+int pyexec_route_valid(const char *s, size_t len)
+{
+    size_t i;
+
+    if (!s || len < 1 || len > PYEXEC_ROUTE_MAX) {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        char c = s[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '_' || c == '-')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int pyexec_id_parse_routed(const char *s, size_t len, pyexec_id_t *id,
+                           char *route)
+{
+    size_t rlen;
+
+    route[0] = '\0';
+    if (!s || len < PYEXEC_ID_STRLEN) {
+        return -1;
+    }
+    if (len == PYEXEC_ID_STRLEN) {
+        return pyexec_id_parse(s, len, id);
+    }
+    rlen = len - PYEXEC_ID_STRLEN - 1;
+    if (s[PYEXEC_ID_STRLEN] != '.'
+        || !pyexec_route_valid(s + PYEXEC_ID_STRLEN + 1, rlen)
+        || pyexec_id_parse(s, PYEXEC_ID_STRLEN, id) != 0) {
+        return -1;
+    }
+    memcpy(route, s + PYEXEC_ID_STRLEN + 1, rlen);
+    route[rlen] = '\0';
+    return 0;
+}
+
+void pyexec_id_format_routed(const pyexec_id_t *id, const char *route,
+                             char *out)
+{
+    size_t rlen = route ? strlen(route) : 0;
+
+    pyexec_id_format(id, out);
+    if (rlen > 0 && rlen <= PYEXEC_ROUTE_MAX) {
+        out[PYEXEC_ID_STRLEN] = '.';
+        memcpy(out + PYEXEC_ID_STRLEN + 1, route, rlen + 1);
+    }
+}
+
 /* One character of text as a URL carries it: itself, or what a %XX
  * escape stands for. Advances *i past it; never past a NUL. */
 static int url_char(const char *s, size_t *i)

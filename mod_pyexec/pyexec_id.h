@@ -29,6 +29,28 @@ void pyexec_id_format(const pyexec_id_t *id, char *out);
  * around it. Returns 0 on success, -1 on anything else. */
 int pyexec_id_parse(const char *s, size_t len, pyexec_id_t *id);
 
+/* Many hosts (PyExecRoute): a session id as clients see it is the UUID,
+ * then a dot and the route of the host that holds the session, the
+ * form mod_proxy_balancer's stickiness reads ("the part after the dot").
+ * A route is 1 to PYEXEC_ROUTE_MAX of [A-Za-z0-9_-]; it is no secret,
+ * so it may travel where the id may not (a cookie, a URL). */
+#define PYEXEC_ROUTE_MAX      32
+#define PYEXEC_ID_TEXT_MAX    (PYEXEC_ID_STRLEN + 1 + PYEXEC_ROUTE_MAX)
+
+/* 1 if s[0..len) is a route. */
+int pyexec_route_valid(const char *s, size_t len);
+
+/* "<uuid>" or "<uuid>.<route>": route (PYEXEC_ROUTE_MAX + 1 bytes)
+ * gets the route, or "" when there is none. 0, or -1 as
+ * pyexec_id_parse. */
+int pyexec_id_parse_routed(const char *s, size_t len, pyexec_id_t *id,
+                           char *route);
+
+/* The text form with ".<route>" after it unless route is NULL or "";
+ * out must hold PYEXEC_ID_TEXT_MAX + 1. */
+void pyexec_id_format_routed(const pyexec_id_t *id, const char *route,
+                             char *out);
+
 /* What a log line or a note may carry of an id: its first 8 hex digits,
  * 32 of its 122 random bits (the other 90 keep it unguessable), and in
  * a request line that prefix and PYEXEC_ID_REDACTED. */

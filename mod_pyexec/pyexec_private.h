@@ -26,5 +26,16 @@ extern module AP_MODULE_DECLARE_DATA pyexec_module;
 #define PYEXEC_HANDLER "pyexec"
 /* An operator's listing of every session: SetHandler pyexec-sessions */
 #define PYEXEC_SESSIONS_HANDLER "pyexec-sessions"
+/* mod_proxy_hcheck's hcuri on a backend: SetHandler pyexec-health */
+#define PYEXEC_HEALTH_HANDLER "pyexec-health"
+/* The front's own errors as JSON (ErrorDocument): SetHandler pyexec-error */
+#define PYEXEC_ERROR_HANDLER "pyexec-error"
+
+/* Where a GET or DELETE may carry its session id, out of the URL. */
+#define PYEXEC_SESSION_HEADER "PyExec-Session"
+/* A new session's route (PyExecRoute), for the balancer's stickysession */
+#define PYEXEC_ROUTE_COOKIE   "PYEXEC_ROUTE"
+/* ... and the URL parameter that may carry it instead (?route=.<name>) */
+#define PYEXEC_ROUTE_PARAM    "route"
 
 #endif /* PYEXEC_PRIVATE_H */

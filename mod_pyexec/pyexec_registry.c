@@ -356,6 +356,7 @@ size_t pyexec_reg_sweep(pyexec_registry_t *reg, int64_t now,
     uint32_t i, running = 0;
     size_t n = 0;
 
+    reg->last_sweep = now;
     for (i = 0; i < reg->nslots && n < max; i++) {
         pyexec_slot_t *s = &sl[i];
         int32_t pid = 0;

@@ -112,6 +112,8 @@ typedef struct {
     uint32_t running;           /* requests counted in and not yet out,
                                    recounted by each full sweep: it only
                                    steers workers' spinning */
+    int64_t  last_sweep;        /* monotonic usec of the supervisor's last
+                                   scan: it is alive (the health check) */
     pyexec_reg_stats_t stats;
     /* int32_t buckets[nbuckets]; pyexec_slot_t slots[nslots]; follow */
 } pyexec_registry_t;
@@ -177,10 +179,11 @@ typedef struct {
                                    EVICTED */
 } pyexec_sweep_t;
 
-/* One scan of the table: ends what the policy says and puts in pids the
- * helpers to SIGKILL, those just ended and those ended earlier whose
- * kill may have been lost (a dying slot with a pid). Returns how many;
- * at most max, the rest wait for the next scan. A scan that saw every
+/* One scan of the table, whose time goes in last_sweep: ends what the
+ * policy says and puts in pids the helpers to SIGKILL, those just ended
+ * and those ended earlier whose kill may have been lost (a dying slot
+ * with a pid). Returns how many; at most max, the rest wait for the
+ * next scan. A scan that saw every
  * slot also sets `running` from the live slots (see count_in). */
 size_t pyexec_reg_sweep(pyexec_registry_t *reg, int64_t now,
                         const pyexec_sweep_t *policy, int32_t *pids,

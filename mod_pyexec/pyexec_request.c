@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -134,11 +135,13 @@ int pyexec_request_parse(const char *body, size_t len, size_t max_code,
             json_decref(root);
             return fail(req, 400, "'id' must be a string.");
         }
-        if (pyexec_id_parse(json_string_value(id), json_string_length(id),
-                            &req->id) != 0) {
+        if (pyexec_id_parse_routed(json_string_value(id),
+                                   json_string_length(id), &req->id,
+                                   req->route) != 0) {
             json_decref(root);
             return fail(req, 400, "'id' is not a session id: expected the "
-                        "36 character UUID a previous answer returned.");
+                        "id a previous answer returned (a UUID, with "
+                        "\".<route>\" after it on a host with a route).");
         }
         req->has_id = 1;
     }
@@ -165,6 +168,30 @@ int pyexec_request_parse(const char *body, size_t len, size_t max_code,
     req->code_len = slen;
     json_decref(root);
     return 0;
+}
+
+int pyexec_json_media_type(const char *ct)
+{
+    const char *semi;
+    size_t n;
+
+    if (!ct) {
+        return 0;
+    }
+    while (*ct == ' ' || *ct == '\t') {
+        ct++;
+    }
+    semi = strchr(ct, ';');
+    n = semi ? (size_t)(semi - ct) : strlen(ct);
+    while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) {
+        n--;
+    }
+    if (n == 16 && !strncasecmp(ct, "application/json", 16)) {
+        return 1;
+    }
+    /* application/<something>+json */
+    return n > 17 && !strncasecmp(ct, "application/", 12)
+           && !strncasecmp(ct + n - 5, "+json", 5);
 }
 
 void pyexec_request_clear(pyexec_request_t *req)

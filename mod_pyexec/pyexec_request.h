@@ -20,6 +20,7 @@ typedef struct {
     size_t code_len;
     int has_id;
     pyexec_id_t id;
+    char route[PYEXEC_ROUTE_MAX + 1];   /* the id's route, or "" */
 } pyexec_request_t;
 
 /* Parse a request body. On failure status is 400 or 413 and error says
@@ -28,6 +29,14 @@ typedef struct {
 int pyexec_request_parse(const char *body, size_t len, size_t max_code,
                          pyexec_request_t *req);
 void pyexec_request_clear(pyexec_request_t *req);
+
+/* The largest body a request with max_code bytes of code can need: JSON
+ * escapes may take six bytes per source byte. */
+#define pyexec_request_body_max(max_code) ((max_code) * 6 + 4096)
+
+/* 1 if a Content-Type is JSON: application/json or application/...+json,
+ * with any parameters. */
+int pyexec_json_media_type(const char *ct);
 
 /* 1 if buf is well-formed UTF-8 (no overlongs, no surrogates). */
 int pyexec_utf8_valid(const char *buf, size_t len);

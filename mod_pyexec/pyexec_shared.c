@@ -74,7 +74,7 @@ typedef struct {
 #define RETAINED_KEY "mod_pyexec-retained"
 /* Bump with any change in what a kept table, record or supervisor
  * means; the sizes below catch the changes one forgets to bump for. */
-#define RETAINED_VERSION 3
+#define RETAINED_VERSION 4
 
 static uint32_t retained_layout(void)
 {
@@ -173,6 +173,27 @@ static apr_status_t retained_create(pyexec_anchor_t *anchor, server_rec *s,
     return APR_SUCCESS;
 }
 
+/* A front (PyExecFront) runs no code: no table, no supervisor. One kept
+ * from a generation that was a backend ends, with its sessions. */
+static int front_post_config(server_rec *s, const pyexec_conf_t *c)
+{
+    pyexec_anchor_t *anchor = ap_retained_data_get(RETAINED_KEY);
+
+    if (anchor && anchor->sup.pid > 0) {
+        pyexec_supervisor_stop(&anchor->sup);
+    }
+    if (anchor && anchor->pool) {
+        apr_pool_destroy(anchor->pool);
+        anchor->pool = NULL;
+        anchor->body = NULL;
+    }
+    memset(&pyexec_state.shared, 0, sizeof(pyexec_state.shared));
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                 PYEXEC_LOGNO(00110) "a front for %s: no Python runs here; "
+                 "requests to it are routed by their session ids", c->front);
+    return OK;
+}
+
 int pyexec_shared_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                               apr_pool_t *ptemp, server_rec *s)
 {
@@ -185,11 +206,21 @@ int pyexec_shared_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     int keep;
     (void)plog;
 
+    pyexec_conf_effective(pconf, s, c);
+    if (c->front && c->route) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                     PYEXEC_LOGNO(00109) "PyExecFront and PyExecRoute are "
+                     "both set: a front holds no sessions, so it has no "
+                     "route of its own");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     /* the first pass only checks the configuration */
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
-    pyexec_conf_effective(pconf, s, c);
+    if (c->front) {
+        return front_post_config(s, c);
+    }
     if (access(c->helper_path, X_OK) != 0) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, errno, s,
                      PYEXEC_LOGNO(00102) "PyExecHelper %s is not an "

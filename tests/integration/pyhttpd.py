@@ -563,7 +563,10 @@ def serve(argv=None):
                     "e.g. PyExecMaxClientSessions=off (repeatable)")
     args = ap.parse_args(argv)
     directives = dict(d.split("=", 1) for d in args.directive)
-    h = Httpd(build_dir=args.build_dir, port=args.port, directives=directives)
+    # a dev host can stand behind a balancer (PYEXEC_ROUTE): its check too
+    h = Httpd(build_dir=args.build_dir, port=args.port, directives=directives,
+              extra_conf='<Location "/pyexec-health">\n'
+                         '    SetHandler pyexec-health\n</Location>\n')
     stopping = []
 
     def on_signal(signum, frame):

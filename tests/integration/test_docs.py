@@ -42,6 +42,8 @@ def test_every_directive_has_an_entry_with_the_manual_fields():
 def test_no_entry_for_a_directive_that_does_not_exist():
     extra = set(entries()) - accepted() - {"SetHandler pyexec",
                                            "SetHandler pyexec-sessions",
+                                           "SetHandler pyexec-health",
+                                           "SetHandler pyexec-error",
                                            "Mutex pyexec-registry"}
     assert not extra, extra
 

@@ -20,6 +20,107 @@ static int parse_str(const char *s, pyexec_id_t *id)
     return pyexec_id_parse(s, strlen(s), id);
 }
 
+/* --- routes (PyExecRoute) --------------------------------------------- */
+
+START_TEST(test_route_valid)
+{
+    char longest[PYEXEC_ROUTE_MAX + 2];
+
+    ck_assert(pyexec_route_valid("h1", 2));
+    ck_assert(pyexec_route_valid("Web-2_b", 7));
+    memset(longest, 'a', sizeof(longest));
+    ck_assert(pyexec_route_valid(longest, PYEXEC_ROUTE_MAX));
+    ck_assert(!pyexec_route_valid(longest, PYEXEC_ROUTE_MAX + 1));
+    ck_assert(!pyexec_route_valid("", 0));
+    ck_assert(!pyexec_route_valid(NULL, 2));
+    /* what would end or split a cookie value, a query or a route */
+    ck_assert(!pyexec_route_valid("h.1", 3));
+    ck_assert(!pyexec_route_valid("h;1", 3));
+    ck_assert(!pyexec_route_valid("h&1", 3));
+    ck_assert(!pyexec_route_valid("h 1", 3));
+    ck_assert(!pyexec_route_valid("h1=", 3));
+    ck_assert(!pyexec_route_valid("h\0001", 3));
+}
+END_TEST
+
+START_TEST(test_parse_routed)
+{
+    pyexec_id_t id;
+    char route[PYEXEC_ROUTE_MAX + 1];
+    const char *routed = SAMPLE_LOWER ".h2";
+
+    ck_assert_int_eq(pyexec_id_parse_routed(routed, strlen(routed), &id,
+                                            route), 0);
+    ck_assert(pyexec_id_equal(&id, &sample));
+    ck_assert_str_eq(route, "h2");
+    /* a plain id has no route */
+    memset(route, 'x', sizeof(route));
+    ck_assert_int_eq(pyexec_id_parse_routed(SAMPLE_UPPER, PYEXEC_ID_STRLEN,
+                                            &id, route), 0);
+    ck_assert(pyexec_id_equal(&id, &sample));
+    ck_assert_str_eq(route, "");
+}
+END_TEST
+
+START_TEST(test_parse_routed_rejects)
+{
+    static const char *const bad[] = {
+        SAMPLE_LOWER ".",               /* a dot and no route */
+        SAMPLE_LOWER "h2",              /* no dot */
+        SAMPLE_LOWER ":h2",
+        SAMPLE_LOWER ".h2.h3",          /* one route only */
+        SAMPLE_LOWER ".h 2",
+        SAMPLE_LOWER ".aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",  /* 33 */
+        "0123abcd-ef45-4789-a0b1-c2d3e4f5a6b.h2",           /* short id */
+        "0123abcd-ef45-4789-a0b1-c2d3e4f5a6bx.h2",
+        ".h2",
+    };
+    pyexec_id_t id;
+    char route[PYEXEC_ROUTE_MAX + 1];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(pyexec_id_parse_routed(bad[i], strlen(bad[i]), &id,
+                                             route) == -1, "%s", bad[i]);
+    }
+    ck_assert_int_eq(pyexec_id_parse_routed(NULL, 40, &id, route), -1);
+}
+END_TEST
+
+START_TEST(test_format_routed)
+{
+    char out[PYEXEC_ID_TEXT_MAX + 1], longest[PYEXEC_ROUTE_MAX + 1];
+    char route[PYEXEC_ROUTE_MAX + 1];
+    pyexec_id_t back;
+
+    pyexec_id_format_routed(&sample, "h1", out);
+    ck_assert_str_eq(out, SAMPLE_LOWER ".h1");
+    pyexec_id_format_routed(&sample, NULL, out);
+    ck_assert_str_eq(out, SAMPLE_LOWER);
+    pyexec_id_format_routed(&sample, "", out);
+    ck_assert_str_eq(out, SAMPLE_LOWER);
+    /* the longest route fits, and reads back */
+    memset(longest, 'z', PYEXEC_ROUTE_MAX);
+    longest[PYEXEC_ROUTE_MAX] = '\0';
+    pyexec_id_format_routed(&sample, longest, out);
+    ck_assert_uint_eq(strlen(out), PYEXEC_ID_TEXT_MAX);
+    ck_assert_int_eq(pyexec_id_parse_routed(out, strlen(out), &back, route),
+                     0);
+    ck_assert(pyexec_id_equal(&back, &sample));
+    ck_assert_str_eq(route, longest);
+}
+END_TEST
+
+/* The route is no secret and stays in what is logged; the id goes. */
+START_TEST(test_redact_routed)
+{
+    const char *q = "id=" SAMPLE_LOWER ".h2&x=1";
+    char out[128];
+
+    ck_assert_uint_eq(pyexec_id_redact(q, out), 1);
+    ck_assert_str_eq(out, "id=0123abcd" PYEXEC_ID_REDACTED ".h2&x=1");
+}
+END_TEST
+
 /* --- generate -------------------------------------------------------- */
 
 /* Many draws, so that a missing mask shows even though the random bits
@@ -433,6 +534,14 @@ Suite *id_suite(void)
     tcase_add_test(tc, test_parse_rejects);
     tcase_add_test(tc, test_parse_length_is_exact);
     tcase_add_test(tc, test_parse_null);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("routes");
+    tcase_add_test(tc, test_route_valid);
+    tcase_add_test(tc, test_parse_routed);
+    tcase_add_test(tc, test_parse_routed_rejects);
+    tcase_add_test(tc, test_format_routed);
+    tcase_add_test(tc, test_redact_routed);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("redact");

@@ -60,6 +60,37 @@ START_TEST(test_parse_code_only)
 }
 END_TEST
 
+/* An id with a route (PyExecRoute): the route comes apart from it */
+START_TEST(test_parse_routed_id)
+{
+    pyexec_request_t req;
+
+    ck_assert_int_eq(parse("{\"id\": \"" SAMPLE_ID ".h2\", \"code\": \"\"}",
+                           MAX_CODE, &req), 0);
+    ck_assert_int_eq(req.has_id, 1);
+    ck_assert_str_eq(req.route, "h2");
+    pyexec_request_clear(&req);
+    ck_assert_int_eq(parse("{\"id\": \"" SAMPLE_ID "\", \"code\": \"\"}",
+                           MAX_CODE, &req), 0);
+    ck_assert_str_eq(req.route, "");
+    pyexec_request_clear(&req);
+    reject("{\"id\": \"" SAMPLE_ID ".h;2\", \"code\": \"\"}", 400, "'id'");
+    reject("{\"id\": \"" SAMPLE_ID ".\", \"code\": \"\"}", 400, "'id'");
+}
+END_TEST
+
+START_TEST(test_json_media_type)
+{
+    ck_assert(pyexec_json_media_type("application/json"));
+    ck_assert(pyexec_json_media_type(" Application/JSON ; charset=utf-8"));
+    ck_assert(pyexec_json_media_type("application/problem+json"));
+    ck_assert(!pyexec_json_media_type("text/json"));
+    ck_assert(!pyexec_json_media_type("application/jsonx"));
+    ck_assert(!pyexec_json_media_type("application/+json"));
+    ck_assert(!pyexec_json_media_type(NULL));
+}
+END_TEST
+
 START_TEST(test_parse_with_id)
 {
     static const uint8_t want[PYEXEC_ID_BYTES] = {
@@ -733,6 +764,8 @@ Suite *request_suite(void)
     tc = tcase_create("parse ok");
     tcase_add_test(tc, test_parse_code_only);
     tcase_add_test(tc, test_parse_with_id);
+    tcase_add_test(tc, test_parse_routed_id);
+    tcase_add_test(tc, test_json_media_type);
     tcase_add_test(tc, test_parse_resets_request);
     tcase_add_test(tc, test_parse_escapes);
     tcase_add_test(tc, test_parse_raw_utf8);

@@ -1,0 +1,416 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * The front role (PyExecFront balancer://<name>). Runs in the workers of
+ * a front httpd, which runs no code and has no supervisor: its
+ * mod_proxy_balancer spreads sessions over the backends, and this file
+ * tells it which backend holds the session a request names.
+ *
+ * The balancer's stickiness reads a route from the PYEXEC_ROUTE cookie
+ * or a route= URL parameter; a client that sends the session id only in
+ * the JSON body (the API's contract, no cookie jar) carries neither. So
+ * for each request mod_proxy is about to send to our balancer, the
+ * fixups hook finds the id (the JSON body's "id" for POST, else the
+ * PyExec-Session header or ?id=) and puts its route first in the URL the
+ * balancer reads, where it wins over any cookie. The body is read here
+ * and given back to mod_proxy by an input filter (kept_body_filter).
+ *
+ * The id itself never goes in a URL: an ?id= is moved into the
+ * PyExec-Session header for the backend, and every copy httpd logs is
+ * cleaned of it (pyexec_ids_take). Routing, health, drain and failover
+ * stay the balancer's.
+ *
+ *   SetHandler pyexec-error   the front's own errors (a host down or
+ *                             drained away, none left) as the API's JSON,
+ *                             for ErrorDocument
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_strings.h>
+#include <http_core.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <util_filter.h>
+
+#include "pyexec_private.h"
+#include "pyexec_front.h"
+#include "pyexec_handler.h"
+#include "pyexec_id.h"
+#include "pyexec_request.h"
+#include "pyexec_state.h"
+
+#define KEPT_BODY_FILTER "PYEXEC_KEPT_BODY"
+/* The route this front gave the balancer, for the error document */
+#define NOTE_ROUTE "pyexec-route"
+
+/* --- the body, read here and read again by mod_proxy ------------------- */
+
+typedef struct {
+    apr_bucket_brigade *kept;   /* what was read and not yet given back */
+} kept_body_t;
+
+/* Gives back what the fixups read, then steps aside: the rest (of a body
+ * longer than the front reads, or the EOS again) comes from below. */
+static apr_status_t kept_body_filter(ap_filter_t *f, apr_bucket_brigade *bb,
+                                     ap_input_mode_t mode,
+                                     apr_read_type_e block,
+                                     apr_off_t readbytes)
+{
+    kept_body_t *k = f->ctx;
+    apr_bucket *e, *b;
+    apr_status_t rv;
+
+    if (APR_BRIGADE_EMPTY(k->kept)) {
+        ap_remove_input_filter(f);
+        return ap_get_brigade(f->next, bb, mode, block, readbytes);
+    }
+    if (mode != AP_MODE_READBYTES && mode != AP_MODE_SPECULATIVE) {
+        return APR_ENOTIMPL;    /* nobody reads a request body by lines */
+    }
+    rv = apr_brigade_partition(k->kept, readbytes, &e);
+    if (rv != APR_SUCCESS && rv != APR_INCOMPLETE) {
+        return rv;
+    }
+    if (mode == AP_MODE_SPECULATIVE) {
+        /* a peek: copies, the bytes stay for the next read */
+        for (b = APR_BRIGADE_FIRST(k->kept); b != e
+             && !APR_BUCKET_IS_METADATA(b); b = APR_BUCKET_NEXT(b)) {
+            apr_bucket *copy;
+
+            rv = apr_bucket_copy(b, &copy);
+            if (rv != APR_SUCCESS) {
+                return rv;
+            }
+            APR_BRIGADE_INSERT_TAIL(bb, copy);
+        }
+        return APR_SUCCESS;
+    }
+    while ((b = APR_BRIGADE_FIRST(k->kept)) != e) {
+        APR_BUCKET_REMOVE(b);
+        APR_BRIGADE_INSERT_TAIL(bb, b);
+    }
+    return APR_SUCCESS;
+}
+
+/* Read the body, up to limit bytes, into a kept brigade that the filter
+ * gives back, and a flat copy in *buf to look for the id in. *whole is
+ * 1 if that was all of it. OK, or the status for a body that could not
+ * be read (a client too slow, a broken chunk). */
+static int keep_body(request_rec *r, apr_size_t limit, char **buf,
+                     apr_size_t *len, int *whole)
+{
+    kept_body_t *k = apr_pcalloc(r->pool, sizeof(*k));
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool,
+                                                r->connection->bucket_alloc);
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_off_t declared;
+    apr_size_t got = 0;
+    int seen_eos = 0, status = OK;
+    char *b;
+
+    if (cl && ap_parse_strict_length(&declared, cl)
+        && declared >= 0 && (apr_off_t)limit > declared) {
+        limit = (apr_size_t)declared;
+    }
+    b = apr_palloc(r->pool, limit + 1);
+    k->kept = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    while (status == OK && !seen_eos && got <= limit) {
+        apr_status_t rv = ap_get_brigade(r->input_filters, bb,
+                                         AP_MODE_READBYTES, APR_BLOCK_READ,
+                                         HUGE_STRING_LEN);
+
+        if (rv != APR_SUCCESS) {
+            status = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+            break;
+        }
+        while (!APR_BRIGADE_EMPTY(bb)) {
+            apr_bucket *e = APR_BRIGADE_FIRST(bb);
+            const char *data;
+            apr_size_t n;
+
+            if (APR_BUCKET_IS_EOS(e)) {
+                seen_eos = 1;
+            }
+            else if (!APR_BUCKET_IS_METADATA(e)) {
+                rv = apr_bucket_read(e, &data, &n, APR_BLOCK_READ);
+                if (rv != APR_SUCCESS) {
+                    status = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+                    break;
+                }
+                if (got < limit) {
+                    memcpy(b + got, data, n < limit - got ? n : limit - got);
+                }
+                got += n;
+            }
+            apr_bucket_setaside(e, r->pool);
+            APR_BUCKET_REMOVE(e);
+            APR_BRIGADE_INSERT_TAIL(k->kept, e);
+        }
+    }
+    /* from now on, mod_proxy's reads start with what was read here */
+    ap_add_input_filter(KEPT_BODY_FILTER, k, r, r->connection);
+    *whole = seen_eos && got <= limit;
+    *buf = b;
+    *len = got < limit ? got : limit;
+    return status;
+}
+
+/* --- which requests, and their ids ------------------------------------ */
+
+/* r->filename past "proxy:" if mod_proxy is sending r to our balancer
+ * ("balancer://<name>" then '/', '?' or the end), else NULL. */
+static const char *front_url(request_rec *r, const char *balancer)
+{
+    size_t n = strlen(balancer);
+    const char *url;
+
+    if (r->proxyreq != PROXYREQ_REVERSE || !r->filename
+        || strncmp(r->filename, "proxy:", 6)) {
+        return NULL;
+    }
+    url = r->filename + 6;
+    if (strncasecmp(url, balancer, n)
+        || (url[n] && url[n] != '/' && url[n] != '?')) {
+        return NULL;
+    }
+    return url;
+}
+
+/* The query of the URL the balancer reads, without its id= parameters;
+ * the first id= in *id (NULL if none). */
+static char *query_without_ids(apr_pool_t *p, const char *query,
+                               const char **id)
+{
+    char *out = apr_palloc(p, strlen(query) + 1), *w = out;
+    const char *q = query;
+
+    *id = NULL;
+    while (*q) {
+        size_t n = strcspn(q, "&");
+
+        if (!strncmp(q, "id=", 3)) {
+            if (!*id) {
+                *id = apr_pstrmemdup(p, q + 3, n - 3);
+            }
+        }
+        else if (n > 0) {
+            if (w != out) {
+                *w++ = '&';
+            }
+            memcpy(w, q, n);
+            w += n;
+        }
+        q += n + (q[n] == '&');
+    }
+    *w = '\0';
+    return out;
+}
+
+/* 1 if the query names a route (route=...). */
+static int query_has_route(const char *query)
+{
+    const char *q = query;
+
+    while (*q) {
+        if (!strncmp(q, PYEXEC_ROUTE_PARAM "=",
+                     sizeof(PYEXEC_ROUTE_PARAM))) {
+            return 1;
+        }
+        q += strcspn(q, "&");
+        q += *q == '&';
+    }
+    return 0;
+}
+
+/* The route in a session id's text; "" for an id without one, or for
+ * text that is no id (the backend says what is wrong with it). */
+static const char *route_of(apr_pool_t *p, const char *text, size_t len)
+{
+    pyexec_id_t id;
+    char route[PYEXEC_ROUTE_MAX + 1];
+
+    while (len > 0 && (text[len - 1] == ' ' || text[len - 1] == '\t')) {
+        len--;
+    }
+    if (pyexec_id_parse_routed(text, len, &id, route) != 0) {
+        return "";
+    }
+    return apr_pstrdup(p, route);
+}
+
+/* The route of the JSON body's id: "" for none, NULL for a body with no
+ * id (or not one the front could read: the backend answers for it). */
+static const char *body_route(request_rec *r, int *status)
+{
+    const pyexec_conf_t *c = &pyexec_state.conf;
+    pyexec_request_t req;
+    char *buf;
+    apr_size_t len;
+    int whole;
+    const char *route = NULL;
+
+    *status = OK;
+    if (!pyexec_json_media_type(apr_table_get(r->headers_in,
+                                              "Content-Type"))) {
+        return NULL;
+    }
+    *status = keep_body(r, pyexec_request_body_max((size_t)c->max_code),
+                        &buf, &len, &whole);
+    if (*status != OK || !whole) {
+        return NULL;
+    }
+    /* no limit on the code here: the backend holds the session's own */
+    if (pyexec_request_parse(buf, len, (size_t)-1, &req) == 0) {
+        if (req.has_id) {
+            route = apr_pstrdup(r->pool, req.route);
+        }
+        pyexec_request_clear(&req);
+    }
+    return route;
+}
+
+/* --- the hook --------------------------------------------------------- */
+
+/* After mod_proxy's own fixups. The query of the URL mod_proxy sends
+ * and the balancer reads is r->args, which it appends to the backend's
+ * path once it has picked the backend. */
+int pyexec_front_fixups(request_rec *r)
+{
+    const char *balancer = pyexec_state.conf.front;
+    const char *id, *header, *route = NULL;
+    char *rest;
+    int status;
+
+    if (!balancer || r->main) {
+        return DECLINED;
+    }
+    if (!front_url(r, balancer)) {
+        pyexec_ids_release(r);
+        return DECLINED;
+    }
+    rest = query_without_ids(r->pool, r->args ? r->args : "", &id);
+    header = apr_table_get(r->headers_in, PYEXEC_SESSION_HEADER);
+    if (id) {
+        /* the backend reads it from the header, where no log sees it */
+        if (header && strcmp(header, id)) {
+            pyexec_ids_take(r);
+            return HTTP_BAD_REQUEST;
+        }
+        apr_table_setn(r->headers_in, PYEXEC_SESSION_HEADER, id);
+        header = id;
+    }
+    if (r->method_number == M_POST) {
+        const char *named = body_route(r, &status);
+
+        if (status != OK) {
+            pyexec_ids_take(r);
+            return status;
+        }
+        /* a new session: where the balancer likes, not where the cookie
+         * of an earlier one points, unless the URL asks for a host */
+        if (!named && !query_has_route(rest)) {
+            route = "";
+        }
+        else if (named && *named) {
+            route = named;
+        }
+    }
+    else if (header) {
+        const char *named = route_of(r->pool, header, strlen(header));
+
+        route = *named ? named : NULL;
+    }
+    if (route) {
+        /* first, so that it is the one the balancer finds; "route=." is
+         * a route of no host: the balancer picks one */
+        rest = apr_pstrcat(r->pool, PYEXEC_ROUTE_PARAM "=.", route,
+                           *rest ? "&" : "", rest, NULL);
+        apr_table_setn(r->notes, NOTE_ROUTE, route);
+    }
+    /* what is logged of the query, with the ids taken out first */
+    pyexec_ids_take(r);
+    r->args = *rest ? rest : NULL;
+    r->parsed_uri.query = r->args;
+    return DECLINED;
+}
+
+/* --- the front's errors, as JSON ---------------------------------------- */
+
+static const char *error_message(request_rec *r, int status,
+                                 const char *route)
+{
+    switch (status) {
+    case HTTP_SERVICE_UNAVAILABLE:
+        if (route && *route) {
+            return apr_psprintf(r->pool, "The host that holds this session "
+                                "(route \"%s\") is not available: it is "
+                                "down, stopped or was taken out of the "
+                                "balancer. A session cannot move to another "
+                                "host; nothing was run. Try again later, or "
+                                "send no id to start a new session.", route);
+        }
+        return "No host can take this request now: every backend is down "
+               "or out of the balancer. Nothing was run. Try again later.";
+    case HTTP_BAD_GATEWAY:
+        return "The host that holds this session failed while answering; "
+               "the run may or may not have happened. If the host went "
+               "down, its sessions are gone.";
+    case HTTP_GATEWAY_TIME_OUT:
+        return "The host that holds this session did not answer in time; "
+               "the run may or may not have happened.";
+    case HTTP_BAD_REQUEST:
+        return "The front could not read this request: its body is broken, "
+               "or the query and the " PYEXEC_SESSION_HEADER " header name "
+               "different sessions.";
+    case HTTP_REQUEST_TIME_OUT:
+        return "The request body arrived too slowly.";
+    case HTTP_REQUEST_ENTITY_TOO_LARGE:
+        return "The request body is too large.";
+    default:
+        return apr_psprintf(r->pool, "The front could not handle this "
+                            "request: %s.", ap_get_status_line(status) + 4);
+    }
+}
+
+/* An ErrorDocument's request: its r->prev is the request that failed,
+ * whose status is the answer's. */
+int pyexec_error_handler(request_rec *r)
+{
+    const request_rec *failed = r->prev;
+    int status;
+    char *body;
+
+    if (!r->handler || strcmp(r->handler, PYEXEC_ERROR_HANDLER)) {
+        return DECLINED;
+    }
+    status = failed && ap_is_HTTP_ERROR(failed->status) ? failed->status
+                                                        : HTTP_NOT_FOUND;
+    body = pyexec_response_json(NULL, NULL, 0, NULL, 0,
+                                failed ? error_message(r, status,
+                                         apr_table_get(failed->notes,
+                                                       NOTE_ROUTE))
+                                : "No such resource.");
+    if (!body) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    r->status = status;
+    ap_set_content_type(r, "application/json");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    if (status == HTTP_SERVICE_UNAVAILABLE) {
+        apr_table_setn(r->headers_out, "Retry-After", "5");
+    }
+    ap_set_content_length(r, (apr_off_t)strlen(body));
+    if (!r->header_only) {
+        ap_rwrite(body, (int)strlen(body), r);
+    }
+    free(body);
+    return OK;
+}
+
+void pyexec_front_register(void)
+{
+    ap_register_input_filter(KEPT_BODY_FILTER, kept_body_filter, NULL,
+                             AP_FTYPE_RESOURCE);
+}

@@ -1,0 +1,120 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * SetHandler pyexec-health: whether this host can start a session now,
+ * for mod_proxy_hcheck's hcuri on a front (200 yes, 503 no) and for
+ * anyone's monitoring, with the reason in JSON. Runs in httpd's
+ * workers; reads the shared table under its lock, in one go.
+ *
+ * A host that cannot start a session may still serve the ones it holds:
+ * the balancer's health state only steers new sessions there, and with
+ * nofailover a session's requests keep going to its host whatever the
+ * check says, until it is down for real.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_strings.h>
+#include <http_protocol.h>
+
+#include "pyexec_private.h"
+#include "pyexec_health.h"
+#include "pyexec_io.h"
+#include "pyexec_request.h"
+#include "pyexec_state.h"
+
+/* Scans come every 200 ms: ten missed is a supervisor gone or stuck. */
+#define SUPERVISOR_SILENT_US 2000000
+
+typedef struct {
+    int64_t since_sweep;
+    uint32_t live, spare, starting, idle, failing;
+} health_t;
+
+static int read_health(health_t *h)
+{
+    pyexec_registry_t *reg = pyexec_state.shared.reg;
+
+    memset(h, 0, sizeof(*h));
+    if (!reg || pyexec_state.ctl_fd < 0 || pyexec_lock() != APR_SUCCESS) {
+        return -1;
+    }
+    h->since_sweep = pyexec_now_usec() - reg->last_sweep;
+    h->live = reg->count[PYEXEC_SLOT_LIVE];
+    h->spare = reg->count[PYEXEC_SLOT_SPARE];
+    h->starting = reg->count[PYEXEC_SLOT_SPAWNING];
+    h->failing = reg->helpers_failing;
+    for (uint32_t i = 0; i < reg->nslots; i++) {
+        const pyexec_slot_t *s = pyexec_reg_slot(reg, (int32_t)i);
+
+        if (s->state == PYEXEC_SLOT_LIVE && s->inflight == 0) {
+            h->idle++;
+        }
+    }
+    pyexec_unlock();
+    return 0;
+}
+
+/* NULL if a new session could start now, else why not. */
+static const char *why_not(const health_t *h)
+{
+    const pyexec_conf_t *c = &pyexec_state.conf;
+
+    if (h->since_sweep > SUPERVISOR_SILENT_US) {
+        return "The supervisor is not running or not answering: no new "
+               "interpreter can start.";
+    }
+    if (h->failing) {
+        return "New interpreters fail to start (the sandbox was refused, "
+               "or the helper is broken): see the error log.";
+    }
+    if (h->live >= (uint32_t)c->max_sessions
+        && !(c->evict_idle && h->idle > 0)) {
+        return "The session table is full (PyExecMaxSessions).";
+    }
+    if (h->spare == 0 && h->starting == 0) {
+        return "No interpreter is ready or starting.";
+    }
+    return NULL;
+}
+
+int pyexec_health_handler(request_rec *r)
+{
+    const pyexec_conf_t *c = &pyexec_state.conf;
+    const char *why, *route;
+    health_t h;
+    char *body;
+
+    if (!r->handler || strcmp(r->handler, PYEXEC_HEALTH_HANDLER)) {
+        return DECLINED;
+    }
+    why = read_health(&h) != 0 ? "The Python execution service is not "
+                                 "running here." : why_not(&h);
+    route = c->route ? apr_psprintf(r->pool, "\"%s\"", c->route) : "null";
+    if (why) {
+        char *err = pyexec_response_json(NULL, NULL, 0, NULL, 0, why);
+
+        if (!err) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        /* {"error": ...} with the status in front of it */
+        body = apr_psprintf(r->pool, "{\"status\":\"unavailable\","
+                            "\"route\":%s,%s", route, err + 1);
+        free(err);
+    }
+    else {
+        body = apr_psprintf(r->pool, "{\"status\":\"ok\",\"route\":%s,"
+                            "\"sessions\":%u,\"max_sessions\":%d,"
+                            "\"spare\":%u}", route, h.live, c->max_sessions,
+                            h.spare);
+    }
+    r->status = why ? HTTP_SERVICE_UNAVAILABLE : HTTP_OK;
+    ap_set_content_type(r, "application/json");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    ap_set_content_length(r, (apr_off_t)strlen(body));
+    if (!r->header_only) {
+        ap_rputs(body, r);
+    }
+    return OK;
+}
