@@ -9,6 +9,7 @@ PyExecExecutions counts exactly the runs sent to it.
 """
 import collections
 import os
+import random
 import re
 import signal
 import sys
@@ -88,9 +89,9 @@ def look(http, base, sid):
                     timeout=30)
 
 
-def delete(http, base, sid):
+def delete(http, base, sid, params=None):
     return http.delete(base + "/execute", headers={"PyExec-Session": sid},
-                       timeout=30)
+                       params=params, timeout=30)
 
 
 def route_of(sid):
@@ -200,7 +201,7 @@ def _clients(cluster, way):
 
 @pytest.mark.parametrize("way", ["cookie", "query", "body"])
 def test_sessions_stay_on_their_host(cluster, way):
-    """20 sessions, 50 requests each, interleaved: every one answered by
+    """20 sessions, 50 requests each, shuffled: every one answered by
     the host in its id, with its counter where it left it; both hosts got
     new sessions. Ways: a cookie jar; ?route=.<name> and no cookie; the
     id in the body alone (the front role)."""
@@ -210,6 +211,9 @@ def test_sessions_stay_on_their_host(cluster, way):
     placed = collections.Counter(route_of(sid) for _, sid, _ in clients)
     assert set(placed) == set(cluster.routes), placed
     for k in range(1, REQUESTS + 1):
+        # in a new order each round: a balancer taking turns between the
+        # hosts would otherwise meet each session where it was made
+        random.shuffle(clients)
         for http, sid, params in clients:
             out = run(http, cluster.url, "n += 1\nprint(n)", sid, params)
             assert out["stdout"] == "%d\n" % k, (sid, out)
@@ -217,8 +221,8 @@ def test_sessions_stay_on_their_host(cluster, way):
     after = executions(cluster)
     assert {r: after[r] - before[r] for r in cluster.routes} == \
         {r: placed[r] * (REQUESTS + 1) for r in cluster.routes}
-    for http, sid, _ in clients:
-        assert delete(http, cluster.url, sid).status_code == 204
+    for http, sid, params in clients:
+        assert delete(http, cluster.url, sid, params).status_code == 204
     sys.stderr.write("\n%s: %d requests in %.1f s\n"
                      % (way, SESSIONS * (REQUESTS + 1), took))
 
@@ -299,7 +303,17 @@ def health(base):
     return requests.get(base + "/pyexec-health", timeout=10)
 
 
+def health_turning(base, status, timeout):
+    """The first answer of base's health check with that status within
+    timeout seconds, or None. (A Response is false when it is an error:
+    wait_for gets a list.)"""
+    found = wait_for(lambda: [r for r in [health(base)]
+                              if r.status_code == status], timeout, step=0.2)
+    return found[0] if found else None
+
+
 def assert_healthy(r):
+    assert r is not None, "no healthy answer in time"
     assert r.status_code == 200, (r.status_code, r.text)
     assert r.headers.get("Content-Type", "").startswith("application/json")
     assert r.json()["status"] == "ok", r.text
@@ -329,8 +343,7 @@ def test_health_with_the_table_full(small):
     try:
         assert_unavailable(health(small.url))
         assert c.session_delete(a).status_code == 204
-        assert wait_for(lambda: health(small.url).status_code == 200,
-                        timeout=5)
+        assert_healthy(health_turning(small.url, 200, timeout=5))
     finally:
         c.session_delete(a)
         c.session_delete(b)
@@ -350,14 +363,14 @@ def test_health_with_the_supervisor_stopped(small):
     assert_healthy(health(small.url))
     resume = stopped_supervisor(small)
     try:
-        r = wait_for(lambda: (lambda r: r if r.status_code != 200 else None)(
-            health(small.url)), timeout=10, step=0.2)
+        r = health_turning(small.url, 503, timeout=10)
         assert r is not None, "still healthy with the supervisor stopped"
         assert_unavailable(r)
     finally:
         resume()
-    assert wait_for(lambda: health(small.url).status_code == 200, timeout=10)
-    assert_healthy(health(small.url))
+    r = health_turning(small.url, 200, timeout=10)
+    assert r is not None, "not healthy again with the supervisor going on"
+    assert_healthy(r)
 
 
 def test_the_health_check_follows_a_backend_that_cannot_start_sessions(
