@@ -281,7 +281,8 @@ def test_a_misrouted_request_runs_nothing(cluster):
     sid = run(http, h1.url, "n = 5")["id"]
     assert route_of(sid) == "h1"
     before = h2.status_auto()
-    assert_json_error(post(http, h2.url, "n += 100", sid), 421)
+    refusal = assert_json_error(post(http, h2.url, "n += 100", sid), 421)
+    assert "h1" in refusal["error"] and "h2" in refusal["error"], refusal
     assert_json_error(look(http, h2.url, sid), 421)
     assert_json_error(delete(http, h2.url, sid), 421)
     assert_json_error(http.delete(h2.url + "/execute", params={"id": sid},
@@ -295,6 +296,23 @@ def test_a_misrouted_request_runs_nothing(cluster):
         state.text
     assert run(http, h1.url, "print(n)", sid)["stdout"] == "5\n"
     assert run(http, cluster.url, "print(n)", sid)["stdout"] == "5\n"
+
+
+def test_looking_and_ending_through_the_front(cluster):
+    """GET and DELETE of a session reach its host by the id alone, in
+    the header or in ?id= (each asked three times in a row: taking turns
+    between hosts cannot pass)."""
+    http = no_cookies()
+    for route, sid in one_on_each(http, cluster).items():
+        for _ in range(3):
+            for r in (look(http, cluster.url, sid),
+                      http.get(cluster.url + "/execute", params={"id": sid},
+                               timeout=30)):
+                assert r.status_code == 200 and r.json()["id"] == sid, r.text
+        r = http.delete(cluster.url + "/execute", params={"id": sid},
+                        timeout=30)
+        assert r.status_code == 204, r.text
+        assert_json_error(look(http, cluster.url, sid), 404)
 
 
 # -- health -----------------------------------------------------------------
