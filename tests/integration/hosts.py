@@ -207,22 +207,26 @@ class Cluster:
             self.network.up()
         front_addr, front_port, front_ns = self._place("front", FRONT_OCTET)
         for i, route in enumerate(self.routes):
-            address, port, ns = self._place(route, FIRST_BACKEND_OCTET + i)
-            directives = {"PyExecRoute": route,
-                          "PyExecMaxClientSessions": "off",
-                          "PyExecMaxSessions": 200}
-            directives.update(self.directives)
-            self.backends[route] = pyhttpd.Httpd(
-                build_dir=self.build_dir, address=address, port=port,
-                netns=ns, directives=directives,
-                extra_modules=BACKEND_MODULES,
-                extra_conf=backend_conf(front_addr))
+            self.backends[route] = self._backend(
+                route, FIRST_BACKEND_OCTET + i, front_addr)
         members = [(r, b.url) for r, b in self.backends.items()]
         self.front = pyhttpd.Httpd(
             build_dir=self.build_dir, address=front_addr, port=front_port,
             netns=front_ns, execute_location=False,
             extra_modules=FRONT_MODULES,
             extra_conf=front_conf(members, self.hcinterval))
+
+    def _backend(self, route, octet, front_address):
+        address, port, ns = self._place(route, octet)
+        # every test client is one address: no per-client cap unless the
+        # caller's directives set one
+        directives = {"PyExecRoute": route, "PyExecMaxClientSessions": "off",
+                      "PyExecMaxSessions": 200}
+        directives.update(self.directives)
+        return pyhttpd.Httpd(build_dir=self.build_dir, address=address,
+                             port=port, netns=ns, directives=directives,
+                             extra_modules=BACKEND_MODULES,
+                             extra_conf=backend_conf(front_address))
 
     def stop(self):
         """Stop every httpd (at once: each takes a second or two), then
