@@ -249,3 +249,33 @@ def test_answers_are_as_the_openapi_document_says(routed):
             headers={"PyExec-Session": other}))
     check(spec, "GET", requests.get(routed.url + "/execute", timeout=30,
                                     headers={"PyExec-Session": r.json()["id"]}))
+
+
+def test_dev_serve_honours_pyexec_route():
+    """`PYEXEC_ROUTE=h5 scripts/dev serve`: a dev host that can stand
+    behind a balancer by hand."""
+    import subprocess
+    port = pyhttpd.free_port()
+    env = dict(os.environ, PYEXEC_ROUTE="h5", PYEXEC_PORT=str(port),
+               PYEXEC_BUILD_DIR=pyhttpd.build_dir_default())
+    proc = subprocess.Popen([os.path.join(pyhttpd.REPO, "scripts", "dev"),
+                             "serve"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    url = "http://127.0.0.1:%d" % port
+    try:
+        def answers():
+            try:
+                return requests.get(url + "/pyexec-health", timeout=2)
+            except requests.ConnectionError:
+                return None
+        assert pyhttpd.wait_for(lambda: answers() is not None
+                                and answers().status_code == 200,
+                                timeout=120), "scripts/dev serve never answered"
+        assert answers().json()["route"] == "h5"
+        r = requests.post(url + "/execute", json={"code": "print(1)"},
+                          timeout=30)
+        assert r.json()["id"].endswith(".h5"), r.text
+        assert r.headers["Set-Cookie"].startswith("PYEXEC_ROUTE=.h5;")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
