@@ -76,6 +76,44 @@ export async function startHttpd() {
     };
 }
 
+/** Two backends and a front with mod_proxy_balancer, each a real httpd
+ * (tests/integration/hosts.py, serve mode; in network namespaces of their
+ * own when root); resolves to {url, stop()} with the front's url. */
+export async function startCluster() {
+    let output = "";
+    const proc = spawn("/usr/bin/python3", [
+        "-m", "tests.integration.hosts",
+        "--build-dir", BUILD, "--exit-with-parent",
+    ], {cwd: REPO, stdio: ["ignore", "pipe", "pipe"]});
+    proc.stdout.on("data", (d) => { output += d; });
+    proc.stderr.on("data", (d) => { output += d; });
+    const stopNow = () => { if (proc.exitCode === null) proc.kill("SIGTERM"); };
+    process.once("exit", stopNow);
+    const end = Date.now() + 120000;
+    let url = null;
+    while (!url && Date.now() < end && proc.exitCode === null) {
+        const m = /front at (http:\/\/\S+\/)/.exec(output);
+        if (m) url = m[1];
+        else await new Promise((r) => setTimeout(r, 100));
+    }
+    if (!url) {
+        stopNow();
+        throw new Error("hosts.py did not start the cluster:\n" + output);
+    }
+    return {
+        url,
+        log: () => output,
+        stop() {
+            process.removeListener("exit", stopNow);
+            if (proc.exitCode !== null) return Promise.resolve();
+            return new Promise((ok) => {
+                proc.once("exit", ok);
+                proc.kill("SIGTERM");
+            });
+        },
+    };
+}
+
 /** Debian's chromium, headless, with no network of its own. */
 export function launchBrowser() {
     mkdirSync(SHOTS, {recursive: true});

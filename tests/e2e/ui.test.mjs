@@ -4,7 +4,7 @@
 import {test, before, after} from "node:test";
 import assert from "node:assert/strict";
 import {createRequire} from "node:module";
-import {startHttpd, launchBrowser, shot} from "./harness.mjs";
+import {startHttpd, startCluster, launchBrowser, shot} from "./harness.mjs";
 
 const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 
@@ -321,6 +321,30 @@ test("New session clears the history and starts fresh", async (t) => {
     assert.equal(gone, 404);
     // by the PyExec-Session header: the id stays out of the URL
     assert.deepEqual(deletes, [{url: server.url + "execute", sid: old}]);
+});
+
+test("through a balancer front: sessions stick to their host, New session may land on another", async (t) => {
+    const cluster = await startCluster();
+    t.after(() => cluster.stop());
+    const page = await open(t, {}, cluster.url);
+    const routeOf = (sid) => /\.(h\d+)$/.exec(sid)?.[1];
+    const seen = new Set();
+    // each new session: its variable is there run after run, its id keeps
+    // its host's route; "New session" lets the balancer pick the next host
+    for (let n = 0; n < 6 && seen.size < 2; n++) {
+        if (n > 0) await page.getByRole("button", {name: "New session"}).click();
+        await runAndWait(page, "x = " + (10 * n));
+        const sid = await page.locator("#sid").inputValue();
+        assert.match(sid, /^[0-9a-f-]{36}\.h\d+$/);
+        for (let i = 1; i <= 3; i++) {
+            const c = await runAndWait(page, "x += 1\nprint(x)");
+            assert.equal(await text(c.locator(".stdout pre")), (10 * n + i) + "\n");
+            assert.equal(await page.locator("#sid").inputValue(), sid);
+        }
+        seen.add(routeOf(sid));
+    }
+    assert.equal(seen.size, 2, "every new session landed on " + [...seen]);
+    await page.screenshot({path: shot("through-front")});
 });
 
 test("the examples menu loads each feature and limit, and they run", async (t) => {

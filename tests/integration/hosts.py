@@ -118,8 +118,13 @@ class Network:
     recorded as soon as it exists, so that down() removes what a failed
     setup left."""
 
+    made = 0        # in this process: a tag each (interface names are
+                    # at most 15 characters)
+
     def __init__(self):
-        self.tag = str(os.getpid())
+        self.tag = "%d%s" % (os.getpid(), "abcdefghijklmnopqrstuvwxyz"[
+            Network.made % 26])
+        Network.made += 1
         self.subnet = _free_subnet()
         self.bridge = "pxbr" + self.tag
         self.namespaces = []
@@ -169,8 +174,12 @@ class Cluster:
     start() got to, even after a failure."""
 
     def __init__(self, routes=("h1", "h2"), directives=None, hcinterval=None,
-                 build_dir=None):
+                 build_dir=None, front_role=True):
         self.routes = tuple(routes)
+        # False: a stock front, without mod_pyexec (and so without the
+        # shipped conf's <IfModule pyexec_module> parts): routes travel by
+        # cookie and ?route= only
+        self.front_role = front_role
         self.directives = dict(directives or {})
         self.hcinterval = hcinterval
         self.build_dir = build_dir
@@ -213,7 +222,7 @@ class Cluster:
         self.front = pyhttpd.Httpd(
             build_dir=self.build_dir, address=front_addr, port=front_port,
             netns=front_ns, execute_location=False,
-            extra_modules=FRONT_MODULES,
+            extra_modules=FRONT_MODULES, load_pyexec=self.front_role,
             extra_conf=front_conf(members, self.hcinterval))
 
     def _backend(self, route, octet, front_address):
@@ -341,3 +350,43 @@ class Cluster:
             raise RuntimeError("member %s: drain %s not applied: %s"
                                % (route, on, flags))
         return flags
+
+
+def serve(argv=None):
+    """Run a Cluster until SIGTERM or Ctrl-C (`python3 -m
+    tests.integration.hosts` from the top of the tree): for the browser
+    suite (tests/e2e, which reads the "front at" line) and for trying the
+    balancer by hand."""
+    import argparse
+    import signal
+    import time
+    ap = argparse.ArgumentParser(description="Two backends with mod_pyexec "
+                                 "behind a front with mod_proxy_balancer, "
+                                 "until Ctrl-C.")
+    ap.add_argument("--build-dir", default=None)
+    ap.add_argument("--exit-with-parent", action="store_true",
+                    help="stop when the process that started this one is "
+                    "gone")
+    args = ap.parse_args(argv)
+    stopping = []
+    signal.signal(signal.SIGINT, lambda *a: stopping.append(1))
+    signal.signal(signal.SIGTERM, lambda *a: stopping.append(1))
+    c = Cluster(build_dir=args.build_dir)
+    try:
+        c.start()
+        print("mod_pyexec cluster: front at %s/  backends %s" % (
+            c.url, ", ".join("%s %s" % (r, b.url)
+                             for r, b in c.backends.items())), flush=True)
+        parent = os.getppid()
+        while not stopping and not (args.exit_with_parent
+                                    and os.getppid() != parent):
+            time.sleep(0.2)
+    finally:
+        c.stop()
+        c.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    # python3 -m tests.integration.hosts, from the top of the tree
+    raise SystemExit(serve())

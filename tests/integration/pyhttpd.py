@@ -172,7 +172,7 @@ class Httpd:
     def __init__(self, build_dir=None, port=None, mpm="event", servers=2,
                  threads=25, directives=None, extra_conf="", loglevel="info",
                  timeout=30, execute_location=True, address=LOOPBACK,
-                 netns=None, extra_modules=()):
+                 netns=None, extra_modules=(), load_pyexec=True):
         self.build_dir = os.path.abspath(build_dir or build_dir_default())
         self.port = port or free_port()
         # a host of its own: its commands run in that network namespace,
@@ -181,6 +181,8 @@ class Httpd:
         self.netns = netns
         # more of httpd's modules by name, e.g. "proxy_http"
         self.extra_modules = tuple(extra_modules)
+        # False: a stock httpd without mod_pyexec (a plain balancer front)
+        self.load_pyexec = load_pyexec
         self.mpm = mpm
         self.servers = servers
         self.threads = threads
@@ -274,7 +276,7 @@ LoadModule alias_module {moddir}/mod_alias.so
 LoadModule authz_host_module {moddir}/mod_authz_host.so
 LoadModule status_module {moddir}/mod_status.so
 LoadModule reqtimeout_module {moddir}/mod_reqtimeout.so
-{extra_modules}LoadModule pyexec_module {module}
+{extra_modules}{load_module}
 TypesConfig /etc/mime.types
 # operators' view, mod_pyexec's section included: loopback clients only
 <Location "/server-status">
@@ -296,11 +298,15 @@ DirectoryIndex index.html
 {extra}
 """.format(root=self.root, listen=self.listen_conf(), user=user,
            mpm=self.mpm, extra_modules=self.extra_modules_conf(),
-           moddir=self.moddir, module=self.module_path(),
-           mpm_conf=mpm_conf, htdocs=self.htdocs, pyexec=pyexec,
+           moddir=self.moddir,
+           load_module=("LoadModule pyexec_module %s" % self.module_path()
+                        if self.load_pyexec else ""),
+           mpm_conf=mpm_conf, htdocs=self.htdocs,
+           pyexec=pyexec if self.load_pyexec else "",
            extra=self.extra_conf, loglevel=self.loglevel,
            location=('<Location "/execute">\n    SetHandler pyexec\n'
-                     '</Location>' if self.execute_location else ""),
+                     '</Location>' if self.execute_location
+                     and self.load_pyexec else ""),
            timeout=self.timeout, reqtimeout=REQUEST_READ_TIMEOUT)
 
     def listen_conf(self):

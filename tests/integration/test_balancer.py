@@ -35,21 +35,34 @@ ROUTE_COOKIE = "PYEXEC_ROUTE=.%s; Path=/; HttpOnly; SameSite=Strict"
 
 @pytest.fixture(scope="module")
 def cluster(request):
-    c = hosts.Cluster()
+    return _cluster(request, hosts.Cluster())
+
+
+@pytest.fixture(scope="module")
+def stock(request):
+    """The same hosts behind a front without mod_pyexec: what a stock
+    mod_proxy_balancer does with the cookie and ?route= alone."""
+    return _cluster(request, hosts.Cluster(front_role=False))
+
+
+def _cluster(request, c):
     try:
         c.start()
     except Exception as e:
         logs = _logs(c)
         c.cleanup()
         pytest.fail("cluster did not start: %s\n%s" % (e, logs))
-    yield c
-    c.stop()
-    reports = [h.url for h in c.hosts() if h.sanitizer_reports()]
-    if reports or request.session.testsfailed:
-        sys.stderr.write(_logs(c))
-    c.cleanup()
-    if reports:
-        pytest.fail("sanitizer reports in the error logs of %s" % reports)
+    def fin():
+        c.stop()
+        reports = [h.url for h in c.hosts() if h.sanitizer_reports()]
+        if reports or request.session.testsfailed:
+            sys.stderr.write(_logs(c))
+        c.cleanup()
+        if reports:
+            pytest.fail("sanitizer reports in the error logs of %s"
+                        % reports)
+    request.addfinalizer(fin)
+    return c
 
 
 def _logs(c):
@@ -199,12 +212,18 @@ def _clients(cluster, way):
     return out
 
 
-@pytest.mark.parametrize("way", ["cookie", "query", "body"])
-def test_sessions_stay_on_their_host(cluster, way):
+@pytest.mark.parametrize("front,way", [
+    ("module", "cookie"), ("module", "query"), ("module", "body"),
+    ("stock", "cookie"), ("stock", "query")])
+def test_sessions_stay_on_their_host(request, front, way):
     """20 sessions, 50 requests each, shuffled: every one answered by
     the host in its id, with its counter where it left it; both hosts got
     new sessions. Ways: a cookie jar; ?route=.<name> and no cookie; the
-    id in the body alone (the front role)."""
+    id in the body alone (the front role). Through the front with the
+    module, and through a stock one (cookie and query: the body needs
+    the module)."""
+    cluster = request.getfixturevalue("cluster" if front == "module"
+                                      else "stock")
     before = executions(cluster)
     t0 = time.monotonic()
     clients = _clients(cluster, way)
