@@ -25,6 +25,7 @@ import random
 import re
 import shutil
 import subprocess
+import threading
 import urllib.parse
 import xml.etree.ElementTree as ET
 
@@ -101,6 +102,14 @@ def _free_subnet():
         if not re.search(r"(^|[^0-9.])%s\." % re.escape(net), used, re.M):
             return net
     raise RuntimeError("no free 10.X.Y.0/24 subnet")
+
+
+def _quietly(f):
+    """f(), for a teardown that must go on whatever one step does."""
+    try:
+        f()
+    except Exception:
+        pass
 
 
 class Network:
@@ -198,16 +207,8 @@ class Cluster:
             self.network.up()
         front_addr, front_port, front_ns = self._place("front", FRONT_OCTET)
         for i, route in enumerate(self.routes):
-            address, port, ns = self._place(route, FIRST_BACKEND_OCTET + i)
-            directives = {"PyExecRoute": route,
-                          "PyExecMaxClientSessions": "off",
-                          "PyExecMaxSessions": 200}
-            directives.update(self.directives)
-            self.backends[route] = pyhttpd.Httpd(
-                build_dir=self.build_dir, address=address, port=port,
-                netns=ns, directives=directives,
-                extra_modules=BACKEND_MODULES,
-                extra_conf=backend_conf(front_addr))
+            self.backends[route] = self._backend(
+                route, FIRST_BACKEND_OCTET + i, front_addr)
         members = [(r, b.url) for r, b in self.backends.items()]
         self.front = pyhttpd.Httpd(
             build_dir=self.build_dir, address=front_addr, port=front_port,
@@ -215,14 +216,28 @@ class Cluster:
             extra_modules=FRONT_MODULES,
             extra_conf=front_conf(members, self.hcinterval))
 
+    def _backend(self, route, octet, front_address):
+        address, port, ns = self._place(route, octet)
+        # every test client is one address: no per-client cap unless the
+        # caller's directives set one
+        directives = {"PyExecRoute": route, "PyExecMaxClientSessions": "off",
+                      "PyExecMaxSessions": 200}
+        directives.update(self.directives)
+        return pyhttpd.Httpd(build_dir=self.build_dir, address=address,
+                             port=port, netns=ns, directives=directives,
+                             extra_modules=BACKEND_MODULES,
+                             extra_conf=backend_conf(front_address))
+
     def stop(self):
-        """Stop every httpd, remove the network, delete the server roots;
-        each step whatever became of the one before."""
-        for h in self.hosts():
-            try:
-                h.stop()
-            except Exception:
-                pass
+        """Stop every httpd (at once: each takes a second or two), then
+        remove the network; each step whatever became of the one
+        before."""
+        threads = [threading.Thread(target=_quietly, args=(h.stop,))
+                   for h in self.hosts()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         if self.network:
             self.network.down()
 

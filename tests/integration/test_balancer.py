@@ -9,6 +9,7 @@ PyExecExecutions counts exactly the runs sent to it.
 """
 import collections
 import os
+import random
 import re
 import signal
 import sys
@@ -88,9 +89,9 @@ def look(http, base, sid):
                     timeout=30)
 
 
-def delete(http, base, sid):
+def delete(http, base, sid, params=None):
     return http.delete(base + "/execute", headers={"PyExec-Session": sid},
-                       timeout=30)
+                       params=params, timeout=30)
 
 
 def route_of(sid):
@@ -200,7 +201,7 @@ def _clients(cluster, way):
 
 @pytest.mark.parametrize("way", ["cookie", "query", "body"])
 def test_sessions_stay_on_their_host(cluster, way):
-    """20 sessions, 50 requests each, interleaved: every one answered by
+    """20 sessions, 50 requests each, shuffled: every one answered by
     the host in its id, with its counter where it left it; both hosts got
     new sessions. Ways: a cookie jar; ?route=.<name> and no cookie; the
     id in the body alone (the front role)."""
@@ -210,6 +211,9 @@ def test_sessions_stay_on_their_host(cluster, way):
     placed = collections.Counter(route_of(sid) for _, sid, _ in clients)
     assert set(placed) == set(cluster.routes), placed
     for k in range(1, REQUESTS + 1):
+        # in a new order each round: a balancer taking turns between the
+        # hosts would otherwise meet each session where it was made
+        random.shuffle(clients)
         for http, sid, params in clients:
             out = run(http, cluster.url, "n += 1\nprint(n)", sid, params)
             assert out["stdout"] == "%d\n" % k, (sid, out)
@@ -217,8 +221,8 @@ def test_sessions_stay_on_their_host(cluster, way):
     after = executions(cluster)
     assert {r: after[r] - before[r] for r in cluster.routes} == \
         {r: placed[r] * (REQUESTS + 1) for r in cluster.routes}
-    for http, sid, _ in clients:
-        assert delete(http, cluster.url, sid).status_code == 204
+    for http, sid, params in clients:
+        assert delete(http, cluster.url, sid, params).status_code == 204
     sys.stderr.write("\n%s: %d requests in %.1f s\n"
                      % (way, SESSIONS * (REQUESTS + 1), took))
 
@@ -277,7 +281,8 @@ def test_a_misrouted_request_runs_nothing(cluster):
     sid = run(http, h1.url, "n = 5")["id"]
     assert route_of(sid) == "h1"
     before = h2.status_auto()
-    assert_json_error(post(http, h2.url, "n += 100", sid), 421)
+    refusal = assert_json_error(post(http, h2.url, "n += 100", sid), 421)
+    assert "h1" in refusal["error"] and "h2" in refusal["error"], refusal
     assert_json_error(look(http, h2.url, sid), 421)
     assert_json_error(delete(http, h2.url, sid), 421)
     assert_json_error(http.delete(h2.url + "/execute", params={"id": sid},
@@ -293,13 +298,40 @@ def test_a_misrouted_request_runs_nothing(cluster):
     assert run(http, cluster.url, "print(n)", sid)["stdout"] == "5\n"
 
 
+def test_looking_and_ending_through_the_front(cluster):
+    """GET and DELETE of a session reach its host by the id alone, in
+    the header or in ?id= (each asked three times in a row: taking turns
+    between hosts cannot pass)."""
+    http = no_cookies()
+    for route, sid in one_on_each(http, cluster).items():
+        for _ in range(3):
+            for r in (look(http, cluster.url, sid),
+                      http.get(cluster.url + "/execute", params={"id": sid},
+                               timeout=30)):
+                assert r.status_code == 200 and r.json()["id"] == sid, r.text
+        r = http.delete(cluster.url + "/execute", params={"id": sid},
+                        timeout=30)
+        assert r.status_code == 204, r.text
+        assert_json_error(look(http, cluster.url, sid), 404)
+
+
 # -- health -----------------------------------------------------------------
 
 def health(base):
     return requests.get(base + "/pyexec-health", timeout=10)
 
 
+def health_turning(base, status, timeout):
+    """The first answer of base's health check with that status within
+    timeout seconds, or None. (A Response is false when it is an error:
+    wait_for gets a list.)"""
+    found = wait_for(lambda: [r for r in [health(base)]
+                              if r.status_code == status], timeout, step=0.2)
+    return found[0] if found else None
+
+
 def assert_healthy(r):
+    assert r is not None, "no healthy answer in time"
     assert r.status_code == 200, (r.status_code, r.text)
     assert r.headers.get("Content-Type", "").startswith("application/json")
     assert r.json()["status"] == "ok", r.text
@@ -329,8 +361,7 @@ def test_health_with_the_table_full(small):
     try:
         assert_unavailable(health(small.url))
         assert c.session_delete(a).status_code == 204
-        assert wait_for(lambda: health(small.url).status_code == 200,
-                        timeout=5)
+        assert_healthy(health_turning(small.url, 200, timeout=5))
     finally:
         c.session_delete(a)
         c.session_delete(b)
@@ -350,14 +381,14 @@ def test_health_with_the_supervisor_stopped(small):
     assert_healthy(health(small.url))
     resume = stopped_supervisor(small)
     try:
-        r = wait_for(lambda: (lambda r: r if r.status_code != 200 else None)(
-            health(small.url)), timeout=10, step=0.2)
+        r = health_turning(small.url, 503, timeout=10)
         assert r is not None, "still healthy with the supervisor stopped"
         assert_unavailable(r)
     finally:
         resume()
-    assert wait_for(lambda: health(small.url).status_code == 200, timeout=10)
-    assert_healthy(health(small.url))
+    r = health_turning(small.url, 200, timeout=10)
+    assert r is not None, "not healthy again with the supervisor going on"
+    assert_healthy(r)
 
 
 def test_the_health_check_follows_a_backend_that_cannot_start_sessions(
