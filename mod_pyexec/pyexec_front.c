@@ -105,15 +105,18 @@ static int keep_body(request_rec *r, apr_size_t limit, char **buf,
                                                 r->connection->bucket_alloc);
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
     apr_off_t declared;
-    apr_size_t got = 0;
+    apr_size_t got = 0, cap = 16384;
     int seen_eos = 0, status = OK;
     char *b;
 
-    if (cl && ap_parse_strict_length(&declared, cl)
-        && declared >= 0 && (apr_off_t)limit > declared) {
-        limit = (apr_size_t)declared;
+    /* what the client says it sends, or a little at first: a body
+     * without a length gets room as it comes */
+    if (cl && ap_parse_strict_length(&declared, cl) && declared >= 0) {
+        cap = (apr_off_t)limit < declared ? limit : (apr_size_t)declared;
     }
-    b = apr_palloc(r->pool, limit + 1);
+    cap = cap < 1024 ? 1024 : cap;      /* and never 0: it doubles */
+    cap = cap < limit ? cap : limit;
+    b = apr_palloc(r->pool, cap + 1);
     k->kept = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     while (status == OK && !seen_eos && got <= limit) {
         apr_status_t rv = ap_get_brigade(r->input_filters, bb,
@@ -124,10 +127,10 @@ static int keep_body(request_rec *r, apr_size_t limit, char **buf,
             status = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
             break;
         }
-        while (!APR_BRIGADE_EMPTY(bb)) {
+        while (status == OK && !APR_BRIGADE_EMPTY(bb)) {
             apr_bucket *e = APR_BRIGADE_FIRST(bb);
             const char *data;
-            apr_size_t n;
+            apr_size_t n, take;
 
             if (APR_BUCKET_IS_EOS(e)) {
                 seen_eos = 1;
@@ -138,12 +141,28 @@ static int keep_body(request_rec *r, apr_size_t limit, char **buf,
                     status = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
                     break;
                 }
-                if (got < limit) {
-                    memcpy(b + got, data, n < limit - got ? n : limit - got);
+                take = got < limit ? (n < limit - got ? n : limit - got) : 0;
+                if (got + take > cap) {
+                    char *nb;
+
+                    while (cap < got + take) {
+                        cap *= 2;
+                    }
+                    cap = cap < limit ? cap : limit;
+                    nb = apr_palloc(r->pool, cap + 1);
+                    memcpy(nb, b, got);
+                    b = nb;
                 }
+                memcpy(b + got, data, take);
                 got += n;
             }
-            apr_bucket_setaside(e, r->pool);
+            /* kept past this read: its bytes may live in a buffer the
+             * connection reuses */
+            rv = apr_bucket_setaside(e, r->pool);
+            if (rv != APR_SUCCESS && rv != APR_ENOTIMPL) {
+                status = HTTP_INTERNAL_SERVER_ERROR;
+                break;
+            }
             APR_BUCKET_REMOVE(e);
             APR_BRIGADE_INSERT_TAIL(k->kept, e);
         }
@@ -239,57 +258,86 @@ static const char *route_of(apr_pool_t *p, const char *text, size_t len)
     return apr_pstrdup(p, route);
 }
 
-/* The route of the JSON body's id: "" for none, NULL for a body with no
- * id (or not one the front could read: the backend answers for it). */
-static const char *body_route(request_rec *r, int *status)
+/* What the JSON body says of the session. */
+typedef enum {
+    BODY_UNREAD,        /* not JSON, too long, broken: the backend answers */
+    BODY_NEW,           /* no id: a new session */
+    BODY_SESSION,       /* an id, with the route in *route ("" if none) */
+} body_t;
+
+static body_t body_session(request_rec *r, const char **route, int *status)
 {
     const pyexec_conf_t *c = &pyexec_state.conf;
     pyexec_request_t req;
     char *buf;
     apr_size_t len;
     int whole;
-    const char *route = NULL;
+    body_t what = BODY_UNREAD;
 
     *status = OK;
     if (!pyexec_json_media_type(apr_table_get(r->headers_in,
                                               "Content-Type"))) {
-        return NULL;
+        return BODY_UNREAD;
     }
     *status = keep_body(r, pyexec_request_body_max((size_t)c->max_code),
                         &buf, &len, &whole);
     if (*status != OK || !whole) {
-        return NULL;
+        return BODY_UNREAD;
     }
     /* no limit on the code here: the backend holds the session's own */
     if (pyexec_request_parse(buf, len, (size_t)-1, &req) == 0) {
-        if (req.has_id) {
-            route = apr_pstrdup(r->pool, req.route);
-        }
+        what = req.has_id ? BODY_SESSION : BODY_NEW;
+        *route = apr_pstrdup(r->pool, req.route);
         pyexec_request_clear(&req);
     }
-    return route;
+    return what;
 }
 
 /* --- the hook --------------------------------------------------------- */
 
-/* After mod_proxy's own fixups. The query of the URL mod_proxy sends
- * and the balancer reads is r->args, which it appends to the backend's
- * path once it has picked the backend. */
+/* A URL the balancer reads with this query: r->args, from which mod_proxy
+ * (2.4.71) builds the backend's URL once it has picked the backend; and
+ * r->filename's own query, where older ones put it at their fixups. */
+static void set_query(request_rec *r, const char *query)
+{
+    char *q = strchr(r->filename, '?');
+
+    r->args = *query ? apr_pstrdup(r->pool, query) : NULL;
+    r->parsed_uri.query = r->args;
+    if (q) {
+        r->filename = apr_pstrcat(r->pool, apr_pstrmemdup(r->pool,
+                                  r->filename, (size_t)(q - r->filename)),
+                                  *query ? "?" : "", query, NULL);
+    }
+}
+
+/* After mod_proxy's own fixups, which made r->filename the balancer's
+ * URL ("proxy:balancer://<name>/<path>"). */
 int pyexec_front_fixups(request_rec *r)
 {
     const char *balancer = pyexec_state.conf.front;
-    const char *id, *header, *route = NULL;
+    const char *url, *id, *header, *route = NULL, *original;
     char *rest;
     int status;
 
     if (!balancer || r->main) {
         return DECLINED;
     }
-    if (!front_url(r, balancer)) {
+    url = front_url(r, balancer);
+    if (!url) {
         pyexec_ids_release(r);
         return DECLINED;
     }
-    rest = query_without_ids(r->pool, r->args ? r->args : "", &id);
+    /* the balancer looks for route= anywhere in its URL, the path first:
+     * one there would beat the session's */
+    if (strstr(url, PYEXEC_ROUTE_PARAM "=")
+        && (!strchr(url, '?') || strstr(url, PYEXEC_ROUTE_PARAM "=")
+                                 < strchr(url, '?'))) {
+        pyexec_ids_take(r);
+        return HTTP_BAD_REQUEST;
+    }
+    original = pyexec_ids_query(r);
+    rest = query_without_ids(r->pool, original ? original : "", &id);
     header = apr_table_get(r->headers_in, PYEXEC_SESSION_HEADER);
     if (id) {
         /* the backend reads it from the header, where no log sees it */
@@ -301,19 +349,24 @@ int pyexec_front_fixups(request_rec *r)
         header = id;
     }
     if (r->method_number == M_POST) {
-        const char *named = body_route(r, &status);
+        const char *named = "";
 
-        if (status != OK) {
-            pyexec_ids_take(r);
-            return status;
-        }
-        /* a new session: where the balancer likes, not where the cookie
-         * of an earlier one points, unless the URL asks for a host */
-        if (!named && !query_has_route(rest)) {
-            route = "";
-        }
-        else if (named && *named) {
-            route = named;
+        switch (body_session(r, &named, &status)) {
+        case BODY_NEW:
+            /* where the balancer likes, not where the cookie of an
+             * earlier session points, unless the URL asks for a host */
+            route = query_has_route(rest) ? NULL : "";
+            break;
+        case BODY_SESSION:
+            route = *named ? named : NULL;
+            break;
+        case BODY_UNREAD:
+            /* the cookie or the URL may still know the host */
+            if (status != OK) {
+                pyexec_ids_take(r);
+                return status;
+            }
+            break;
         }
     }
     else if (header) {
@@ -322,16 +375,15 @@ int pyexec_front_fixups(request_rec *r)
         route = *named ? named : NULL;
     }
     if (route) {
-        /* first, so that it is the one the balancer finds; "route=." is
-         * a route of no host: the balancer picks one */
+        /* first in the query, ahead of any route= the client sent;
+         * "route=." is a route of no host: the balancer picks one */
         rest = apr_pstrcat(r->pool, PYEXEC_ROUTE_PARAM "=.", route,
                            *rest ? "&" : "", rest, NULL);
         apr_table_setn(r->notes, NOTE_ROUTE, route);
     }
-    /* what is logged of the query, with the ids taken out first */
+    set_query(r, rest);
+    /* what is logged of the request: cleaned of ids */
     pyexec_ids_take(r);
-    r->args = *rest ? rest : NULL;
-    r->parsed_uri.query = r->args;
     return DECLINED;
 }
 

@@ -239,6 +239,10 @@ static int rate_allowed(request_rec *r, int64_t *retry)
 
 typedef struct {
     char *the_request;          /* as read, while not known to be ours */
+    /* on a front, every copy of the query as read, hidden from the start
+     * (nothing knows a request is for the balancer before fixups) */
+    int query_hidden;
+    char *args, *unparsed_uri, *query;
     int cleaned;                /* every copy of its query is redacted */
     int id_given;               /* the query had an id= */
     int id_valid;               /* ... and it was a well-formed id */
@@ -332,12 +336,29 @@ void pyexec_ids_take(request_rec *r)
 int pyexec_post_read_request(request_rec *r)
 {
     char *s = redacted(r->pool, r->the_request, 0);
+    request_ids_t *ids;
 
-    if (s) {
-        request_ids(r, 1)->the_request = r->the_request;
-        r->the_request = s;
+    if (!s) {
+        return DECLINED;
+    }
+    ids = request_ids(r, 1);
+    ids->the_request = r->the_request;
+    r->the_request = s;
+    if (pyexec_state.conf.front) {
+        ids->query_hidden = 1;
+        ids->args = r->args;
+        ids->unparsed_uri = r->unparsed_uri;
+        ids->query = r->parsed_uri.query;
+        redact_copies(r);
     }
     return DECLINED;
+}
+
+const char *pyexec_ids_query(request_rec *r)
+{
+    const request_ids_t *ids = request_ids(r, 0);
+
+    return ids && ids->query_hidden ? ids->args : r->args;
 }
 
 /* What a log line or a note may carry of a session id. */
@@ -560,10 +581,19 @@ int pyexec_sessions_handler(request_rec *r)
 
 void pyexec_ids_release(request_rec *r)
 {
-    const request_ids_t *ids = request_ids(r, 0);
+    request_ids_t *ids = request_ids(r, 0);
 
-    if (ids && ids->the_request && !ids->cleaned) {
+    if (!ids || ids->cleaned) {
+        return;
+    }
+    if (ids->the_request) {
         r->the_request = ids->the_request;
+    }
+    if (ids->query_hidden) {
+        r->args = ids->args;
+        r->unparsed_uri = ids->unparsed_uri;
+        r->parsed_uri.query = ids->query;
+        ids->query_hidden = 0;
     }
 }
 

@@ -22,6 +22,9 @@ int pyexec_map_to_storage(request_rec *r);
  * ours, its request line given back as read. */
 void pyexec_ids_take(request_rec *r);
 void pyexec_ids_release(request_rec *r);
+/* On a front, the query as read: the copies in r are cleaned of ids from
+ * post_read_request on. */
+const char *pyexec_ids_query(request_rec *r);
 
 /* SetHandler pyexec: the /execute endpoint. */
 int pyexec_handler(request_rec *r);

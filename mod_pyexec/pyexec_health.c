@@ -6,10 +6,15 @@
  * anyone's monitoring, with the reason in JSON. Runs in httpd's
  * workers; reads the shared table under its lock, in one go.
  *
- * A host that cannot start a session may still serve the ones it holds:
- * the balancer's health state only steers new sessions there, and with
- * nofailover a session's requests keep going to its host whatever the
- * check says, until it is down for real.
+ * mod_proxy_balancer has one state per member: a member that fails its
+ * check is skipped by new sessions and, with nofailover, its sessions'
+ * requests get 503 too. So a host that merely cannot start a session
+ * (its table full, its interpreters failing) but holds sessions must not
+ * fail the check the balancer asks, or its users lose them while it is
+ * up: ?sessions=keep asks "should the balancer keep this host", which is
+ * no only when the host cannot serve at all (supervisor gone) or cannot
+ * start a session and holds none. The shipped front asks that; the plain
+ * URL answers the strict question.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -55,15 +60,24 @@ static int read_health(health_t *h)
     return 0;
 }
 
-/* NULL if a new session could start now, else why not. */
-static const char *why_not(const health_t *h)
+/* NULL if the host can serve its sessions (the supervisor scans); else
+ * why not. */
+static const char *why_down(const health_t *h)
+{
+    if (h->since_sweep > SUPERVISOR_SILENT_US) {
+        return "The supervisor is not running or not answering: no new "
+               "interpreter can start, no run can be stopped.";
+    }
+    return NULL;
+}
+
+/* NULL if a new session could start now, else why not. A spare taken a
+ * moment ago and not yet replaced is no reason: a new session waits for
+ * the next one. */
+static const char *why_no_new(const health_t *h)
 {
     const pyexec_conf_t *c = &pyexec_state.conf;
 
-    if (h->since_sweep > SUPERVISOR_SILENT_US) {
-        return "The supervisor is not running or not answering: no new "
-               "interpreter can start.";
-    }
     if (h->failing) {
         return "New interpreters fail to start (the sandbox was refused, "
                "or the helper is broken): see the error log.";
@@ -72,43 +86,51 @@ static const char *why_not(const health_t *h)
         && !(c->evict_idle && h->idle > 0)) {
         return "The session table is full (PyExecMaxSessions).";
     }
-    if (h->spare == 0 && h->starting == 0) {
-        return "No interpreter is ready or starting.";
-    }
     return NULL;
 }
 
 int pyexec_health_handler(request_rec *r)
 {
     const pyexec_conf_t *c = &pyexec_state.conf;
-    const char *why, *route;
+    const char *down, *no_new, *route;
+    int keep, up;
     health_t h;
     char *body;
 
     if (!r->handler || strcmp(r->handler, PYEXEC_HEALTH_HANDLER)) {
         return DECLINED;
     }
-    why = read_health(&h) != 0 ? "The Python execution service is not "
-                                 "running here." : why_not(&h);
+    keep = r->args && !strcmp(r->args, "sessions=keep");
+    if (read_health(&h) != 0) {
+        down = "The Python execution service is not running here.";
+        no_new = down;
+    }
+    else {
+        down = why_down(&h);
+        no_new = down ? down : why_no_new(&h);
+    }
+    up = !no_new || (keep && !down && h.live > 0);
     route = c->route ? apr_psprintf(r->pool, "\"%s\"", c->route) : "null";
-    if (why) {
-        char *err = pyexec_response_json(NULL, NULL, 0, NULL, 0, why);
+    body = apr_psprintf(r->pool, "{\"status\":\"%s\",\"route\":%s,"
+                        "\"can_start\":%s,\"sessions\":%u,"
+                        "\"max_sessions\":%d,\"spare\":%u",
+                        up ? "ok" : "unavailable", route,
+                        no_new ? "false" : "true", h.live, c->max_sessions,
+                        h.spare);
+    if (no_new) {
+        char *err = pyexec_response_json(NULL, NULL, 0, NULL, 0, no_new);
 
         if (!err) {
             return HTTP_INTERNAL_SERVER_ERROR;
         }
-        /* {"error": ...} with the status in front of it */
-        body = apr_psprintf(r->pool, "{\"status\":\"unavailable\","
-                            "\"route\":%s,%s", route, err + 1);
+        /* {"error": ...} joined on */
+        body = apr_pstrcat(r->pool, body, ",", err + 1, NULL);
         free(err);
     }
     else {
-        body = apr_psprintf(r->pool, "{\"status\":\"ok\",\"route\":%s,"
-                            "\"sessions\":%u,\"max_sessions\":%d,"
-                            "\"spare\":%u}", route, h.live, c->max_sessions,
-                            h.spare);
+        body = apr_pstrcat(r->pool, body, "}", NULL);
     }
-    r->status = why ? HTTP_SERVICE_UNAVAILABLE : HTTP_OK;
+    r->status = up ? HTTP_OK : HTTP_SERVICE_UNAVAILABLE;
     ap_set_content_type(r, "application/json");
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");

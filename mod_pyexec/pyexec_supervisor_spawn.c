@@ -120,6 +120,11 @@ static void zygote_lost(pyexec_sup_t *sup, int status)
     /* spawns it never answered will never be answered */
     if (pyexec_lock() == APR_SUCCESS) {
         pyexec_reg_drop_unstarted(sup->reg);
+        if (!stopping && sup->zygote_failures >= 3) {
+            /* no helper will start: workers stop waiting for spares,
+             * the status page and the health check say so */
+            pyexec_reg_spawn_failing(sup->reg);
+        }
         pyexec_unlock();
     }
     /* back off: 0.1 s, 0.2 s, ... up to 10 s, so a broken helper

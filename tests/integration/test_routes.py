@@ -154,8 +154,8 @@ def test_front_and_route_together_refused():
 
 # --- the health check --------------------------------------------------------
 
-def health(server):
-    r = requests.get(server.url + "/pyexec-health", timeout=10)
+def health(server, query=""):
+    r = requests.get(server.url + "/pyexec-health" + query, timeout=10)
     assert r.headers["Content-Type"] == "application/json"
     return r.status_code, r.json()
 
@@ -165,7 +165,9 @@ def test_health_ok(routed):
     st, body = health(routed)
     assert st == 200, body
     assert body["status"] == "ok" and body["route"] == "h1"
+    assert body["can_start"] is True and "error" not in body
     assert body["max_sessions"] > body["sessions"] >= 0
+    assert health(routed, "?sessions=keep") == (st, body)
 
 
 def test_health_503_when_the_table_is_full(request):
@@ -181,6 +183,11 @@ def test_health_503_when_the_table_is_full(request):
     st, body = health(h)
     assert st == 503, body
     assert body["status"] == "unavailable" and "full" in body["error"]
+    assert body["can_start"] is False
+    # the balancer's question: keep this host, its sessions still run
+    st, body = health(h, "?sessions=keep")
+    assert st == 200, body
+    assert body["can_start"] is False and "full" in body["error"]
 
 
 def test_health_503_while_the_supervisor_is_stopped(request):
@@ -196,6 +203,8 @@ def test_health_503_while_the_supervisor_is_stopped(request):
                                     timeout=10) or health(h)
         assert st == 503, body
         assert "supervisor" in body["error"]
+        # a host that cannot serve is not kept either
+        assert health(h, "?sessions=keep")[0] == 503
     finally:
         os.kill(sup, signal.SIGCONT)
     assert pyhttpd.wait_for(lambda: health(h)[0] == 200, timeout=10)
@@ -208,10 +217,16 @@ def test_health_503_when_no_interpreter_can_start():
                       extra_conf=HEALTH)
     try:
         h.start()
-        time.sleep(1)
-        st, body = health(h)
+        st, body = pyhttpd.wait_for(
+            lambda: (lambda x: x if x[0] == 503 and "fail" in
+                     x[1].get("error", "") else None)(health(h)),
+            timeout=15) or health(h)
         assert st == 503, body
-        assert body["status"] == "unavailable" and body["error"]
+        assert body["status"] == "unavailable"
+        assert "fail to start" in body["error"], body
+        # with no session to keep, the balancer drops it too
+        assert health(h, "?sessions=keep")[0] == 503
+        assert h.status_auto()["PyExecHelpersFailing"] == "yes"
         assert post(h, {"code": "pass"}).status_code == 503
     finally:
         h.stop()
@@ -234,3 +249,33 @@ def test_answers_are_as_the_openapi_document_says(routed):
             headers={"PyExec-Session": other}))
     check(spec, "GET", requests.get(routed.url + "/execute", timeout=30,
                                     headers={"PyExec-Session": r.json()["id"]}))
+
+
+def test_dev_serve_honours_pyexec_route():
+    """`PYEXEC_ROUTE=h5 scripts/dev serve`: a dev host that can stand
+    behind a balancer by hand."""
+    import subprocess
+    port = pyhttpd.free_port()
+    env = dict(os.environ, PYEXEC_ROUTE="h5", PYEXEC_PORT=str(port),
+               PYEXEC_BUILD_DIR=pyhttpd.build_dir_default())
+    proc = subprocess.Popen([os.path.join(pyhttpd.REPO, "scripts", "dev"),
+                             "serve"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    url = "http://127.0.0.1:%d" % port
+    try:
+        def answers():
+            try:
+                return requests.get(url + "/pyexec-health", timeout=2)
+            except requests.ConnectionError:
+                return None
+        assert pyhttpd.wait_for(lambda: answers() is not None
+                                and answers().status_code == 200,
+                                timeout=120), "scripts/dev serve never answered"
+        assert answers().json()["route"] == "h5"
+        r = requests.post(url + "/execute", json={"code": "print(1)"},
+                          timeout=30)
+        assert r.json()["id"].endswith(".h5"), r.text
+        assert r.headers["Set-Cookie"].startswith("PYEXEC_ROUTE=.h5;")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
