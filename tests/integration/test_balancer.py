@@ -317,8 +317,13 @@ def test_looking_and_ending_through_the_front(cluster):
 
 # -- health -----------------------------------------------------------------
 
-def health(base):
-    return requests.get(base + "/pyexec-health", timeout=10)
+def health(base, keep=False):
+    """The health check: the strict question (can a session start
+    here?), or with keep the shipped front's (should the balancer keep
+    this host?)."""
+    return requests.get(base + "/pyexec-health",
+                        params={"sessions": "keep"} if keep else None,
+                        timeout=10)
 
 
 def health_turning(base, status, timeout):
@@ -360,6 +365,10 @@ def test_health_with_the_table_full(small):
     a, b = c.session(), c.session()
     try:
         assert_unavailable(health(small.url))
+        # full but holding sessions: the balancer keeps it, for them
+        r = health(small.url, keep=True)
+        assert_healthy(r)
+        assert r.json()["can_start"] is False, r.text
         assert c.session_delete(a).status_code == 204
         assert_healthy(health_turning(small.url, 200, timeout=5))
     finally:
@@ -376,14 +385,16 @@ def stopped_supervisor(h):
 
 
 def test_health_with_the_supervisor_stopped(small):
-    """No heartbeat from the supervisor for over ~2 s: unavailable; it
-    goes on: healthy again."""
+    """No heartbeat from the supervisor for over ~2 s: unavailable, to
+    the balancer too (it cannot serve its sessions either); it goes on:
+    healthy again."""
     assert_healthy(health(small.url))
     resume = stopped_supervisor(small)
     try:
         r = health_turning(small.url, 503, timeout=10)
         assert r is not None, "still healthy with the supervisor stopped"
         assert_unavailable(r)
+        assert_unavailable(health(small.url, keep=True))
     finally:
         resume()
     r = health_turning(small.url, 200, timeout=10)
