@@ -11,6 +11,9 @@ as the tests do) and measures, in one run on this machine:
                1,000 live sessions all answering
   limits       timeout and memory-limit answers while the warm load runs
   flat         worker, supervisor and helper memory across 100,000 requests
+  balancer     two backends behind a front (README, "Many hosts"): warm and
+               new-session rates straight to one backend and through the
+               front, the spread, the front's CPU and memory (balancer.py)
 
 Throughput is wrk at 8 connections (8 threads, one connection each, so that
 each warm connection has a session of its own); latency is wrk at one
@@ -19,6 +22,9 @@ median run. Ratios to the ceiling are the numbers to read: absolute ones on
 a shared machine drift from run to run. Writes results.json, results.md and
 latency.png (gnuplot) into the output directory. A benchmark, not a test:
 it reports targets met or missed and never fails on a number.
+
+`--only` runs some of the phases (warm: ceiling, warm, limits and flat;
+new; memory; peer; balancer), e.g. `--only balancer`.
 """
 import argparse
 import datetime
@@ -44,6 +50,7 @@ LUA = os.path.join(HERE, "wrk.lua")
 ROUNDS = 3
 STATIC_BODY = b'{"id":"0b7c2c5e-3f0e-4a52","stdout":"benchmark"}'
 assert len(STATIC_BODY) == 48
+PHASES = ("warm", "new", "memory", "peer", "balancer")
 
 
 def log(msg):
@@ -310,34 +317,46 @@ def phase_peer():
 # -- report ------------------------------------------------------------------------
 
 def targets(r):
-    c8, w8 = r["ceiling_c8"], r["warm_c8"]
-    c1, w1 = r["ceiling_c1"], r["warm_c1"]
-    new, mem, lim, flat = r["new"], r["memory"], r["limits"], r["flat"]
-    rows = [
-        ("warm throughput ≥ 0.7 × ceiling (8 conn.)",
-         "%.2f ×" % (w8["rps"] / c8["rps"]), w8["rps"] / c8["rps"] >= 0.7),
-        ("warm p50 ≤ 1.5 × ceiling's (1 conn.)",
-         "%.2f ×" % (w1["p50_us"] / c1["p50_us"]), w1["p50_us"] / c1["p50_us"] <= 1.5),
-        ("new session p50 ≤ 5 ms while spares last (1 conn.)",
-         "%.2f ms" % (new["spares_c1"]["p50_us"] / 1000),
-         new["spares_c1"]["p50_us"] <= 5000),
-        ("new sessions sustained ≥ 150/s",
-         "%.0f/s" % new["sustained_c8"]["rps"],
-         new["sustained_c8"]["rps"] >= 150 and new["sustained_c8"]["failed"] == 0),
-    ]
+    """(target, measured, met) of the phases that ran."""
+    rows = []
+    warm, new = "warm_c8" in r, r.get("new")
+    if warm:
+        c8, w8 = r["ceiling_c8"], r["warm_c8"]
+        c1, w1 = r["ceiling_c1"], r["warm_c1"]
+        rows += [
+            ("warm throughput ≥ 0.7 × ceiling (8 conn.)",
+             "%.2f ×" % (w8["rps"] / c8["rps"]), w8["rps"] / c8["rps"] >= 0.7),
+            ("warm p50 ≤ 1.5 × ceiling's (1 conn.)",
+             "%.2f ×" % (w1["p50_us"] / c1["p50_us"]),
+             w1["p50_us"] / c1["p50_us"] <= 1.5)]
+    if new:
+        rows += [
+            ("new session p50 ≤ 5 ms while spares last (1 conn.)",
+             "%.2f ms" % (new["spares_c1"]["p50_us"] / 1000),
+             new["spares_c1"]["p50_us"] <= 5000),
+            ("new sessions sustained ≥ 150/s",
+             "%.0f/s" % new["sustained_c8"]["rps"],
+             new["sustained_c8"]["rps"] >= 150
+             and new["sustained_c8"]["failed"] == 0)]
     peer = r.get("peer")
-    if peer:
+    if peer and warm and new:
         rt = peer["rtt_us"]["p50"] / w1["p50_us"]
         st = peer["kernel_start_s"] * 1e6 / new["spares_c1"]["p50_us"]
         rows += [("warm round trip ≥ 5 × faster than ipykernel's", "%.0f ×" % rt, rt >= 5),
                  ("session start ≥ 100 × faster than a kernel start", "%.0f ×" % st, st >= 100)]
+    mem = r.get("memory")
+    if mem:
+        rows += [
+            ("≤ 3 MiB PSS per idle session (200 idle)",
+             "%.2f MiB" % (mem["pss_per_session_kib"] / 1024),
+             mem["pss_per_session_kib"] <= 3 * 1024),
+            ("1,000 live sessions all answering",
+             "%d / 1000" % mem["live_1000"]["answering"],
+             mem["live_1000"]["answering"] == 1000)]
+    if not warm:
+        return rows
+    lim, flat = r["limits"], r["flat"]
     rows += [
-        ("≤ 3 MiB PSS per idle session (200 idle)",
-         "%.2f MiB" % (mem["pss_per_session_kib"] / 1024),
-         mem["pss_per_session_kib"] <= 3 * 1024),
-        ("1,000 live sessions all answering",
-         "%d / 1000" % mem["live_1000"]["answering"],
-         mem["live_1000"]["answering"] == 1000),
         ("timeout answer in 2.0–2.2 s under load",
          "%.2f–%.2f s" % (min(lim["timeout_s"]), max(lim["timeout_s"])),
          all(2.0 <= t <= 2.2 for t in lim["timeout_s"])),
@@ -356,13 +375,48 @@ def targets(r):
 
 
 def markdown(r):
-    c8, w8, c1, w1 = r["ceiling_c8"], r["warm_c8"], r["ceiling_c1"], r["warm_c1"]
-    new, mem = r["new"], r["memory"]
+    """results.md: the sections of the phases that ran."""
     L = []
     L.append("Run %s on %s (%d cores, %s), httpd %s, %s."
              % (r["when"], r["machine"]["host"], r["machine"]["cores"],
                 r["machine"]["cpu"], r["machine"]["httpd"], r["machine"]["kernel"]))
-    L.append("")
+    if "warm_c8" in r:
+        L += single_host_table(r)
+    elif r.get("new"):
+        new = r["new"]
+        L.append("")
+        L.append("New sessions: %.0f/s sustained at 8 connections; p50 %.3f ms "
+                 "while warm spares last."
+                 % (new["sustained_c8"]["rps"], new["spares_c1"]["p50_us"] / 1000))
+    mem = r.get("memory")
+    if mem:
+        L.append("")
+        L.append("Memory: %.2f MiB PSS per idle session (200 idle sessions; %d helpers "
+                 "counted, spares included); the whole tree (httpd, workers, supervisor, "
+                 "zygote, helpers) %.1f MiB with 200 sessions, %.1f MiB with 1,000 "
+                 "(%.2f MiB per session); %d of 1,000 live sessions answered."
+                 % (mem["pss_per_session_kib"] / 1024, mem["idle_200"]["helpers"],
+                    mem["idle_200"]["tree_pss_kib"] / 1024,
+                    mem["live_1000"]["tree_pss_kib"] / 1024,
+                    mem["live_1000"]["pss_per_session_kib"] / 1024,
+                    mem["live_1000"]["answering"]))
+    if r["targets"]:
+        L.append("")
+        L.append("| target | measured | met |")
+        L.append("|---|---|---|")
+        for name, value, ok in r["targets"]:
+            L.append("| %s | %s | %s |" % (name, value, "yes" if ok else "**no**"))
+    if r.get("balancer"):
+        from bench import balancer
+        L += balancer.markdown(r["balancer"])
+    return "\n".join(L) + "\n"
+
+
+def single_host_table(r):
+    """The ceiling, warm, new and peer rows, against the ceiling."""
+    c8, w8, c1, w1 = r["ceiling_c8"], r["warm_c8"], r["ceiling_c1"], r["warm_c1"]
+    new = r.get("new")
+    L = [""]
     L.append("| | req/s (8 conn.) | × ceiling | p50 (1 conn.) | p99 (1 conn.) | p50 × ceiling |")
     L.append("|---|---|---|---|---|---|")
 
@@ -374,43 +428,32 @@ def markdown(r):
             "%.2f" % (l["p50_us"] / c1["p50_us"])))
     row("ceiling: 48-byte static file", c8, c1)
     row("warm session: `x += 1; print(x)`", w8, w1)
-    row("new session: `print(1)`, sustained", new["sustained_c8"], new["sustained_c1"])
-    L.append("| new session while warm spares last | — | — | %.3f ms | %.3f ms | %.2f |" % (
-        new["spares_c1"]["p50_us"] / 1000, new["spares_c1"]["p99_us"] / 1000,
-        new["spares_c1"]["p50_us"] / c1["p50_us"]))
+    if new:
+        row("new session: `print(1)`, sustained", new["sustained_c8"], new["sustained_c1"])
+        L.append("| new session while warm spares last | — | — | %.3f ms | %.3f ms | %.2f |" % (
+            new["spares_c1"]["p50_us"] / 1000, new["spares_c1"]["p99_us"] / 1000,
+            new["spares_c1"]["p50_us"] / c1["p50_us"]))
     peer = r.get("peer")
     if peer:
         L.append("| ipykernel (warm), same code | — | — | %.3f ms | %.3f ms | %.2f |" % (
             peer["rtt_us"]["p50"] / 1000, peer["rtt_us"]["p99"] / 1000,
             peer["rtt_us"]["p50"] / c1["p50_us"]))
-        L.append("")
-        L.append("ipykernel start (median of 3): %.0f ms; a new session here: %.2f ms."
-                 % (peer["kernel_start_s"] * 1000, new["spares_c1"]["p50_us"] / 1000))
+        if new:
+            L.append("")
+            L.append("ipykernel start (median of 3): %.0f ms; a new session here: %.2f ms."
+                     % (peer["kernel_start_s"] * 1000, new["spares_c1"]["p50_us"] / 1000))
     L.append("")
     L.append("Ceiling and warm rows: the median of %d alternating runs of each; "
              "warm ÷ ceiling per round: %s req/s at 8 connections, %s p50 at 1."
              % (len(r["rounds_c8_ratio"]),
                 ", ".join("%.2f" % x for x in r["rounds_c8_ratio"]),
                 ", ".join("%.2f" % x for x in r["rounds_c1_p50_ratio"])))
-    L.append("")
-    L.append("Memory: %.2f MiB PSS per idle session (200 idle sessions; %d helpers "
-             "counted, spares included); the whole tree (httpd, workers, supervisor, "
-             "zygote, helpers) %.1f MiB with 200 sessions, %.1f MiB with 1,000 "
-             "(%.2f MiB per session); %d of 1,000 live sessions answered."
-             % (mem["pss_per_session_kib"] / 1024, mem["idle_200"]["helpers"],
-                mem["idle_200"]["tree_pss_kib"] / 1024,
-                mem["live_1000"]["tree_pss_kib"] / 1024,
-                mem["live_1000"]["pss_per_session_kib"] / 1024,
-                mem["live_1000"]["answering"]))
-    L.append("")
-    L.append("| target | measured | met |")
-    L.append("|---|---|---|")
-    for name, value, ok in r["targets"]:
-        L.append("| %s | %s | %s |" % (name, value, "yes" if ok else "**no**"))
-    return "\n".join(L) + "\n"
+    return L
 
 
 def plot(r, outdir):
+    if "warm_c1" not in r or not r.get("new"):
+        return None
     series = [("ceiling (static file)", r["ceiling_c1"]["percentiles_us"]),
               ("warm session", r["warm_c1"]["percentiles_us"]),
               ("new session", r["new"]["sustained_c1"]["percentiles_us"])]
@@ -461,10 +504,24 @@ def machine():
             "httpd": v.split("/")[1].split()[0] if "/" in v else "?"}
 
 
+def phase_list(text):
+    """--only's value: phase names, separated by commas."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = set(names) - set(PHASES)
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            "phases are %s, not %s" % (", ".join(PHASES), text))
+    return names
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(REPO, "build", "bench"))
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--only", type=phase_list, default=list(PHASES),
+                    metavar="PHASE[,PHASE...]",
+                    help="run only these phases: %s (default: all)"
+                    % ", ".join(PHASES))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     docroot = tempfile.mkdtemp(prefix="pyexec-bench-")
@@ -474,11 +531,21 @@ def main():
     os.chmod(os.path.join(docroot, "static.json"), 0o644)
     try:
         r = {"when": datetime.datetime.now(datetime.timezone.utc)
-             .strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()}
-        r.update(phase_ceiling_and_warm(args.seconds, docroot))
-        r["new"] = phase_new(args.seconds)
-        r["memory"] = phase_memory()
-        r["peer"] = phase_peer()
+             .strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
+             "phases": args.only}
+        if "warm" in args.only:
+            r.update(phase_ceiling_and_warm(args.seconds, docroot))
+        if "new" in args.only:
+            r["new"] = phase_new(args.seconds)
+        if "memory" in args.only:
+            r["memory"] = phase_memory()
+        if "peer" in args.only:
+            r["peer"] = phase_peer()
+        if "balancer" in args.only:
+            # balancer.py uses this module's load and memory helpers
+            from bench import balancer
+            r["balancer"] = balancer.phase_balancer(args.seconds)
+            r["balancer"]["summary"] = balancer.summary(r["balancer"])
         r["targets"] = targets(r)
     finally:
         shutil.rmtree(docroot, ignore_errors=True)

@@ -5,14 +5,18 @@
 --   wrk ... -s bench/wrk.lua URL -- new       (no id: every request a new session)
 --
 -- The summary goes to stdout as one line, "BENCH_JSON {...}", with the
--- latency distribution at many percentiles for the plot.
+-- latency distribution at many percentiles for the plot; in new mode also
+-- how many new ids named each route (the ".h1" of "<uuid>.h1"; "" for an
+-- id without one), to see how a front spreads new sessions.
 
 local ids = {}
 local next_thread = 0
+local threads = {}
 
 function setup(thread)
     next_thread = next_thread + 1
     thread:set("index", next_thread)
+    threads[#threads + 1] = thread
 end
 
 local function json_string(s)
@@ -38,7 +42,30 @@ function init(args)
                    ',"id":"' .. id .. '"}'
     else
         wrk.body = '{"code":' .. json_string("print(1)") .. '}'
+        -- a Lua call per answer: cheap at the rates new sessions reach
+        routes = {}
+        response = function(status, headers, body)
+            local id = body:match('"id":"([^"]*)"')
+            if id then
+                local route = id:match("%.([%w_-]+)$") or ""
+                routes[route] = (routes[route] or 0) + 1
+            end
+        end
     end
+end
+
+local function routes_json()
+    local total = {}
+    for _, thread in ipairs(threads) do
+        for route, n in pairs(thread:get("routes") or {}) do
+            total[route] = (total[route] or 0) + n
+        end
+    end
+    local out = {}
+    for route, n in pairs(total) do
+        out[#out + 1] = json_string(route) .. ":" .. n
+    end
+    return "{" .. table.concat(out, ",") .. "}"
 end
 
 function done(summary, latency, requests)
@@ -57,5 +84,6 @@ function done(summary, latency, requests)
         ps[#ps + 1] = string.format("[%g,%d]", p, latency:percentile(p))
     end
     out[#out + 1] = '"percentiles_us":[' .. table.concat(ps, ",") .. ']'
+    out[#out + 1] = '"routes":' .. routes_json()
     io.write("BENCH_JSON {" .. table.concat(out, ",") .. "}\n")
 end
