@@ -40,31 +40,21 @@ async function waitForPage(url, proc, log, ms) {
     throw new Error("httpd did not answer " + url + " in time:\n" + log());
 }
 
-/** Starts httpd with the module; resolves to {url, stop()}. */
-export async function startHttpd() {
-    const port = await freePort();
-    let output = "";
-    const proc = spawn("/usr/bin/python3", [
-        join(REPO, "tests", "integration", "pyhttpd.py"),
-        "--build-dir", BUILD, "--port", String(port), "--exit-with-parent",
-        // every page of the suite is one client, 127.0.0.1, with many
-        // sessions over the run
-        "--directive", "PyExecMaxClientSessions=off",
-    ], {stdio: ["ignore", "pipe", "pipe"]});
-    proc.stdout.on("data", (d) => { output += d; });
-    proc.stderr.on("data", (d) => { output += d; });
+/** A Python server of the test harness, run until stop(): its output
+ * as it comes, and a handle once it serves at url. */
+function spawnServer(args, options = {}) {
+    const server = {output: ""};
+    const proc = spawn("/usr/bin/python3", args,
+                       {...options, stdio: ["ignore", "pipe", "pipe"]});
+    proc.stdout.on("data", (d) => { server.output += d; });
+    proc.stderr.on("data", (d) => { server.output += d; });
     const stopNow = () => { if (proc.exitCode === null) proc.kill("SIGTERM"); };
     process.once("exit", stopNow);
-    const url = "http://127.0.0.1:" + port + "/";
-    try {
-        await waitForPage(url, proc, () => output, 60000);
-    } catch (e) {
-        stopNow();
-        throw e;
-    }
-    return {
+    server.proc = proc;
+    server.stopNow = stopNow;
+    server.serving = (url) => ({
         url,
-        log: () => output,
+        log: () => server.output,
         stop() {
             process.removeListener("exit", stopNow);
             if (proc.exitCode !== null) return Promise.resolve();
@@ -73,45 +63,50 @@ export async function startHttpd() {
                 proc.kill("SIGTERM");
             });
         },
-    };
+    });
+    return server;
+}
+
+/** Starts httpd with the module; resolves to {url, stop()}. */
+export async function startHttpd() {
+    const port = await freePort();
+    const server = spawnServer([
+        join(REPO, "tests", "integration", "pyhttpd.py"),
+        "--build-dir", BUILD, "--port", String(port), "--exit-with-parent",
+        // every page of the suite is one client, 127.0.0.1, with many
+        // sessions over the run
+        "--directive", "PyExecMaxClientSessions=off",
+    ]);
+    const url = "http://127.0.0.1:" + port + "/";
+    try {
+        await waitForPage(url, server.proc, () => server.output, 60000);
+    } catch (e) {
+        server.stopNow();
+        throw e;
+    }
+    return server.serving(url);
 }
 
 /** Two backends and a front with mod_proxy_balancer, each a real httpd
  * (tests/integration/hosts.py, serve mode; in network namespaces of their
  * own when root); resolves to {url, stop()} with the front's url. */
 export async function startCluster() {
-    let output = "";
-    const proc = spawn("/usr/bin/python3", [
-        "-m", "tests.integration.hosts",
-        "--build-dir", BUILD, "--exit-with-parent",
-    ], {cwd: REPO, stdio: ["ignore", "pipe", "pipe"]});
-    proc.stdout.on("data", (d) => { output += d; });
-    proc.stderr.on("data", (d) => { output += d; });
-    const stopNow = () => { if (proc.exitCode === null) proc.kill("SIGTERM"); };
-    process.once("exit", stopNow);
+    const server = spawnServer([
+        "-m", "tests.integration.hosts", "--build-dir", BUILD,
+        "--exit-with-parent",
+    ], {cwd: REPO});
     const end = Date.now() + 120000;
     let url = null;
-    while (!url && Date.now() < end && proc.exitCode === null) {
-        const m = /front at (http:\/\/\S+\/)/.exec(output);
+    while (!url && Date.now() < end && server.proc.exitCode === null) {
+        const m = /front at (http:\/\/\S+\/)/.exec(server.output);
         if (m) url = m[1];
         else await new Promise((r) => setTimeout(r, 100));
     }
     if (!url) {
-        stopNow();
-        throw new Error("hosts.py did not start the cluster:\n" + output);
+        server.stopNow();
+        throw new Error("hosts.py did not start the cluster:\n" + server.output);
     }
-    return {
-        url,
-        log: () => output,
-        stop() {
-            process.removeListener("exit", stopNow);
-            if (proc.exitCode !== null) return Promise.resolve();
-            return new Promise((ok) => {
-                proc.once("exit", ok);
-                proc.kill("SIGTERM");
-            });
-        },
-    };
+    return server.serving(url);
 }
 
 /** Debian's chromium, headless, with no network of its own. */

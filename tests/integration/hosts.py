@@ -358,8 +358,6 @@ def serve(argv=None):
     suite (tests/e2e, which reads the "front at" line) and for trying the
     balancer by hand."""
     import argparse
-    import signal
-    import time
     ap = argparse.ArgumentParser(description="Two backends with mod_pyexec "
                                  "behind a front with mod_proxy_balancer, "
                                  "until Ctrl-C.")
@@ -368,19 +366,14 @@ def serve(argv=None):
                     help="stop when the process that started this one is "
                     "gone")
     args = ap.parse_args(argv)
-    stopping = []
-    signal.signal(signal.SIGINT, lambda *a: stopping.append(1))
-    signal.signal(signal.SIGTERM, lambda *a: stopping.append(1))
+    until_stopped = pyhttpd.stopper(args.exit_with_parent)
     c = Cluster(build_dir=args.build_dir)
     try:
         c.start()
         print("mod_pyexec cluster: front at %s/  backends %s" % (
             c.url, ", ".join("%s %s" % (r, b.url)
                              for r, b in c.backends.items())), flush=True)
-        parent = os.getppid()
-        while not stopping and not (args.exit_with_parent
-                                    and os.getppid() != parent):
-            time.sleep(0.2)
+        until_stopped()
     finally:
         c.stop()
         c.cleanup()

@@ -573,6 +573,23 @@ def serve(argv=None):
     h = Httpd(build_dir=args.build_dir, port=args.port, directives=directives,
               extra_conf='<Location "/pyexec-health">\n'
                          '    SetHandler pyexec-health\n</Location>\n')
+    until_stopped = stopper(args.exit_with_parent)
+    try:
+        h.start(foreground=True)
+        print("mod_pyexec: UI at %s/  API at %s/execute  (Ctrl-C stops)"
+              % (h.url, h.url), flush=True)
+        print("error log: %s" % h.error_log, flush=True)
+        until_stopped(lambda: h.proc.poll() is None)
+    finally:
+        h.stop()
+        h.cleanup()
+    return 0
+
+
+def stopper(exit_with_parent):
+    """For a server run in the foreground: a function that returns on
+    SIGINT or SIGTERM, when alive() turns false, or (exit_with_parent)
+    when the process that started this one is gone."""
     stopping = []
 
     def on_signal(signum, frame):
@@ -580,19 +597,13 @@ def serve(argv=None):
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    try:
-        h.start(foreground=True)
-        print("mod_pyexec: UI at %s/  API at %s/execute  (Ctrl-C stops)"
-              % (h.url, h.url), flush=True)
-        print("error log: %s" % h.error_log, flush=True)
-        parent = os.getppid()
-        while (not stopping and h.proc.poll() is None
-               and not (args.exit_with_parent and os.getppid() != parent)):
+    parent = os.getppid()
+
+    def until_stopped(alive=lambda: True):
+        while (not stopping and alive()
+               and not (exit_with_parent and os.getppid() != parent)):
             time.sleep(0.2)
-    finally:
-        h.stop()
-        h.cleanup()
-    return 0
+    return until_stopped
 
 
 if __name__ == "__main__":
