@@ -174,8 +174,10 @@ class Cluster:
     start() got to, even after a failure."""
 
     def __init__(self, routes=("h1", "h2"), directives=None, hcinterval=None,
-                 build_dir=None, front_role=True):
+                 build_dir=None, front_role=True, front_extra=""):
         self.routes = tuple(routes)
+        # configuration a test adds to the front's, after the shipped one
+        self.front_extra = front_extra
         # False: a stock front, without mod_pyexec (and so without the
         # shipped conf's <IfModule pyexec_module> parts): routes travel by
         # cookie and ?route= only
@@ -223,7 +225,8 @@ class Cluster:
             build_dir=self.build_dir, address=front_addr, port=front_port,
             netns=front_ns, execute_location=False,
             extra_modules=FRONT_MODULES, load_pyexec=self.front_role,
-            extra_conf=front_conf(members, self.hcinterval))
+            extra_conf=front_conf(members, self.hcinterval)
+            + self.front_extra)
 
     def _backend(self, route, octet, front_address):
         address, port, ns = self._place(route, octet)

@@ -33,9 +33,27 @@ ROUTED_ID = re.compile(UUID4.pattern.rstrip("$")
 ROUTE_COOKIE = "PYEXEC_ROUTE=.%s; Path=/; HttpOnly; SameSite=Strict"
 
 
+# What the front tests add: a log of every copy of the query, and a rule
+# that refuses a request before the front's fixups (which is where the
+# front itself takes the id out of the query). The backends take more
+# code than the front reads (the front then cannot route by the body).
+FRONT_EXTRA = """
+LogFormat "%r|%q|%U|%{QUERY_STRING}e|%>s" queries
+CustomLog "logs/queries_log" queries
+<Location "/execute">
+    <If "%{QUERY_STRING} =~ /refuse/">
+        Require all denied
+    </If>
+</Location>
+"""
+BACKEND_CODE_MAX = "1M"
+
+
 @pytest.fixture(scope="module")
 def cluster(request):
-    return _cluster(request, hosts.Cluster())
+    return _cluster(request, hosts.Cluster(
+        directives={"PyExecMaxCodeSize": BACKEND_CODE_MAX},
+        front_extra=FRONT_EXTRA))
 
 
 @pytest.fixture(scope="module")
@@ -315,6 +333,63 @@ def test_a_misrouted_request_runs_nothing(cluster):
         state.text
     assert run(http, h1.url, "print(n)", sid)["stdout"] == "5\n"
     assert run(http, cluster.url, "print(n)", sid)["stdout"] == "5\n"
+
+
+# -- what only the front's module does ----------------------------------------
+
+def test_ids_stay_out_of_the_fronts_logs(cluster):
+    """Whatever becomes of the request on the front, refused before its
+    fixups or proxied, no copy of its query that the front logs holds the
+    id; the backend gets it in the PyExec-Session header."""
+    http = no_cookies()
+    sids = list(one_on_each(http, cluster).values())
+    for sid in sids:
+        r = http.get(cluster.url + "/execute", timeout=30,
+                     params={"id": sid, "refuse": "1"})
+        assert r.status_code == 403, r.text
+        r = http.get(cluster.url + "/execute", params={"id": sid}, timeout=30)
+        assert r.status_code == 200 and r.json()["id"] == sid, r.text
+    log_path = os.path.join(cluster.front.root, "logs", "queries_log")
+    text = wait_for(lambda: (lambda t: t if t.count("\n") >= 4 else None)(
+        open(log_path).read()), timeout=10)
+    assert text, "nothing logged"
+    for sid in sids:
+        assert sid.split(".")[0] not in text, text
+        assert sid[:8] in text             # the prefix, as everywhere
+        b = cluster.backend(route_of(sid))
+        assert sid.split(".")[0] not in b.read_access_log()
+
+
+def test_a_route_in_the_path_is_refused(cluster):
+    """mod_proxy_balancer looks for route= in the path first, where it
+    would beat the id's: the front refuses it, in JSON, running nothing."""
+    http = no_cookies()
+    sessions = one_on_each(http, cluster)
+    before = executions(cluster)
+    for route, sid in sessions.items():
+        other = next(r for r in cluster.routes if r != route)
+        r = http.post(cluster.url + "/execute/route=." + other,
+                      json={"code": "v = 'moved'", "id": sid}, timeout=30)
+        assert_json_error(r, 400)
+    assert executions(cluster) == before
+    for route, sid in sessions.items():
+        assert run(http, cluster.url, "print(v)", sid)["stdout"] \
+            == route + "\n"
+
+
+def test_a_body_the_front_cannot_read_keeps_its_cookie(cluster):
+    """A body longer than the front reads (the backends take more code
+    than the front's PyExecMaxCodeSize) carries no route the front can
+    see: the cookie still routes it, every time."""
+    code = "n += 1\n" + "#" * (400 * 1024) + "\nprint(n)"
+    for route in cluster.routes:
+        http = requests.Session()
+        sid = run(http, cluster.url, "n = 0", params={"route": "." + route})
+        sid = sid["id"]
+        assert route_of(sid) == route
+        for k in range(1, 5):
+            out = run(http, cluster.url, code, sid)
+            assert out["stdout"] == "%d\n" % k, out
 
 
 def test_looking_and_ending_through_the_front(cluster):
