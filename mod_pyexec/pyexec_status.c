@@ -176,6 +176,19 @@ int pyexec_status_hook(request_rec *r, int flags)
     snapshot_t sn;
     char layers[256];
 
+    if (pyexec_state.conf.front) {
+        /* a front has no table: what it is, for whoever reads the page */
+        if (flags & AP_STATUS_SHORT) {
+            ap_rprintf(r, "PyExecFront: %s\n", pyexec_state.conf.front);
+        }
+        else {
+            ap_rputs("<hr />\n<h2>mod_pyexec</h2>\n<table>\n", r);
+            row(r, "Front for", ap_escape_html(r->pool,
+                                               pyexec_state.conf.front));
+            ap_rputs("</table>\n", r);
+        }
+        return OK;
+    }
     if (take_snapshot(&sn) != 0) {
         return OK;              /* not running here: nothing to show */
     }

@@ -181,6 +181,9 @@ def test_the_front_runs_no_code(cluster):
     backend has its own."""
     assert cluster.front.supervisor_pid() is None
     assert cluster.front.helper_pids() == []
+    # its status page says what it is, and has no table to show
+    status = cluster.front.status_auto()
+    assert status == {"PyExecFront": "balancer://pyexec"}, status
     for b in cluster.backends.values():
         assert b.supervisor_pid() and b.zygote_pid()
 
