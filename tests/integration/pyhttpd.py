@@ -340,8 +340,12 @@ DirectoryIndex index.html
                              + list(args))
 
     def check_config(self):
+        """httpd -t on the generated config (with the sanitizer's runtime
+        first, as start() has it: without it an ASan build's httpd stops
+        before it reads a line)."""
         self.write_config()
-        return subprocess.run(self._cmd("-t"), capture_output=True, text=True)
+        return subprocess.run(self._cmd("-t"), capture_output=True, text=True,
+                              env=self.environment())
 
     def sanitized(self):
         """Was the module built with AddressSanitizer?"""
