@@ -372,8 +372,12 @@ static const char *const preload[] = {
  * BLAS libraries would start a thread per CPU; a helper has one. */
 static const char preload_allowed_py[] =
     "import importlib, sys\n"
-    "dirs, failed, extra = [], [], []\n"
+    "dirs, failed, extra, mpl_config = [], [], [], None\n"
     "try:\n"
+    "    if 'matplotlib' in names.split(','):\n"
+    "        import os, tempfile\n"
+    "        mpl_config = os.environ['MPLCONFIGDIR'] = tempfile.mkdtemp(prefix='pyexec-mpl-')\n"
+    "        os.environ['MPLBACKEND'] = 'agg'\n"
     "    import site\n"
     "    extra = [d for d in site.getsitepackages() if d not in sys.path]\n"
     "    sys.path.extend(extra)\n"
@@ -387,6 +391,38 @@ static const char preload_allowed_py[] =
      * module is loaded already and needs none (its directory is the
      * whole site directory) */
     "        dirs.extend(getattr(m, '__path__', None) or [])\n"
+    /* matplotlib: the Agg backend and what a first figure loads (C
+     * extensions, the font manager) now, with a config directory of its
+     * own that is gone again before the sandbox: a session has no home
+     * and no thread to rebuild a font cache with */
+    "    if 'matplotlib' in sys.modules:\n"
+    "        import io, os, shutil, tempfile\n"
+    "        import matplotlib\n"
+    "        matplotlib.use('agg')\n"
+    "        import matplotlib.pyplot as plt\n"
+    "        import matplotlib.backends.backend_agg, matplotlib.backends.backend_svg\n"
+    "        from matplotlib import font_manager\n"
+    "        fig = plt.figure(figsize=(1, 1))\n"
+    "        fig.add_subplot().plot([0, 1])\n"
+    "        fig.text(0.5, 0.5, '$x^2$')\n"
+    "        for fmt in ('png', 'svg'):\n"
+    "            fig.savefig(io.BytesIO(), format=fmt)\n"
+    "        plt.close('all')\n"
+    "        dirs.append(matplotlib.get_data_path())\n"
+    "        dirs.append(os.path.dirname(font_manager.findfont('DejaVu Sans')))\n"
+    "    if mpl_config:\n"
+    "        shutil.rmtree(mpl_config, ignore_errors=True)\n"
+    /* every package the preloads pulled in from the site directories
+     * (PIL, dateutil, ...): its files stay readable for what it loads
+     * lazily */
+    "    import os\n"
+    "    for m in list(sys.modules.values()):\n"
+    "        f = getattr(m, '__file__', None) or ''\n"
+    "        for sd in extra:\n"
+    "            if f.startswith(sd + '/'):\n"
+    "                p = os.path.join(sd, f[len(sd) + 1:].split('/')[0])\n"
+    "                if os.path.isdir(p) and p not in dirs:\n"
+    "                    dirs.append(p)\n"
     "except Exception as e:\n"
     "    failed.append('%s (%s: %s)' % (names, type(e).__name__, e))\n"
     "finally:\n"
@@ -394,7 +430,7 @@ static const char preload_allowed_py[] =
     "        sys.path.remove(d)\n";
 
 
-#define MAX_PACKAGE_DIRS 16
+#define MAX_PACKAGE_DIRS 48
 static char *package_dirs[MAX_PACKAGE_DIRS + 1];
 
 static int preload_allowed(const char *allow, char *err, size_t err_len)
@@ -466,7 +502,7 @@ int pyexec_policy_preload(const char *allow, char *err, size_t err_len)
 
 /* --- what the sandbox leaves readable -------------------------------- */
 
-#define MAX_LIBRARY_PATHS 32
+#define MAX_LIBRARY_PATHS 64
 static const char *library_paths[MAX_LIBRARY_PATHS + 1];
 
 const char *const *pyexec_py_library_paths(void)
