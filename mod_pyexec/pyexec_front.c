@@ -446,17 +446,10 @@ int pyexec_error_handler(request_rec *r)
     if (!body) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    r->status = status;
-    ap_set_content_type(r, "application/json");
-    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
     if (status == HTTP_SERVICE_UNAVAILABLE) {
         apr_table_setn(r->headers_out, "Retry-After", "5");
     }
-    ap_set_content_length(r, (apr_off_t)strlen(body));
-    if (!r->header_only) {
-        ap_rwrite(body, (int)strlen(body), r);
-    }
+    pyexec_send_json(r, status, body);
     free(body);
     return OK;
 }

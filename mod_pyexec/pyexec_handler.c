@@ -55,16 +55,22 @@ static void json_headers(request_rec *r, int status, apr_off_t len)
     ap_set_content_length(r, len);
 }
 
+int pyexec_send_json(request_rec *r, int status, const char *body)
+{
+    json_headers(r, status, (apr_off_t)strlen(body));
+    if (!r->header_only) {
+        ap_rwrite(body, (int)strlen(body), r);
+    }
+    return OK;
+}
+
 /* body: malloc()ed JSON, freed here; NULL when building it failed */
 static int send_body(request_rec *r, int status, char *body)
 {
     if (!body) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    json_headers(r, status, (apr_off_t)strlen(body));
-    if (!r->header_only) {
-        ap_rwrite(body, (int)strlen(body), r);
-    }
+    pyexec_send_json(r, status, body);
     free(body);
     return OK;
 }

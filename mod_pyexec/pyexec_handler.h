@@ -26,6 +26,10 @@ void pyexec_ids_release(request_rec *r);
  * post_read_request on. */
 const char *pyexec_ids_query(request_rec *r);
 
+/* A whole JSON answer with the endpoint's headers (no caching, no
+ * sniffing); for the other handlers too. Returns OK. */
+int pyexec_send_json(request_rec *r, int status, const char *body);
+
 /* SetHandler pyexec: the /execute endpoint. */
 int pyexec_handler(request_rec *r);
 

@@ -23,6 +23,7 @@
 #include <http_protocol.h>
 
 #include "pyexec_private.h"
+#include "pyexec_handler.h"
 #include "pyexec_health.h"
 #include "pyexec_io.h"
 #include "pyexec_request.h"
@@ -33,7 +34,7 @@
 
 typedef struct {
     int64_t since_sweep;
-    uint32_t live, spare, starting, idle, failing;
+    uint32_t live, spare, idle, failing;
 } health_t;
 
 static int read_health(health_t *h)
@@ -47,9 +48,10 @@ static int read_health(health_t *h)
     h->since_sweep = pyexec_now_usec() - reg->last_sweep;
     h->live = reg->count[PYEXEC_SLOT_LIVE];
     h->spare = reg->count[PYEXEC_SLOT_SPARE];
-    h->starting = reg->count[PYEXEC_SLOT_SPAWNING];
     h->failing = reg->helpers_failing;
-    for (uint32_t i = 0; i < reg->nslots; i++) {
+    /* an idle session matters only to a full table that may evict one */
+    for (uint32_t i = 0; pyexec_state.conf.evict_idle && i < reg->nslots;
+         i++) {
         const pyexec_slot_t *s = pyexec_reg_slot(reg, (int32_t)i);
 
         if (s->state == PYEXEC_SLOT_LIVE && s->inflight == 0) {
@@ -130,13 +132,5 @@ int pyexec_health_handler(request_rec *r)
     else {
         body = apr_pstrcat(r->pool, body, "}", NULL);
     }
-    r->status = up ? HTTP_OK : HTTP_SERVICE_UNAVAILABLE;
-    ap_set_content_type(r, "application/json");
-    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
-    ap_set_content_length(r, (apr_off_t)strlen(body));
-    if (!r->header_only) {
-        ap_rputs(body, r);
-    }
-    return OK;
+    return pyexec_send_json(r, up ? HTTP_OK : HTTP_SERVICE_UNAVAILABLE, body);
 }
