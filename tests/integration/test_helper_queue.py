@@ -26,7 +26,7 @@ EXEC, STARTED, RESULT, SKIPPED = 1, 2, 3, 4
 SPAWN, SPAWNED, READY, REFUSED = 20, 21, 22, 23
 WANT_STARTED = 0x1
 TOKEN = bytes(range(16))
-RESULT_FIXED = 32   # pyexec_protocol.h: PYEXEC_RESULT_FIXED_LEN
+RESULT_FIXED = 40   # pyexec_protocol.h: PYEXEC_RESULT_FIXED_LEN
 TURN_WAIT = 0.2     # helper_serve.c: TURN_WAIT_US
 
 
@@ -75,7 +75,8 @@ class Helper:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         theirs.close()
         spawn = struct.pack("<IIQIIII", 0, 1, 100 << 20, 1 << 20, 10,
-                            1 << 16, 0) + TOKEN + b"subprocess\0"
+                            1 << 16, 0) + TOKEN \
+            + struct.pack("<I", 4 << 20) + b"subprocess\0"     # max_display
         socket.send_fds(self.chan, [frame(SPAWN, spawn)], [lsock.fileno()])
         lsock.close()
         self.chan.settimeout(30)
