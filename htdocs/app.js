@@ -39,6 +39,21 @@
             "import asyncio\n\nasync def square(n):\n    await asyncio.sleep(0.1)\n" +
             "    return n * n\n\n" +
             "print(await asyncio.gather(*(square(i) for i in range(5))))\n"},
+        {title: "A chart", code:
+            "import matplotlib.pyplot as plt\nimport numpy as np\n\n" +
+            "x = np.linspace(0, 2 * np.pi, 200)\n" +
+            "plt.plot(x, np.sin(x), label='sin')\n" +
+            "plt.plot(x, np.cos(x), label='cos')\n" +
+            "plt.title('Two waves')\nplt.legend()\n" +
+            "# shows the figure here, as a PNG you can download\nplt.show()\n"},
+        {title: "A DataFrame", code:
+            "import pandas as pd\n\n" +
+            "df = pd.DataFrame({\n" +
+            "    'city': ['Lisbon', 'Oslo', 'Nairobi', 'Lima'],\n" +
+            "    'sunshine_h': [2806, 1668, 2442, 1230],\n" +
+            "    'rain_mm': [774, 763, 869, 16],\n})\n" +
+            "# the value of a last bare expression is shown, as in a notebook\n" +
+            "df.sort_values('rain_mm')\n"},
     ];
 
     const $ = (id) => document.getElementById(id);
