@@ -114,10 +114,9 @@ def median_run(runs, key):
     return med
 
 
-def spares_full(b):
-    """Wait until b has all its spare helpers ready (each run of new
-    sessions starts with them)."""
-    n = DIRECTIVES["PyExecSpareHelpers"]
+def spares_full(b, n=DIRECTIVES["PyExecSpareHelpers"]):
+    """Wait until b has n spare helpers ready (each run of new sessions
+    starts with them)."""
     pyhttpd.wait_for(lambda: int(b.status_auto()["PyExecHelpersSpare"]) >= n,
                      timeout=30, step=0.2)
 

@@ -9,6 +9,10 @@ as the tests do) and measures, in one run on this machine:
   peer         a warm ipykernel running the same code, and its start time
   memory       PSS per idle session with 200 idle sessions; the whole tree;
                1,000 live sessions all answering
+  stack        the same server with and without `PyExecAllowModules numpy
+               pandas matplotlib`: PSS of the zygote, a spare and an idle
+               session, new-session rate, the stack's import and a first
+               figure inside a session (stack.py)
   limits       timeout and memory-limit answers while the warm load runs
   flat         worker, supervisor and helper memory across 100,000 requests
   balancer     two backends behind a front (README, "Many hosts"): warm and
@@ -24,7 +28,7 @@ latency.png (gnuplot) into the output directory. A benchmark, not a test:
 it reports targets met or missed and never fails on a number.
 
 `--only` runs some of the phases (warm: ceiling, warm, limits and flat;
-new; memory; peer; balancer), e.g. `--only balancer`.
+new; memory; stack; peer; balancer), e.g. `--only balancer`.
 """
 import argparse
 import datetime
@@ -50,7 +54,7 @@ LUA = os.path.join(HERE, "wrk.lua")
 ROUNDS = 3
 STATIC_BODY = b'{"id":"0b7c2c5e-3f0e-4a52","stdout":"benchmark"}'
 assert len(STATIC_BODY) == 48
-PHASES = ("warm", "new", "memory", "peer", "balancer")
+PHASES = ("warm", "new", "memory", "stack", "peer", "balancer")
 
 
 def log(msg):
@@ -98,7 +102,8 @@ def tree(httpd):
 
 
 def smaps(pid):
-    """{'pss': KiB, 'rss': KiB} from smaps_rollup."""
+    """{'pss', 'rss', 'private'} in KiB from smaps_rollup; 'private' is
+    Private_Clean + Private_Dirty, the pages this process alone maps."""
     r = {}
     try:
         with open("/proc/%d/smaps_rollup" % pid) as f:
@@ -106,6 +111,8 @@ def smaps(pid):
                 k, _, v = line.partition(":")
                 if k in ("Pss", "Rss"):
                     r[k.lower()] = int(v.split()[0])
+                elif k in ("Private_Clean", "Private_Dirty"):
+                    r["private"] = r.get("private", 0) + int(v.split()[0])
     except OSError:
         pass
     return r
@@ -235,16 +242,7 @@ def phase_new(seconds):
         execute = h.url + "/execute"
         time.sleep(1)
         log("new sessions while %d warm spares last, 1 connection" % spares)
-        s = requests.Session()
-        lat = []
-        for _ in range(spares - 4):
-            t0 = time.perf_counter()
-            r = s.post(execute, json={"code": "print(1)"}, timeout=30)
-            lat.append(time.perf_counter() - t0)
-            assert r.status_code == 200 and r.json()["stdout"] == "1\n", r.text
-        res["spares_c1"] = {"requests": len(lat),
-                            "p50_us": percentile(lat, 50) * 1e6,
-                            "p99_us": percentile(lat, 99) * 1e6}
+        res["spares_c1"] = while_spares_last(execute, spares - 4)
         time.sleep(3)
         log("new sessions sustained, 8 connections, %ds" % seconds)
         res["sustained_c8"] = wrk(execute, "new", 8, seconds)
@@ -255,6 +253,26 @@ def phase_new(seconds):
     finally:
         h.stop()
         h.cleanup()
+
+
+def while_spares_last(execute, n):
+    """n new sessions (`print(1)`) one after another, as many as there are
+    warm spares or fewer: their latency."""
+    s = requests.Session()
+    lat = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        r = s.post(execute, json={"code": "print(1)"}, timeout=30)
+        lat.append(time.perf_counter() - t0)
+        assert r.status_code == 200 and r.json()["stdout"] == "1\n", r.text
+    return latency_summary(lat)
+
+
+def latency_summary(seconds):
+    """requests, p50_us and p99_us of latencies measured in seconds."""
+    return {"requests": len(seconds),
+            "p50_us": percentile(seconds, 50) * 1e6,
+            "p99_us": percentile(seconds, 99) * 1e6}
 
 
 def phase_memory():
@@ -353,6 +371,9 @@ def targets(r):
             ("1,000 live sessions all answering",
              "%d / 1000" % mem["live_1000"]["answering"],
              mem["live_1000"]["answering"] == 1000)]
+    if r.get("stack"):
+        from bench import stack
+        rows += stack.targets(r["stack"])
     if not warm:
         return rows
     lim, flat = r["limits"], r["flat"]
@@ -406,6 +427,9 @@ def markdown(r):
         L.append("|---|---|---|")
         for name, value, ok in r["targets"]:
             L.append("| %s | %s | %s |" % (name, value, "yes" if ok else "**no**"))
+    if r.get("stack"):
+        from bench import stack
+        L += stack.markdown(r["stack"])
     if r.get("balancer"):
         from bench import balancer
         L += balancer.markdown(r["balancer"])
@@ -539,6 +563,9 @@ def main():
             r["new"] = phase_new(args.seconds)
         if "memory" in args.only:
             r["memory"] = phase_memory()
+        if "stack" in args.only:
+            from bench import stack
+            r["stack"] = stack.phase_stack(args.seconds)
         if "peer" in args.only:
             r["peer"] = phase_peer()
         if "balancer" in args.only:

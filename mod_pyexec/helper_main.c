@@ -223,11 +223,13 @@ static int run_stdin(const char *blocklist, size_t max_output)
         }
     }
     if (chdir("/") != 0 || pyexec_py_init(NULL, err, sizeof(err)) != 0
-        || pyexec_py_session_setup(names, nnames, max_output, 1, err,
+        || pyexec_py_session_setup(names, nnames, max_output,
+                                   PYEXEC_DEFAULT_MAX_DISPLAY, 1, err,
                                    sizeof(err)) != 0) {
         pyexec_helper_die(PYEXEC_EXIT_SETUP, "%s", err);
     }
-    pyexec_py_exec(src, &res);
+    /* display items have no place on a terminal: the text is all */
+    pyexec_py_exec(src, 0, &res);
     if (res.out_len && write(1, res.out, res.out_len) < 0) {
         return 1;
     }

@@ -91,7 +91,8 @@ int pyexec_py_init(const char *allow, char *err, size_t err_len)
     if (pyexec_capture_ready() != 0) {
         return pyexec_py_fail(err, err_len, "capture type");
     }
-    if (pyexec_policy_preload(allow, err, err_len) != 0) {
+    if (pyexec_policy_preload(allow, err, err_len) != 0
+        || pyexec_display_init(err, err_len) != 0) {
         return -1;
     }
     /* move everything loaded so far out of the collector's reach: the
@@ -126,8 +127,8 @@ void pyexec_py_after_fork_child(void)
 }
 
 int pyexec_py_session_setup(const char *const *blocked, size_t nblocked,
-                            size_t max_output, int import_hook,
-                            char *err, size_t err_len)
+                            size_t max_output, size_t max_display,
+                            int import_hook, char *err, size_t err_len)
 {
     PyObject *bmod, *io;
     PyObject *main_name = PyUnicode_FromString("__main__");
@@ -171,6 +172,9 @@ int pyexec_py_session_setup(const char *const *blocked, size_t nblocked,
     S.err = pyexec_capture_new(max_output);
     if (!S.stdin_obj || !S.out || !S.err) {
         return pyexec_py_fail(err, err_len, "streams");
+    }
+    if (pyexec_display_session(S.builtins, S.out, max_display) != 0) {
+        return pyexec_py_fail(err, err_len, "display");
     }
     return 0;
 }
@@ -288,17 +292,21 @@ cleanup:
 typedef struct {
     char *source;
     size_t len;
-    PyObject *code;
+    int display_result;
+    PyObject *code;             /* a code object; with display_result, a
+                                   (body, final expression) tuple */
 } code_cache_entry_t;
 
 static code_cache_entry_t code_cache[CODE_CACHE_SLOTS];
 
 /* A new reference to the cached code of this source, moved to the front;
  * NULL if there is none. */
-static PyObject *code_cache_get(const char *source, size_t len)
+static PyObject *code_cache_get(const char *source, size_t len,
+                                int display_result)
 {
     for (int i = 0; i < CODE_CACHE_SLOTS; i++) {
         if (code_cache[i].code && code_cache[i].len == len
+            && code_cache[i].display_result == display_result
             && memcmp(code_cache[i].source, source, len) == 0) {
             code_cache_entry_t hit = code_cache[i];
 
@@ -312,7 +320,8 @@ static PyObject *code_cache_get(const char *source, size_t len)
     return NULL;
 }
 
-static void code_cache_put(const char *source, size_t len, PyObject *code)
+static void code_cache_put(const char *source, size_t len,
+                           int display_result, PyObject *code)
 {
     code_cache_entry_t *last = &code_cache[CODE_CACHE_SLOTS - 1];
     char *copy;
@@ -327,13 +336,56 @@ static void code_cache_put(const char *source, size_t len, PyObject *code)
             (CODE_CACHE_SLOTS - 1) * sizeof(code_cache_entry_t));
     code_cache[0].source = copy;
     code_cache[0].len = len;
+    code_cache[0].display_result = display_result;
     code_cache[0].code = code;
     Py_INCREF(code);
 }
 
-void pyexec_py_exec(const char *code, pyexec_py_result_t *res)
+/* The source compiled, from the cache if it was run before: a code
+ * object, or with display_result a (body, final expression) tuple. */
+static PyObject *compiled(const char *code, size_t code_len,
+                          int display_result)
 {
     PyCompilerFlags cf = _PyCompilerFlags_INIT;
+    PyObject *co = code_cache_get(code, code_len, display_result);
+
+    if (co) {
+        return co;
+    }
+    if (display_result) {
+        PyObject *src = PyUnicode_DecodeUTF8(code, (Py_ssize_t)code_len,
+                                             "surrogateescape");
+
+        co = src ? pyexec_display_split(src) : NULL;
+        Py_XDECREF(src);
+    }
+    else {
+        cf.cf_flags = PyCF_ALLOW_TOP_LEVEL_AWAIT | PyCF_IGNORE_COOKIE
+                      | PyCF_SOURCE_IS_UTF8;
+        co = Py_CompileStringExFlags(code, USER_FILENAME, Py_file_input,
+                                     &cf, -1);
+    }
+    if (co) {
+        code_cache_put(code, code_len, display_result, co);
+    }
+    return co;
+}
+
+/* Evaluate one code object in the session; top-level await runs on the
+ * session's loop. */
+static PyObject *evaluate(PyObject *co)
+{
+    PyObject *r = PyEval_EvalCode(co, S.globals, S.globals);
+
+    if (r && (((PyCodeObject *)co)->co_flags & CO_COROUTINE)) {
+        r = run_coroutine(r);
+    }
+    return r;
+}
+
+void pyexec_py_exec(const char *code, int display_result,
+                    pyexec_py_result_t *res)
+{
     PyObject *co, *r = NULL;
     int64_t t0 = pyexec_now_usec();
     size_t code_len = strlen(code);
@@ -341,32 +393,38 @@ void pyexec_py_exec(const char *code, pyexec_py_result_t *res)
     memset(res, 0, sizeof(*res));
     pyexec_capture_reset(S.out);
     pyexec_capture_reset(S.err);
+    pyexec_display_reset();
     /* user code may have replaced them through some back door */
     PySys_SetObject("stdout", (PyObject *)S.out);
     PySys_SetObject("stderr", (PyObject *)S.err);
     PySys_SetObject("stdin", S.stdin_obj);
 
-    cf.cf_flags = PyCF_ALLOW_TOP_LEVEL_AWAIT | PyCF_IGNORE_COOKIE
-                  | PyCF_SOURCE_IS_UTF8;
-    co = code_cache_get(code, code_len);
-    if (!co) {
-        co = Py_CompileStringExFlags(code, USER_FILENAME, Py_file_input,
-                                     &cf, -1);
-        if (co) {
-            code_cache_put(code, code_len, co);
+    co = compiled(code, code_len, display_result);
+    if (co && PyTuple_Check(co)) {
+        PyObject *expr = PyTuple_GET_ITEM(co, 1);
+
+        r = evaluate(PyTuple_GET_ITEM(co, 0));
+        if (r && expr != Py_None) {
+            Py_DECREF(r);
+            r = evaluate(expr);
+            if (r && pyexec_display_value(r) != 0) {
+                Py_CLEAR(r);
+            }
         }
     }
-    if (co) {
-        r = PyEval_EvalCode(co, S.globals, S.globals);
-        if (r && (((PyCodeObject *)co)->co_flags & CO_COROUTINE)) {
-            r = run_coroutine(r);
-        }
-        Py_DECREF(co);
+    else if (co) {
+        r = evaluate(co);
     }
+    Py_XDECREF(co);
     if (!r) {
         report_exception(res);
     }
     Py_XDECREF(r);
+    /* figures still open are shown, as a notebook's inline backend does,
+     * whether or not the run ended in an exception */
+    if (!res->memory_exceeded && pyexec_display_flush() != 0) {
+        report_exception(res);
+    }
 
     res->exec_usec = (uint64_t)(pyexec_now_usec() - t0);
     res->mem_bytes = pyexec_py_heap_in_use();
@@ -376,4 +434,6 @@ void pyexec_py_exec(const char *code, pyexec_py_result_t *res)
     res->err = S.err->buf;
     res->err_len = S.err->len;
     res->err_cut = S.err->cut;
+    res->display = pyexec_display_items(&res->display_len,
+                                        &res->display_count);
 }

@@ -28,8 +28,8 @@ void pyexec_py_after_fork_child(void);
  * a list of module names; without import_hook (tests of the OS layers
  * only) __import__ and open stay as CPython has them. */
 int pyexec_py_session_setup(const char *const *blocked, size_t nblocked,
-                            size_t max_output, int import_hook,
-                            char *err, size_t err_len);
+                            size_t max_output, size_t max_display,
+                            int import_hook, char *err, size_t err_len);
 
 /* Directories the interpreter may read from once confined: its library
  * (sys.path), the shared libraries it links, time zone data. Computed in
@@ -51,9 +51,14 @@ typedef struct {
     int err_cut;
     uint64_t exec_usec;
     uint64_t mem_bytes;         /* malloc'd plus Python's arenas, after */
+    const unsigned char *display;   /* display items (pyexec_protocol.h) */
+    size_t display_len;
+    uint32_t display_count;
 } pyexec_py_result_t;
 
-/* Run one piece of source (UTF-8, NUL terminated) in the session. */
-void pyexec_py_exec(const char *code, pyexec_py_result_t *res);
+/* Run one piece of source (UTF-8, NUL terminated) in the session; with
+ * display_result, the value of a final bare expression is displayed. */
+void pyexec_py_exec(const char *code, int display_result,
+                    pyexec_py_result_t *res);
 
 #endif /* HELPER_PYTHON_H */

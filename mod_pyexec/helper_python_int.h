@@ -8,6 +8,7 @@
  *                      import hook, refused calls, preloads, readable paths
  *   helper_capture.c   stdout and stderr, captured up to a cap
  *   helper_memory.c    the memory guard and the heap a session holds
+ *   helper_display.c   rich output: display(), figures, the final value
  */
 #ifndef HELPER_PYTHON_INT_H
 #define HELPER_PYTHON_INT_H
@@ -55,6 +56,34 @@ int pyexec_capture_ready(void);         /* PyType_Ready, once */
 pyexec_capture_t *pyexec_capture_new(size_t limit);
 void pyexec_capture_reset(pyexec_capture_t *c);
 void pyexec_capture_append(pyexec_capture_t *c, const char *s, size_t n);
+
+/* --- helper_display.c ------------------------------------------------ */
+
+/* In the zygote, after the preloads: build display() and patch
+ * matplotlib's show (if preloaded). 0, or -1 with err set. */
+int pyexec_display_init(char *err, size_t err_len);
+
+/* In a new helper: display() into its builtins; items' offsets count
+ * out's code points; at most max_display bytes of items per run. */
+int pyexec_display_session(PyObject *builtins, pyexec_capture_t *out,
+                           size_t max_display);
+
+/* Before each run: no items yet. */
+void pyexec_display_reset(void);
+
+/* (body, final expression or None), compiled from a str source, for a
+ * run that displays its final value; NULL with an exception set (a
+ * SyntaxError, as compiling the whole would give). */
+PyObject *pyexec_display_split(PyObject *source);
+
+/* Display a final expression's value (nothing for None); after a run,
+ * display and close the figures still open. 0, or -1 with an exception
+ * set. */
+int pyexec_display_value(PyObject *value);
+int pyexec_display_flush(void);
+
+/* The run's items, as the RESULT carries them; valid until the next. */
+const unsigned char *pyexec_display_items(size_t *len, uint32_t *count);
 
 /* --- helper_memory.c ------------------------------------------------- */
 

@@ -91,7 +91,7 @@ static int run_request(int conn, request_t *rq)
     char err_marker[PYEXEC_RESULT_MARKER_MAX];
     pyexec_py_result_t res;
     pyexec_result_t wire;
-    struct iovec iov[6];
+    struct iovec iov[7];
     pyexec_io_status_t st;
     size_t out_mlen = 0, err_mlen = 0;
 
@@ -105,7 +105,8 @@ static int run_request(int conn, request_t *rq)
         rq->payload = NULL;
         return 0;
     }
-    pyexec_py_exec((const char *)rq->payload + PYEXEC_EXEC_FIXED_LEN, &res);
+    pyexec_py_exec((const char *)rq->payload + PYEXEC_EXEC_FIXED_LEN,
+                   (rq->flags & PYEXEC_EXEC_DISPLAY_RESULT) != 0, &res);
     pyexec_io_free(rq->payload);
     rq->payload = NULL;
 
@@ -125,10 +126,12 @@ static int run_request(int conn, request_t *rq)
     wire.stderr_len = (uint32_t)(res.err_len + err_mlen);
     wire.exec_usec = res.exec_usec;
     wire.mem_bytes = res.mem_bytes;
+    wire.display_len = (uint32_t)res.display_len;
+    wire.display_count = res.display_count;
     pyexec_result_encode(fixed, &wire);
     pyexec_frame_encode_hdr(hbuf, PYEXEC_MSG_RESULT, 0,
                             PYEXEC_RESULT_FIXED_LEN + wire.stdout_len
-                            + wire.stderr_len);
+                            + wire.stderr_len + wire.display_len);
     iov[0].iov_base = hbuf;
     iov[0].iov_len = sizeof(hbuf);
     iov[1].iov_base = fixed;
@@ -141,7 +144,9 @@ static int run_request(int conn, request_t *rq)
     iov[4].iov_len = res.err_len;
     iov[5].iov_base = err_marker;
     iov[5].iov_len = err_mlen;
-    st = pyexec_io_writev_full(conn, iov, 6, pyexec_now_usec() + 5000000);
+    iov[6].iov_base = (void *)res.display;
+    iov[6].iov_len = res.display_len;
+    st = pyexec_io_writev_full(conn, iov, 7, pyexec_now_usec() + 5000000);
 
     if (res.memory_exceeded) {
         _exit(PYEXEC_EXIT_MEMORY);
@@ -422,7 +427,7 @@ void pyexec_helper_serve(int chan, int lfd, const pyexec_spawn_t *sp,
     }
 
     if (pyexec_py_session_setup(blocked, nblocked, sp->max_output,
-                                !(sp->flags & PYEXEC_SPAWN_NO_IMPORT_HOOK),
+                                sp->max_display, !(sp->flags & PYEXEC_SPAWN_NO_IMPORT_HOOK),
                                 err, sizeof(err)) != 0) {
         pyexec_helper_die(PYEXEC_EXIT_SETUP, "session setup: %s", err);
     }

@@ -37,6 +37,7 @@
 #include "pyexec_bridge.h"
 #include "pyexec_io.h"
 #include "pyexec_protocol.h"
+#include "pyexec_request.h"
 #include "pyexec_state.h"
 #include "pyexec_supervisor.h"
 
@@ -529,12 +530,16 @@ static int helper_listening(const session_ref_t *ref)
 
 /* Send the code, wait for the answer within the deadline. */
 static void run_code(request_rec *r, const session_ref_t *ref,
-                     const char *code, size_t code_len, pyexec_run_t *run,
-                     answer_t *ans)
+                     const char *code, size_t code_len, uint32_t flags,
+                     pyexec_run_t *run, answer_t *ans)
 {
     const pyexec_slot_limits_t *lim = &ref->t.limits;
     uint32_t max_payload = PYEXEC_RESULT_FIXED_LEN
-                           + 2 * (lim->max_output + PYEXEC_RESULT_MARKER_MAX);
+                           + 2 * (lim->max_output + PYEXEC_RESULT_MARKER_MAX)
+                           + lim->max_display
+                           + PYEXEC_DISPLAY_ITEMS_MAX
+                             * (PYEXEC_DISPLAY_ITEM_HDR_LEN
+                                + PYEXEC_DISPLAY_MARKER_MAX);
     pyexec_frame_hdr_t hdr;
     pyexec_exec_fixed_t fixed;
     pyexec_io_status_t st;
@@ -561,8 +566,9 @@ static void run_code(request_rec *r, const session_ref_t *ref,
         run->outcome = PYEXEC_RUN_TOO_LARGE;
     }
     else {
-        pyexec_frame_encode_hdr(ehdr, PYEXEC_MSG_EXEC,
-                                ref->t.ahead ? PYEXEC_EXEC_WANT_STARTED : 0,
+        pyexec_frame_encode_hdr(ehdr, PYEXEC_MSG_EXEC, flags
+                                | (ref->t.ahead ? PYEXEC_EXEC_WANT_STARTED
+                                                : 0),
                                 (uint32_t)(PYEXEC_EXEC_FIXED_LEN + code_len));
     }
     iov[0].iov_base = ehdr;
@@ -683,8 +689,17 @@ again:
      * the run is over is not the answer's to say either: the supervisor
      * holds the helper's CPU time against this request's time in flight
      * (pyexec_supervisor_cpu.c). */
-    if (!pyexec_result_within(&ans->res, lim->max_output)) {
+    if (!pyexec_result_within(&ans->res, lim->max_output,
+                              lim->max_display)) {
         ans->broken = "an answer beyond the session's caps";
+    }
+    else if (pyexec_answer_display_check(
+                 ans->payload + PYEXEC_RESULT_FIXED_LEN + ans->res.stdout_len
+                 + ans->res.stderr_len, ans->res.display_len,
+                 ans->res.display_count, (const char *)ans->payload
+                 + PYEXEC_RESULT_FIXED_LEN, ans->res.stdout_len,
+                 &ans->broken) != 0) {
+        /* broken says what */
     }
     else if (pyexec_io_pending(fd) != 0) {
         ans->broken = "more after its answer";
@@ -759,7 +774,8 @@ static apr_status_t free_payload(void *payload)
 }
 
 int pyexec_bridge_run(request_rec *r, const pyexec_id_t *id,
-                      const char *code, size_t code_len, pyexec_run_t *run)
+                      const char *code, size_t code_len, int display_result,
+                      pyexec_run_t *run)
 {
     session_ref_t ref;
     answer_t ans;
@@ -772,7 +788,8 @@ int pyexec_bridge_run(request_rec *r, const pyexec_id_t *id,
         return rc;              /* nothing counted in */
     }
     run->max_code = ref.t.limits.max_code;
-    run_code(r, &ref, code, code_len, run, &ans);
+    run_code(r, &ref, code, code_len,
+             display_result ? PYEXEC_EXEC_DISPLAY_RESULT : 0, run, &ans);
     detach_session(&ref, run, &ans);
     if (ans.payload) {
         apr_pool_cleanup_register(r->pool, ans.payload, free_payload,
@@ -783,6 +800,8 @@ int pyexec_bridge_run(request_rec *r, const pyexec_id_t *id,
         run->out_len = ans.res.stdout_len;
         run->err = run->out + ans.res.stdout_len;
         run->err_len = ans.res.stderr_len;
+        run->display = (const unsigned char *)run->err + ans.res.stderr_len;
+        run->display_len = ans.res.display_len;
     }
     return OK;
 }

@@ -33,6 +33,8 @@ typedef struct {
     size_t out_len;             /* owned by the request's pool */
     const char *err;
     size_t err_len;
+    const unsigned char *display;   /* its display items, checked */
+    size_t display_len;
     uint32_t max_code;          /* the session's code limit */
     int64_t retry_usec;         /* refused or BUSY: when trying again
                                    has a chance (the Retry-After) */
@@ -43,7 +45,8 @@ typedef struct {
  * (after the registry is attached). */
 void pyexec_bridge_child_init(apr_pool_t *p, server_rec *s);
 
-/* Run code in the session id names, or in a new one if id is NULL.
+/* Run code in the session id names, or in a new one if id is NULL;
+ * with display_result, its final bare expression's value is displayed.
  * Returns OK with the outcome in *run, or, with nothing run:
  * HTTP_NOT_FOUND (no such session), HTTP_SERVICE_UNAVAILABLE (the
  * table is full), HTTP_TOO_MANY_REQUESTS (this client has
@@ -51,7 +54,8 @@ void pyexec_bridge_child_init(apr_pool_t *p, server_rec *s);
  * HTTP_GATEWAY_TIME_OUT (no helper became ready in time),
  * HTTP_INTERNAL_SERVER_ERROR. */
 int pyexec_bridge_run(request_rec *r, const pyexec_id_t *id,
-                      const char *code, size_t code_len, pyexec_run_t *run);
+                      const char *code, size_t code_len, int display_result,
+                      pyexec_run_t *run);
 
 /* "ok", "timeout", ... for the access log's pyexec-outcome note. */
 const char *pyexec_outcome_name(const pyexec_run_t *run);

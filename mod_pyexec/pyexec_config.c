@@ -26,6 +26,7 @@ void *pyexec_conf_create(apr_pool_t *p, server_rec *s)
     c->idle_timeout = -1;
     c->memory_limit = -1;
     c->max_output = -1;
+    c->max_display = -1;
     c->max_code = -1;
     c->max_sessions = -1;
     c->max_client_sessions = -1;
@@ -87,7 +88,10 @@ static const char *set_size(cmd_parms *cmd, void *dc, const char *arg)
     if (err) {
         return err;
     }
-    err = parse_size(cmd, arg, 1024, field);
+    /* no rich output at all is a choice; less than 1K of text is not */
+    err = parse_size(cmd, arg, (size_t)cmd->info
+                     == APR_OFFSETOF(pyexec_conf_t, max_display) ? 0 : 1024,
+                     field);
     /* output and code travel in one frame each: keep them well inside
      * PYEXEC_FRAME_MAX_PAYLOAD */
     if (!err && *field > 16 * 1024 * 1024
@@ -408,6 +412,9 @@ const command_rec pyexec_cmds[] = {
     AP_INIT_TAKE1("PyExecMaxOutput", set_size, OFF(max_output), RSRC_CONF,
                   "Bytes of stdout and of stderr kept per execution "
                   "(default 1M)"),
+    AP_INIT_TAKE1("PyExecMaxDisplay", set_size, OFF(max_display), RSRC_CONF,
+                  "Bytes of rich output (display(), figures, tables) kept "
+                  "per execution; 0 for none (default 4M)"),
     AP_INIT_TAKE1("PyExecMaxCodeSize", set_size, OFF(max_code), RSRC_CONF,
                   "Largest accepted source (default 64K)"),
     AP_INIT_TAKE1("PyExecMaxSessions", set_count, OFF(max_sessions), RSRC_CONF,
@@ -484,6 +491,9 @@ void pyexec_conf_effective(apr_pool_t *p, server_rec *s, pyexec_conf_t *out)
     }
     if (out->max_output < 0) {
         out->max_output = PYEXEC_DEFAULT_MAX_OUTPUT;
+    }
+    if (out->max_display < 0) {
+        out->max_display = PYEXEC_DEFAULT_MAX_DISPLAY;
     }
     if (out->max_code < 0) {
         out->max_code = PYEXEC_DEFAULT_MAX_CODE;

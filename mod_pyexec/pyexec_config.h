@@ -17,6 +17,7 @@ typedef struct {
     apr_interval_time_t idle_timeout;
     apr_int64_t memory_limit;           /* bytes */
     apr_int64_t max_output;             /* bytes per stream */
+    apr_int64_t max_display;            /* bytes of rich output per run */
     apr_int64_t max_code;               /* bytes of source */
     int max_sessions;
     int max_client_sessions;            /* live per client address; 0 off */

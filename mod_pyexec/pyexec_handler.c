@@ -83,12 +83,9 @@ static int write_piece(void *ctx, const char *piece, size_t len)
 /* The contract's answer, written in pieces as it is encoded: an answer
  * of many megabytes is never held whole (pyexec_answer_write), and what
  * the output filters hold of it at once stays small. */
-static int send_json(request_rec *r, int status, const char *id,
-                     const char *out, size_t out_len,
-                     const char *err, size_t err_len, const char *error)
+static int send_answer(request_rec *r, int status, const pyexec_answer_t *a)
 {
-    pyexec_answer_t a = { id, out, out_len, err, err_len, error };
-    size_t len = pyexec_answer_len(&a);
+    size_t len = pyexec_answer_len(a);
 
     if (!len) {
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -96,9 +93,18 @@ static int send_json(request_rec *r, int status, const char *id,
     json_headers(r, status, (apr_off_t)len);
     if (!r->header_only) {
         /* a client gone mid-answer: nothing more to do for it */
-        pyexec_answer_write(&a, write_piece, r);
+        pyexec_answer_write(a, write_piece, r);
     }
     return OK;
+}
+
+static int send_json(request_rec *r, int status, const char *id,
+                     const char *out, size_t out_len,
+                     const char *err, size_t err_len, const char *error)
+{
+    pyexec_answer_t a = { id, out, out_len, err, err_len, error, NULL, 0 };
+
+    return send_answer(r, status, &a);
 }
 
 static int send_error(request_rec *r, int status, const char *error)
@@ -467,6 +473,7 @@ static void slot_info(const pyexec_slot_t *s, const char *id,
     info->running = s->inflight > 0;
     info->timeout_usec = s->limits.timeout;
     info->max_output = s->limits.max_output;
+    info->max_display = s->limits.max_display;
     info->max_code = s->limits.max_code;
 }
 
@@ -653,9 +660,13 @@ static void set_retry_after(request_rec *r, int64_t usec)
 static int answer(request_rec *r, const pyexec_run_t *run)
 {
     switch (run->outcome) {
-    case PYEXEC_RUN_OK:
-        return send_json(r, HTTP_OK, run->id, run->out, run->out_len,
-                         run->err, run->err_len, NULL);
+    case PYEXEC_RUN_OK: {
+        pyexec_answer_t a = { run->id, run->out, run->out_len, run->err,
+                              run->err_len, NULL, run->display,
+                              run->display_len };
+
+        return send_answer(r, HTTP_OK, &a);
+    }
     case PYEXEC_RUN_TIMEOUT:
         return send_json(r, HTTP_OK, run->id, NULL, 0, NULL, 0, MSG_TIMEOUT);
     case PYEXEC_RUN_MEMORY:
@@ -758,7 +769,7 @@ int pyexec_handler(request_rec *r)
 
     new_session = !req.has_id;
     rc = pyexec_bridge_run(r, req.has_id ? &req.id : NULL, req.code,
-                           req.code_len, &run);
+                           req.code_len, req.display_result, &run);
     pyexec_request_clear(&req);
     if (rc != OK) {
         switch (rc) {

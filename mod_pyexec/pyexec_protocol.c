@@ -105,6 +105,8 @@ void pyexec_result_encode(unsigned char out[PYEXEC_RESULT_FIXED_LEN],
     put_u32(out + 12, res->stderr_len);
     put_u64(out + 16, res->exec_usec);
     put_u64(out + 24, res->mem_bytes);
+    put_u32(out + 32, res->display_len);
+    put_u32(out + 36, res->display_count);
 }
 
 int pyexec_result_decode(const unsigned char *payload, size_t payload_len,
@@ -121,22 +123,60 @@ int pyexec_result_decode(const unsigned char *payload, size_t payload_len,
     res->stderr_len = get_u32(payload + 12);
     res->exec_usec = get_u64(payload + 16);
     res->mem_bytes = get_u64(payload + 24);
-    /* 64 bit sum: two 32 bit lengths cannot wrap it */
+    res->display_len = get_u32(payload + 32);
+    res->display_count = get_u32(payload + 36);
+    /* 64 bit sum: three 32 bit lengths cannot wrap it */
     want = (uint64_t)PYEXEC_RESULT_FIXED_LEN + res->stdout_len
-           + res->stderr_len;
+           + res->stderr_len + res->display_len;
     if (want != payload_len) {
         return -1;
     }
     return 0;
 }
 
-int pyexec_result_within(const pyexec_result_t *res, uint32_t max_output)
+int pyexec_result_within(const pyexec_result_t *res, uint32_t max_output,
+                         uint32_t max_display)
 {
     uint64_t cap = (uint64_t)max_output + PYEXEC_RESULT_MARKER_MAX;
+    uint64_t dcap = (uint64_t)max_display
+                    + (uint64_t)PYEXEC_DISPLAY_ITEMS_MAX
+                      * (PYEXEC_DISPLAY_ITEM_HDR_LEN
+                         + PYEXEC_DISPLAY_MARKER_MAX);
 
     return res->stdout_len <= cap && res->stderr_len <= cap
+           && res->display_len <= dcap
+           && res->display_count <= PYEXEC_DISPLAY_ITEMS_MAX
            && (res->status == PYEXEC_EXEC_OK
                || res->status == PYEXEC_EXEC_MEMORY);
+}
+
+void pyexec_display_item_encode(unsigned char out[PYEXEC_DISPLAY_ITEM_HDR_LEN],
+                                uint32_t stdout_offset, uint32_t len)
+{
+    put_u32(out, stdout_offset);
+    put_u32(out + 4, len);
+}
+
+int pyexec_display_item_next(const unsigned char *section, size_t len,
+                             size_t *pos, pyexec_display_item_t *item)
+{
+    size_t left;
+
+    if (*pos >= len) {
+        return 0;
+    }
+    left = len - *pos;
+    if (left < PYEXEC_DISPLAY_ITEM_HDR_LEN) {
+        return -1;
+    }
+    item->stdout_offset = get_u32(section + *pos);
+    item->len = get_u32(section + *pos + 4);
+    if (item->len > left - PYEXEC_DISPLAY_ITEM_HDR_LEN) {
+        return -1;
+    }
+    item->json = section + *pos + PYEXEC_DISPLAY_ITEM_HDR_LEN;
+    *pos += PYEXEC_DISPLAY_ITEM_HDR_LEN + item->len;
+    return 1;
 }
 
 void pyexec_slot_msg_encode(unsigned char out[PYEXEC_SLOT_MSG_LEN],
@@ -172,6 +212,7 @@ void pyexec_spawn_encode(unsigned char out[PYEXEC_SPAWN_FIXED_LEN],
     put_u32(out + 24, sp->max_code);
     put_u32(out + 28, sp->flags);
     memcpy(out + 32, sp->token, sizeof(sp->token));
+    put_u32(out + 48, sp->max_display);
 }
 
 int pyexec_spawn_decode(const unsigned char *in, size_t len,
@@ -188,6 +229,7 @@ int pyexec_spawn_decode(const unsigned char *in, size_t len,
     sp->max_code = get_u32(in + 24);
     sp->flags = get_u32(in + 28);
     memcpy(sp->token, in + 32, sizeof(sp->token));
+    sp->max_display = get_u32(in + 48);
     return 0;
 }
 

@@ -17,7 +17,7 @@
 #include <stdint.h>
 
 #define PYEXEC_PROTO_MAGIC     0x58455950u   /* "PYEX" read as LE */
-#define PYEXEC_PROTO_VERSION   3
+#define PYEXEC_PROTO_VERSION   4
 #define PYEXEC_FRAME_HDR_LEN   16
 
 /* No frame on any channel may carry more than this; a larger length is
@@ -30,7 +30,8 @@ typedef enum {
                                    UTF-8 source */
     /* helper -> worker */
     PYEXEC_MSG_STARTED  = 2,    /* no payload: execution has begun */
-    PYEXEC_MSG_RESULT   = 3,    /* payload: pyexec_result_t + stdout + stderr */
+    PYEXEC_MSG_RESULT   = 3,    /* payload: pyexec_result_t + stdout + stderr
+                                   + display items */
     PYEXEC_MSG_SKIPPED  = 4,    /* no payload: not run, and never will be
                                    (its turn passed while it was missing) */
     /* worker -> supervisor (datagrams) */
@@ -53,6 +54,8 @@ typedef enum {
                                           tell me when mine begins */
 #define PYEXEC_EXEC_PASS         0x2u  /* run nothing, only give up this
                                           ticket's turn: answered SKIPPED */
+#define PYEXEC_EXEC_DISPLAY_RESULT 0x4u /* display the value of a final
+                                          bare expression, as a notebook */
 
 typedef struct {
     uint32_t magic;
@@ -95,7 +98,8 @@ typedef enum {
 #define PYEXEC_RESULT_STDOUT_CUT 0x1u
 #define PYEXEC_RESULT_STDERR_CUT 0x2u
 
-/* Fixed part of a RESULT payload; stdout then stderr bytes follow. */
+/* Fixed part of a RESULT payload; stdout, stderr, then the display
+ * items follow. */
 typedef struct {
     uint32_t status;        /* pyexec_exec_status_t */
     uint32_t flags;         /* PYEXEC_RESULT_* */
@@ -103,8 +107,10 @@ typedef struct {
     uint32_t stderr_len;
     uint64_t exec_usec;     /* time spent compiling and running */
     uint64_t mem_bytes;     /* heap the session holds after the run */
+    uint32_t display_len;   /* bytes of display items */
+    uint32_t display_count; /* how many */
 } pyexec_result_t;
-#define PYEXEC_RESULT_FIXED_LEN 32
+#define PYEXEC_RESULT_FIXED_LEN 40
 
 /* The longest note a helper appends to a stream it cut at max_output
  * ("[output truncated: ...]"). */
@@ -121,7 +127,35 @@ int pyexec_result_decode(const unsigned char *payload, size_t payload_len,
  * this output cap could send: each stream within the cap (and its
  * marker), a status a helper reports. Its bytes may come from user
  * code, which can write to the helper's connection as well as it. */
-int pyexec_result_within(const pyexec_result_t *res, uint32_t max_output);
+int pyexec_result_within(const pyexec_result_t *res, uint32_t max_output,
+                         uint32_t max_display);
+
+/* Rich output (display(), figures) travels as display items after
+ * stderr: each an 8 byte header (where it fell in stdout, in code
+ * points; its length) and a JSON object {"data": {...}, "metadata":
+ * {...}} in the shape of Jupyter's display_data. An honest helper keeps
+ * the items' bytes, headers included, within the session's max_display;
+ * an item that would not fit is replaced by a marker of at most
+ * PYEXEC_DISPLAY_MARKER_MAX bytes, which the cap does not count, and a
+ * run has at most PYEXEC_DISPLAY_ITEMS_MAX items of either kind. */
+#define PYEXEC_DISPLAY_ITEM_HDR_LEN 8
+#define PYEXEC_DISPLAY_ITEMS_MAX    256
+#define PYEXEC_DISPLAY_MARKER_MAX   256
+
+typedef struct {
+    uint32_t stdout_offset;     /* code points of stdout written before */
+    uint32_t len;               /* bytes of JSON after the header */
+    const unsigned char *json;
+} pyexec_display_item_t;
+
+void pyexec_display_item_encode(unsigned char out[PYEXEC_DISPLAY_ITEM_HDR_LEN],
+                                uint32_t stdout_offset, uint32_t len);
+
+/* The item at *pos of a display section of len bytes; *pos moves past
+ * it. 1 when an item was read, 0 at the end, -1 if the section is
+ * malformed (an item running past its end). */
+int pyexec_display_item_next(const unsigned char *section, size_t len,
+                             size_t *pos, pyexec_display_item_t *item);
 
 /* The longest reason a REFUSED carries after its slot message. */
 #define PYEXEC_REFUSED_TEXT_MAX 512
@@ -160,8 +194,9 @@ typedef struct {
     uint32_t flags;         /* PYEXEC_SPAWN_* */
     uint8_t token[16];      /* an EXEC must carry it: the helper's socket
                                alone does not authenticate a caller */
+    uint32_t max_display;   /* bytes of display items per run */
 } pyexec_spawn_t;
-#define PYEXEC_SPAWN_FIXED_LEN 48
+#define PYEXEC_SPAWN_FIXED_LEN 52
 #define PYEXEC_TOKEN_LEN       16
 
 /* What precedes the source in an EXEC. The ticket is the request's place

@@ -55,7 +55,7 @@ typedef struct {
     uint32_t max_output;    /* bytes per stream */
     uint32_t max_code;      /* bytes of source */
     uint32_t conf_gen;      /* the published settings they come from */
-    uint32_t pad_;
+    uint32_t max_display;   /* bytes of display items per run */
 } pyexec_slot_limits_t;
 
 typedef struct {

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "pyexec_protocol.h"
 #include "pyexec_request.h"
 
 int pyexec_utf8_valid(const char *buf, size_t len)
@@ -90,7 +91,7 @@ static int fail(pyexec_request_t *req, int status, const char *msg)
 int pyexec_request_parse(const char *body, size_t len, size_t max_code,
                          pyexec_request_t *req)
 {
-    json_t *root, *code, *id;
+    json_t *root, *code, *id, *dr;
     json_error_t jerr;
     const char *s;
     size_t slen;
@@ -128,6 +129,14 @@ int pyexec_request_parse(const char *body, size_t len, size_t max_code,
     if (!json_is_string(code)) {
         json_decref(root);
         return fail(req, 400, "'code' must be a string.");
+    }
+    dr = json_object_get(root, "display_result");
+    if (dr) {
+        if (!json_is_boolean(dr)) {
+            json_decref(root);
+            return fail(req, 400, "'display_result' must be true or false.");
+        }
+        req->display_result = json_is_true(dr);
     }
     id = json_object_get(root, "id");
     if (id) {
@@ -323,6 +332,36 @@ static void jw_member(jw_t *w, int *first, const char *key, const char *s,
     *first = 0;
 }
 
+/* An item's JSON is passed on as the helper wrote it, once checked:
+ * its closing brace makes room for where it fell in stdout. */
+static void jw_display(jw_t *w, int *first, const unsigned char *section,
+                       size_t len)
+{
+    pyexec_display_item_t item;
+    size_t pos = 0;
+    int n = 0;
+
+    jw_put(w, *first ? "{\"display\":[" : ",\"display\":[", 12);
+    while (pyexec_display_item_next(section, len, &pos, &item) == 1) {
+        size_t jlen = item.len;
+        char tail[40];
+        int tlen;
+
+        while (jlen > 0 && strchr(" \t\r\n", item.json[jlen - 1])) {
+            jlen--;
+        }
+        if (n++) {
+            jw_put(w, ",", 1);
+        }
+        jw_put(w, (const char *)item.json, jlen - 1);
+        tlen = snprintf(tail, sizeof(tail), ",\"stdout_offset\":%u}",
+                        (unsigned)item.stdout_offset);
+        jw_put(w, tail, (size_t)tlen);
+    }
+    jw_put(w, "]", 1);
+    *first = 0;
+}
+
 static void jw_answer(jw_t *w, const pyexec_answer_t *a)
 {
     int first = 1;
@@ -335,6 +374,9 @@ static void jw_answer(jw_t *w, const pyexec_answer_t *a)
     }
     if (a->err && a->err_len) {
         jw_member(w, &first, "stderr", a->err, a->err_len);
+    }
+    if (a->display && a->display_len) {
+        jw_display(w, &first, a->display, a->display_len);
     }
     if (a->error) {
         jw_member(w, &first, "error", a->error, strlen(a->error));
@@ -387,7 +429,7 @@ char *pyexec_response_json(const char *id,
                            const char *err, size_t err_len,
                            const char *error)
 {
-    pyexec_answer_t a = { id, out, out_len, err, err_len, error };
+    pyexec_answer_t a = { id, out, out_len, err, err_len, error, NULL, 0 };
     size_t len = pyexec_answer_len(&a);
     whole_t wh = { NULL, 0 };
 
@@ -400,6 +442,87 @@ char *pyexec_response_json(const char *id,
     }
     wh.text[len] = '\0';
     return wh.text;
+}
+
+/* --- display items from the helper ------------------------------------ */
+
+static int json_mime(const char *mime)
+{
+    size_t n = strlen(mime);
+
+    return strcmp(mime, "application/json") == 0
+           || (n >= 5 && strcmp(mime + n - 5, "+json") == 0);
+}
+
+static int display_item_ok(const pyexec_display_item_t *item)
+{
+    json_t *obj, *data, *md, *v;
+    const char *mime;
+    size_t jlen = item->len;
+    int ok;
+
+    /* the writer replaces the closing brace, so it must be there */
+    while (jlen > 0 && strchr(" \t\r\n", item->json[jlen - 1])) {
+        jlen--;
+    }
+    if (jlen == 0 || item->json[jlen - 1] != '}') {
+        return 0;
+    }
+    obj = json_loadb((const char *)item->json, item->len,
+                     JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
+    data = json_object_get(obj, "data");
+    md = json_object_get(obj, "metadata");
+    ok = json_is_object(obj) && json_object_size(obj) == 2
+         && json_is_object(data) && json_object_size(data) > 0
+         && json_is_object(md);
+    if (ok) {
+        json_object_foreach(data, mime, v) {
+            if (!json_is_string(v) && !json_mime(mime)) {
+                ok = 0;
+                break;
+            }
+        }
+    }
+    json_decref(obj);
+    return ok;
+}
+
+int pyexec_answer_display_check(const unsigned char *display, size_t len,
+                                uint32_t count, const char *out,
+                                size_t out_len, const char **why)
+{
+    pyexec_display_item_t item;
+    size_t pos = 0, counted = 0;
+    uint32_t n = 0, chars = 0, last = 0;
+    int rc;
+
+    while ((rc = pyexec_display_item_next(display, len, &pos, &item)) == 1) {
+        if (++n > count) {
+            *why = "more display items than it said";
+            return -1;
+        }
+        /* code points of stdout up to the offset, counted on as the
+         * offsets grow */
+        while (chars < item.stdout_offset && counted < out_len) {
+            if (((unsigned char)out[counted++] & 0xc0) != 0x80) {
+                chars++;
+            }
+        }
+        if (item.stdout_offset < last || item.stdout_offset > chars) {
+            *why = "a display item outside its stdout";
+            return -1;
+        }
+        last = item.stdout_offset;
+        if (!display_item_ok(&item)) {
+            *why = "a malformed display item";
+            return -1;
+        }
+    }
+    if (rc < 0 || n != count) {
+        *why = "a malformed display section";
+        return -1;
+    }
+    return 0;
 }
 
 void pyexec_rfc3339(int64_t usec, char *out, size_t len)
@@ -440,6 +563,8 @@ static json_t *session_object(const pyexec_session_info_t *info)
                         json_real(info->timeout_usec / 1e6));
     json_object_set_new(limits, "max_output_bytes",
                         json_integer(info->max_output));
+    json_object_set_new(limits, "max_display_bytes",
+                        json_integer(info->max_display));
     json_object_set_new(limits, "max_code_bytes",
                         json_integer(info->max_code));
     json_object_set_new(obj, "limits", limits);

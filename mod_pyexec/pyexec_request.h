@@ -18,6 +18,7 @@ typedef struct {
     char error[200];        /* what is wrong, for the client */
     char *code;             /* malloc()ed, NUL terminated */
     size_t code_len;
+    int display_result;     /* "display_result": true */
     int has_id;
     pyexec_id_t id;
     char route[PYEXEC_ROUTE_MAX + 1];   /* the id's route, or "" */
@@ -41,8 +42,10 @@ int pyexec_json_media_type(const char *ct);
 /* 1 if buf is well-formed UTF-8 (no overlongs, no surrogates). */
 int pyexec_utf8_valid(const char *buf, size_t len);
 
-/* The contract's answer to a run: {"id", "stdout", "stderr", "error"},
- * compact, each member left out when NULL or empty. */
+/* The contract's answer to a run: {"id", "stdout", "stderr", "display",
+ * "error"}, compact, each member left out when NULL or empty. display
+ * is a RESULT's display section (pyexec_protocol.h) that passed
+ * pyexec_answer_display_check(). */
 typedef struct {
     const char *id;
     const char *out;
@@ -50,7 +53,19 @@ typedef struct {
     const char *err;
     size_t err_len;
     const char *error;
+    const unsigned char *display;
+    size_t display_len;
 } pyexec_answer_t;
+
+/* Whether a display section of count items is one the answer may carry
+ * as it is: each item a JSON object of exactly "data" (an object of MIME
+ * type to string; to any JSON value for a JSON type) and "metadata" (an
+ * object), offsets in order and within stdout's code points. Its bytes
+ * come from the helper, which user code can write for. 0, or -1 with
+ * *why set. */
+int pyexec_answer_display_check(const unsigned char *display, size_t len,
+                                uint32_t count, const char *out,
+                                size_t out_len, const char **why);
 
 /* Its length in bytes, without building it. */
 size_t pyexec_answer_len(const pyexec_answer_t *a);
@@ -84,6 +99,7 @@ typedef struct {
     int running;                /* an execution in progress or queued */
     int64_t timeout_usec;       /* the limits it was started with */
     uint32_t max_output;
+    uint32_t max_display;
     uint32_t max_code;
 } pyexec_session_info_t;
 

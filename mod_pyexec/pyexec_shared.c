@@ -74,7 +74,7 @@ typedef struct {
 #define RETAINED_KEY "mod_pyexec-retained"
 /* Bump with any change in what a kept table, record or supervisor
  * means; the sizes below catch the changes one forgets to bump for. */
-#define RETAINED_VERSION 4
+#define RETAINED_VERSION 5
 
 static uint32_t retained_layout(void)
 {

@@ -251,6 +251,7 @@ apr_status_t pyexec_supervisor_publish_conf(apr_pool_t *ptemp,
     }
     st->spawn.memory_limit = (uint64_t)c->memory_limit;
     st->spawn.max_output = (uint32_t)c->max_output;
+    st->spawn.max_display = (uint32_t)c->max_display;
     st->spawn.max_code = (uint32_t)c->max_code;
     /* CPU backstop: far above what the wall clock allows per run, yet
      * bounded for a session that is busy on every request */

@@ -366,7 +366,7 @@ void pyexec_sup_refill(pyexec_sup_t *sup)
      * meanwhile */
     pyexec_slot_limits_t limits = {
         .timeout = c->timeout, .max_output = c->spawn.max_output,
-        .max_code = c->spawn.max_code, .conf_gen = c->gen,
+        .max_display = c->spawn.max_display, .max_code = c->spawn.max_code, .conf_gen = c->gen,
     };
     pyexec_spawn_t todo[MAX_CONCURRENT_SPAWNS];
     int n = 0, i, lfd;

@@ -13,6 +13,7 @@
 
 #include "pyexec_io.h"
 #include "pyexec_protocol.h"
+#include "pyexec_request.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -33,8 +34,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         if (pyexec_result_decode(p, n, &res) == 0
             && (uint64_t)PYEXEC_RESULT_FIXED_LEN + res.stdout_len
-               + res.stderr_len != n) {
+               + res.stderr_len + res.display_len != n) {
             abort();
+        }
+        if (pyexec_result_decode(p, n, &res) == 0) {
+            /* the display section as the worker checks it: every item
+             * inside it, whatever the lengths say */
+            const unsigned char *sec = p + PYEXEC_RESULT_FIXED_LEN
+                                       + res.stdout_len + res.stderr_len;
+            pyexec_display_item_t it;
+            size_t pos = 0;
+            const char *why;
+
+            while (pyexec_display_item_next(sec, res.display_len, &pos, &it)
+                   == 1) {
+                if (it.json < sec || it.json + it.len > sec + res.display_len) {
+                    abort();
+                }
+            }
+            pyexec_answer_display_check(sec, res.display_len,
+                                        res.display_count,
+                                        (const char *)p
+                                        + PYEXEC_RESULT_FIXED_LEN,
+                                        res.stdout_len, &why);
         }
         pyexec_slot_msg_decode(p, n, &m);
         pyexec_spawn_decode(p, n, &sp);

@@ -288,7 +288,7 @@ FORGE = "import random\nos = random._os\n" + r'''
 import struct
 
 def result_frame(out):
-    payload = struct.pack('<IIIIQQ', 0, 0, len(out), 0, 1000, 0) + out
+    payload = struct.pack('<IIIIQQII', 0, 0, len(out), 0, 1000, 0, 0, 0) + out
     return struct.pack('<IHHII', 0x58455950, @PROTO@, 3, 0,
                        len(payload)) + payload
 
@@ -1405,7 +1405,7 @@ for fd in range(32):
     s.detach()
 print('connections', [c.fileno() for c in conns], flush=True)
 out = b'@TOKEN@ forged stdout'
-result = struct.pack('<IIIIQQ', 1, 0, len(out), 0, 0, 0) + out
+result = struct.pack('<IIIIQQII', 1, 0, len(out), 0, 0, 0, 0, 0) + out
 hdr = struct.pack('<IHHII', 0x58455950, @PROTO@, 3, 0, len(result))
 huge = struct.pack('<IHHII', 0x58455950, @PROTO@, 3, 0, 0xfffffff0)
 for c in conns:

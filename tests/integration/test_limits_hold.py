@@ -29,9 +29,9 @@ FORGE = r'''
 import os, stat, struct
 
 def result_frame(out, err=b'', stdout_len=None):
-    fixed = struct.pack('<IIIIQQ', 0, 0,
+    fixed = struct.pack('<IIIIQQII', 0, 0,
                         len(out) if stdout_len is None else stdout_len,
-                        len(err), 1000, 0)
+                        len(err), 1000, 0, 0, 0)
     payload = fixed + out + err
     hdr = struct.pack('<IHHII', 0x58455950, {version}, 3, 0, len(payload))
     return hdr + payload

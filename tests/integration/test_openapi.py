@@ -101,6 +101,27 @@ def test_run_answers_match(client, spec):
     check(spec, "POST", c.post({"code": "#" * (65536 + 1)}))
     check(spec, "POST", c.post({"code": "x"},
                                headers={"Content-Type": "text/plain"}))
+    check(spec, "POST", c.post({"code": "1", "display_result": "no"}))
+
+
+def test_display_answers_match(client, spec):
+    """Rich output as the schema has it: text, binary as base64, a JSON
+    value, metadata, the dropped marker (at 256 items)."""
+    c = client
+    rich = ("class R:\n"
+            "    def _repr_html_(self): return '<b>x</b>'\n"
+            "    def _repr_png_(self): return b'\\x89PNG'\n"
+            "    def _repr_json_(self): return {'a': [1, None]}\n"
+            "    def _repr_mimebundle_(self, include=None, exclude=None):\n"
+            "        return {'text/markdown': '*m*'}, {'text/markdown': {'k': 1}}\n"
+            "print('before')\ndisplay(R())\nR()")
+    r = c.post({"code": rich, "display_result": True})
+    assert len(r.json()["display"]) == 2
+    assert r.json()["display"][0]["data"]["application/json"] == {"a": [1, None]}
+    check(spec, "POST", r)
+    r = c.post({"code": "for i in range(300): display(i)"})
+    assert r.json()["display"][-1]["metadata"] == {"dropped": True}
+    check(spec, "POST", r)
 
 
 def test_session_answers_match(client, spec):

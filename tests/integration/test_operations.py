@@ -44,6 +44,7 @@ def test_get_tells_a_sessions_state(client):
         seconds=30)
     assert body["limits"] == {"timeout_s": 2.0,
                               "max_output_bytes": 1048576,
+                              "max_display_bytes": 4194304,
                               "max_code_bytes": 65536}
     # looking does not count as using
     assert client.session_get(sid).json()["last_used"] == body["last_used"]

@@ -193,7 +193,9 @@ START_TEST(test_result_encode_layout)
         0x04, 0x03, 0x02, 0x01,
         0x08, 0x07, 0x06, 0x05,
         0x10, 0x0f, 0x0e, 0x0d, 0x0c, 0x0b, 0x0a, 0x09,
-        0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11
+        0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11,
+        0x1c, 0x1b, 0x1a, 0x19,
+        0x02, 0x01, 0x00, 0x00
     };
     pyexec_result_t res = {
         .status = PYEXEC_EXEC_MEMORY,
@@ -202,6 +204,8 @@ START_TEST(test_result_encode_layout)
         .stderr_len = 0x05060708u,
         .exec_usec = 0x090a0b0c0d0e0f10ull,
         .mem_bytes = 0x1112131415161718ull,
+        .display_len = 0x191a1b1cu,
+        .display_count = 0x102,
     };
     unsigned char out[PYEXEC_RESULT_FIXED_LEN];
 
@@ -315,23 +319,67 @@ START_TEST(test_result_within_caps)
 
     r.stdout_len = cap + PYEXEC_RESULT_MARKER_MAX;
     r.stderr_len = cap + PYEXEC_RESULT_MARKER_MAX;
-    ck_assert(pyexec_result_within(&r, cap));
+    ck_assert(pyexec_result_within(&r, cap, 0));
     r.stdout_len++;
-    ck_assert(!pyexec_result_within(&r, cap));
+    ck_assert(!pyexec_result_within(&r, cap, 0));
     r.stdout_len = 0;
     r.stderr_len++;
-    ck_assert(!pyexec_result_within(&r, cap));
+    ck_assert(!pyexec_result_within(&r, cap, 0));
     r.stderr_len = 0;
     r.status = PYEXEC_EXEC_MEMORY;
-    ck_assert(pyexec_result_within(&r, cap));
+    ck_assert(pyexec_result_within(&r, cap, 0));
     r.status = PYEXEC_EXEC_INTERNAL;
-    ck_assert(!pyexec_result_within(&r, cap));
+    ck_assert(!pyexec_result_within(&r, cap, 0));
     r.status = 77;
-    ck_assert(!pyexec_result_within(&r, cap));
+    ck_assert(!pyexec_result_within(&r, cap, 0));
     /* a cap near the top of uint32 does not wrap */
     r.status = PYEXEC_EXEC_OK;
     r.stdout_len = 0xffffffffu;
-    ck_assert(pyexec_result_within(&r, 0xffffffffu));
+    ck_assert(pyexec_result_within(&r, 0xffffffffu, 0));
+    /* display items: the cap, plus a marker's room for each item */
+    r.stdout_len = 0;
+    r.display_len = 4096 + PYEXEC_DISPLAY_ITEMS_MAX
+                    * (PYEXEC_DISPLAY_ITEM_HDR_LEN + PYEXEC_DISPLAY_MARKER_MAX);
+    r.display_count = PYEXEC_DISPLAY_ITEMS_MAX;
+    ck_assert(pyexec_result_within(&r, cap, 4096));
+    r.display_len++;
+    ck_assert(!pyexec_result_within(&r, cap, 4096));
+    r.display_len = 0;
+    r.display_count++;
+    ck_assert(!pyexec_result_within(&r, cap, 4096));
+}
+END_TEST
+
+START_TEST(test_display_items_walk)
+{
+    unsigned char buf[64];
+    pyexec_display_item_t it;
+    size_t pos = 0;
+
+    pyexec_display_item_encode(buf, 7, 2);
+    memcpy(buf + 8, "{}", 2);
+    pyexec_display_item_encode(buf + 10, 0x01020304u, 3);
+    memcpy(buf + 18, "abc", 3);
+    ck_assert_uint_eq(buf[0], 7);
+    ck_assert_uint_eq(buf[4], 2);
+    ck_assert_int_eq(pyexec_display_item_next(buf, 21, &pos, &it), 1);
+    ck_assert_uint_eq(it.stdout_offset, 7);
+    ck_assert_uint_eq(it.len, 2);
+    ck_assert_ptr_eq(it.json, buf + 8);
+    ck_assert_int_eq(pyexec_display_item_next(buf, 21, &pos, &it), 1);
+    ck_assert_uint_eq(it.stdout_offset, 0x01020304u);
+    ck_assert_mem_eq(it.json, "abc", 3);
+    ck_assert_int_eq(pyexec_display_item_next(buf, 21, &pos, &it), 0);
+    /* an item running past the end, a header cut short */
+    pos = 0;
+    ck_assert_int_eq(pyexec_display_item_next(buf, 20, &pos, &it), 1);
+    ck_assert_int_eq(pyexec_display_item_next(buf, 20, &pos, &it), -1);
+    pos = 0;
+    ck_assert_int_eq(pyexec_display_item_next(buf, 5, &pos, &it), -1);
+    /* a length that would wrap */
+    pyexec_display_item_encode(buf, 0, 0xfffffff8u);
+    pos = 0;
+    ck_assert_int_eq(pyexec_display_item_next(buf, 21, &pos, &it), -1);
 }
 END_TEST
 
@@ -414,12 +462,13 @@ START_TEST(test_spawn_layout)
         0x05, 0x00, 0x00, 0x00,                             /* cpu */
         0x00, 0x00, 0x01, 0x00,                             /* max_code */
         0x01, 0x00, 0x00, 0x80,                             /* flags */
-        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15  /* token */
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, /* token */
+        0x00, 0x00, 0x40, 0x00                              /* max_display */
     };
     pyexec_spawn_t sp = {
         .slot = 3, .gen = 9, .memory_limit = 0x106400000ull,
         .max_output = 0x100000u, .cpu_seconds = 5, .max_code = 0x10000u,
-        .flags = 0x80000001u,
+        .flags = 0x80000001u, .max_display = 0x400000u,
         .token = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
     };
     unsigned char out[PYEXEC_SPAWN_FIXED_LEN];
@@ -437,7 +486,7 @@ START_TEST(test_spawn_round_trip)
         /* above 4 GiB, so a 32 bit field would lose it */
         .memory_limit = 6ull * 1024 * 1024 * 1024 + 17,
         .max_output = 1024u * 1024u, .cpu_seconds = 7,
-        .max_code = 65536, .flags = 0xa5a5a5a5u,
+        .max_code = 65536, .flags = 0xa5a5a5a5u, .max_display = 0x5a5a5a5au,
         .token = {0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
                   0xff},
     };
@@ -454,6 +503,7 @@ START_TEST(test_spawn_round_trip)
     ck_assert_uint_eq(out.max_code, in.max_code);
     ck_assert_uint_eq(out.flags, in.flags);
     ck_assert_mem_eq(out.token, in.token, sizeof(in.token));
+    ck_assert_uint_eq(out.max_display, in.max_display);
 }
 END_TEST
 
@@ -625,6 +675,7 @@ Suite *protocol_suite(void)
     tcase_add_test(tc, test_result_lengths_must_add_up);
     tcase_add_test(tc, test_result_lengths_no_wrap);
     tcase_add_test(tc, test_result_within_caps);
+    tcase_add_test(tc, test_display_items_walk);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("slot message");

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 
+#include "pyexec_protocol.h"
 #include "pyexec_request.h"
 #include "test_suites.h"
 
@@ -57,6 +58,28 @@ START_TEST(test_parse_code_only)
     pyexec_request_clear(&req);
     ck_assert_ptr_null(req.code);
     ck_assert_uint_eq(req.code_len, 0);
+}
+END_TEST
+
+START_TEST(test_parse_display_result)
+{
+    pyexec_request_t req;
+
+    ck_assert_int_eq(parse("{\"code\": \"1\"}", MAX_CODE, &req), 0);
+    ck_assert_int_eq(req.display_result, 0);
+    pyexec_request_clear(&req);
+    ck_assert_int_eq(parse("{\"code\": \"1\", \"display_result\": true}",
+                           MAX_CODE, &req), 0);
+    ck_assert_int_eq(req.display_result, 1);
+    pyexec_request_clear(&req);
+    ck_assert_int_eq(parse("{\"display_result\": false, \"code\": \"1\"}",
+                           MAX_CODE, &req), 0);
+    ck_assert_int_eq(req.display_result, 0);
+    pyexec_request_clear(&req);
+    reject("{\"code\": \"1\", \"display_result\": 1}", 400,
+           "display_result");
+    reject("{\"code\": \"1\", \"display_result\": \"true\"}", 400,
+           "display_result");
 }
 END_TEST
 
@@ -660,7 +683,7 @@ START_TEST(test_answer_in_pieces)
 {
     size_t n = 1024 * 1024;
     char *out = malloc(n);
-    pyexec_answer_t a = { SAMPLE_ID, NULL, 0, "boom\n", 5, NULL };
+    pyexec_answer_t a = { SAMPLE_ID, NULL, 0, "boom\n", 5, NULL, NULL, 0 };
     collect_t c = { NULL, 0, 0, 0, 0 };
     char *whole;
     size_t len;
@@ -690,6 +713,128 @@ START_TEST(test_answer_in_pieces)
     ck_assert_uint_eq(c.pieces, 3);
     free(whole);
     free(out);
+}
+END_TEST
+
+/* --- display items in the answer ------------------------------------- */
+
+static size_t add_item(unsigned char *sec, size_t at, uint32_t off,
+                       const char *json)
+{
+    pyexec_display_item_encode(sec + at, off, (uint32_t)strlen(json));
+    memcpy(sec + at + PYEXEC_DISPLAY_ITEM_HDR_LEN, json, strlen(json));
+    return at + PYEXEC_DISPLAY_ITEM_HDR_LEN + strlen(json);
+}
+
+static int check_one(uint32_t off, const char *json, const char *out)
+{
+    unsigned char sec[512];
+    size_t len = add_item(sec, 0, off, json);
+    const char *why = NULL;
+    int rc = pyexec_answer_display_check(sec, len, 1, out, strlen(out), &why);
+
+    ck_assert(rc == 0 || why != NULL);
+    return rc;
+}
+
+/* The answer carries display items as the helper wrote them, once their
+ * shape is checked, with their offset added: valid JSON, in order. */
+START_TEST(test_answer_with_display)
+{
+    unsigned char sec[512];
+    size_t len = 0;
+    const char *why = NULL;
+    pyexec_answer_t a = { SAMPLE_ID, "h\xc3\xa9llo\n", 7, NULL, 0, NULL,
+                          NULL, 0 };
+    char *text;
+    size_t n;
+    json_t *root, *items;
+
+    len = add_item(sec, len, 2, "{\"data\":{\"text/plain\":\"1\"},"
+                   "\"metadata\":{}}");
+    len = add_item(sec, len, 6, " {\"data\":{\"image/png\":\"AAAA\","
+                   "\"application/json\":[1,{\"a\":null}]},"
+                   "\"metadata\":{\"image/png\":{\"width\":1}}}\n ");
+    ck_assert_int_eq(pyexec_answer_display_check(sec, len, 2, a.out,
+                                                 a.out_len, &why), 0);
+    a.display = sec;
+    a.display_len = len;
+    n = pyexec_answer_len(&a);
+    text = malloc(n + 1);
+    ck_assert_ptr_nonnull(text);
+    {
+        collect_t c = { text, 0, 0, 0, 0 };
+
+        ck_assert_int_eq(pyexec_answer_write(&a, collect, &c), 0);
+        ck_assert_uint_eq(c.len, n);
+    }
+    text[n] = '\0';
+    root = json_loads(text, 0, NULL);
+    ck_assert_msg(root != NULL, "invalid JSON: %s", text);
+    items = json_object_get(root, "display");
+    ck_assert_uint_eq(json_array_size(items), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(
+        json_array_get(items, 0), "stdout_offset")), 2);
+    ck_assert_int_eq(json_integer_value(json_object_get(
+        json_array_get(items, 1), "stdout_offset")), 6);
+    ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
+        json_array_get(items, 1), "data"), "image/png")), "AAAA");
+    /* after stderr's place, before error's */
+    ck_assert_ptr_nonnull(strstr(text, "\"stdout\":\"h\xc3\xa9llo\\n\","
+                                 "\"display\":[{"));
+    json_decref(root);
+    free(text);
+}
+END_TEST
+
+/* What no honest helper sends is refused, whatever it says. */
+START_TEST(test_display_check_refuses)
+{
+    static const char *const bad[] = {
+        "{\"data\":{\"text/plain\":\"x\"}}",              /* no metadata */
+        "{\"data\":{},\"metadata\":{}}",                    /* no data */
+        "{\"data\":{\"text/plain\":1},\"metadata\":{}}",    /* not text */
+        "{\"data\":{\"text/plain\":\"x\"},\"metadata\":[]}",
+        "{\"data\":{\"text/plain\":\"x\"},\"metadata\":{},"
+        "\"stdout_offset\":1}",                              /* ours to add */
+        "{\"data\":{\"text/plain\":\"x\"},\"data\":{},\"metadata\":{}}",
+        "{\"data\":{\"text/plain\":\"x\"},\"metadata\":{}} x",
+        "{\"data\":{\"text/plain\":\"\xff\"},\"metadata\":{}}",
+        "[1]", "",
+    };
+    static const char ok[] = "{\"data\":{\"text/plain\":\"x\"},"
+                             "\"metadata\":{}}";
+    unsigned char sec[512];
+    size_t len;
+    const char *why = NULL;
+
+    ck_assert_int_eq(check_one(0, ok, ""), 0);
+    ck_assert_int_eq(check_one(3, ok, "abc"), 0);
+    /* offsets count code points: "\xc3\xa9" is one */
+    ck_assert_int_eq(check_one(2, ok, "\xc3\xa9z"), 0);
+    ck_assert_int_ne(check_one(3, ok, "\xc3\xa9z"), 0);
+    ck_assert_int_ne(check_one(4, ok, "abc"), 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_msg(check_one(0, bad[i], "") != 0, "accepted %s", bad[i]);
+    }
+    /* a JSON type's value may be any JSON */
+    ck_assert_int_eq(check_one(0, "{\"data\":{\"text/x+json\":1},"
+                               "\"metadata\":{}}", ""), 0);
+    /* NULs are text a program may print */
+    ck_assert_int_eq(check_one(0, "{\"data\":{\"text/plain\":\"\\u0000\"},"
+                               "\"metadata\":{}}", ""), 0);
+    /* offsets out of order; a count that does not match */
+    len = add_item(sec, 0, 2, ok);
+    len = add_item(sec, len, 1, ok);
+    ck_assert_int_ne(pyexec_answer_display_check(sec, len, 2, "abc", 3, &why),
+                     0);
+    len = add_item(sec, 0, 1, ok);
+    ck_assert_int_ne(pyexec_answer_display_check(sec, len, 2, "abc", 3, &why),
+                     0);
+    ck_assert_int_ne(pyexec_answer_display_check(sec, len, 0, "abc", 3, &why),
+                     0);
+    ck_assert_int_ne(pyexec_answer_display_check(sec, len - 1, 1, "abc", 3,
+                                                 &why), 0);
 }
 END_TEST
 
@@ -763,6 +908,7 @@ Suite *request_suite(void)
 
     tc = tcase_create("parse ok");
     tcase_add_test(tc, test_parse_code_only);
+    tcase_add_test(tc, test_parse_display_result);
     tcase_add_test(tc, test_parse_with_id);
     tcase_add_test(tc, test_parse_routed_id);
     tcase_add_test(tc, test_json_media_type);
@@ -807,6 +953,8 @@ Suite *request_suite(void)
     tcase_add_test(tc, test_response_repairs_sequences);
     tcase_add_test(tc, test_answer_matches_jansson);
     tcase_add_test(tc, test_answer_in_pieces);
+    tcase_add_test(tc, test_answer_with_display);
+    tcase_add_test(tc, test_display_check_refuses);
     tcase_add_test(tc, test_error_message_is_valid_utf8);
     suite_add_tcase(s, tc);
 
