@@ -1,6 +1,7 @@
 // mod_pyexec's page: an editor, an Execute button and the runs of one
 // session as cells. Everything the server sends is shown with
-// textContent, never parsed as HTML.
+// textContent, never parsed as HTML in the page: images go in as data:
+// URLs, HTML output only into a sandboxed frame that runs nothing.
 "use strict";
 
 (function () {
@@ -38,6 +39,21 @@
             "import asyncio\n\nasync def square(n):\n    await asyncio.sleep(0.1)\n" +
             "    return n * n\n\n" +
             "print(await asyncio.gather(*(square(i) for i in range(5))))\n"},
+        {title: "A chart", code:
+            "import matplotlib.pyplot as plt\nimport numpy as np\n\n" +
+            "x = np.linspace(0, 2 * np.pi, 200)\n" +
+            "plt.plot(x, np.sin(x), label='sin')\n" +
+            "plt.plot(x, np.cos(x), label='cos')\n" +
+            "plt.title('Two waves')\nplt.legend()\n" +
+            "# shows the figure here, as a PNG you can download\nplt.show()\n"},
+        {title: "A DataFrame", code:
+            "import pandas as pd\n\n" +
+            "df = pd.DataFrame({\n" +
+            "    'city': ['Lisbon', 'Oslo', 'Nairobi', 'Lima'],\n" +
+            "    'sunshine_h': [2806, 1668, 2442, 1230],\n" +
+            "    'rain_mm': [774, 763, 869, 16],\n})\n" +
+            "# the value of a last bare expression is shown, as in a notebook\n" +
+            "df.sort_values('rain_mm')\n"},
     ];
 
     const $ = (id) => document.getElementById(id);
@@ -141,6 +157,176 @@
         return box;
     }
 
+    // -- rich output: the answer's display items ------------------------
+
+    // Jupyter's order of preference, less what the page will not show
+    // (JavaScript, PDF). Markdown, LaTeX and JSON have no renderer here and
+    // are shown as their source, which still says more than text/plain.
+    const MIME_ORDER = [
+        "text/html", "image/svg+xml", "image/png", "image/jpeg", "image/gif",
+        "image/webp", "text/markdown", "text/latex", "application/json",
+        "text/plain",
+    ];
+    const IMAGE_EXT = {
+        "image/png": "png", "image/jpeg": "jpg", "image/gif": "gif",
+        "image/webp": "webp", "image/svg+xml": "svg",
+    };
+    // The frame's own policy, first in its document: nothing but inline
+    // styles and data: images, so even a frame that could run a script
+    // could not load or send anything.
+    const FRAME_CSP = "default-src 'none'; style-src 'unsafe-inline'; " +
+                      "img-src data:; base-uri 'none'; form-action 'none'";
+    const FRAME_STYLE =
+        ":root{color-scheme:light dark}" +
+        "body{margin:0;padding:.4rem .5rem;font:14px/1.45 system-ui,sans-serif}" +
+        "table{border-collapse:collapse}" +
+        "th,td{padding:.15em .55em;border:1px solid rgba(128,128,128,.45)}" +
+        "thead th{border-bottom-width:2px}";
+    // what a horizontal scrollbar takes from the frame's height: the probe
+    // is measured without one
+    const SCROLLBAR_PX = 18;
+    let figureNo = 0;       // download names, unique on the page
+
+    function pickMime(data) {
+        return MIME_ORDER.find((m) => m === "application/json" ?
+            m in data : typeof data[m] === "string");
+    }
+
+    function utf8Base64(text) {
+        const bytes = new TextEncoder().encode(text);
+        let bin = "";
+        // in slices: fromCharCode takes its bytes as arguments
+        for (let i = 0; i < bytes.length; i += 0x8000) {
+            bin += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+        }
+        return btoa(bin);
+    }
+
+    function imageItem(mime, data, alt, meta) {
+        const url = "data:" + mime + ";base64," + (mime === "image/svg+xml" ?
+            utf8Base64(data[mime]) : data[mime].replace(/\s+/g, ""));
+        const box = el("figure", "display display-image");
+        // an SVG as an <img> runs no script and loads nothing; as DOM
+        // it could do both
+        const img = el("img");
+        img.alt = alt;
+        img.src = url;
+        for (const dim of ["width", "height"]) {
+            const v = meta && meta[dim];
+            if (Number.isFinite(v) && v > 0 && v <= 10000) img[dim] = Math.round(v);
+        }
+        const ext = IMAGE_EXT[mime];
+        const no = ++figureNo;
+        const link = el("a", "download", "Download " + ext.toUpperCase());
+        link.href = url;
+        link.download = "figure-" + no + "." + ext;
+        link.setAttribute("aria-label", "Download figure " + no + " (" +
+                          ext.toUpperCase() + ")");
+        const caption = el("figcaption");
+        caption.append(link);
+        box.append(img, caption);
+        return box;
+    }
+
+    function frameDocument(html) {
+        return "<!doctype html><html><head><meta charset=\"utf-8\">" +
+               "<meta http-equiv=\"Content-Security-Policy\" content=\"" +
+               FRAME_CSP + "\"><style>" + FRAME_STYLE + "</style></head><body>" +
+               html + "</body></html>";
+    }
+
+    // The visible frame has an origin of its own, so the page cannot read
+    // its height. A copy of the document in a hidden frame that is
+    // same-origin but still runs no script (sandbox="allow-same-origin",
+    // the same policy inside) is laid out at the same width, measured and
+    // removed at once; the frame gets that height, up to the cap in
+    // app.css, beyond which it scrolls.
+    function fitFrame(frame, srcdoc, box) {
+        const probe = el("iframe", "display-frame is-probe");
+        probe.setAttribute("sandbox", "allow-same-origin");
+        probe.setAttribute("aria-hidden", "true");
+        probe.tabIndex = -1;
+        probe.addEventListener("load", () => {
+            let height = 0;
+            try {
+                const root = probe.contentDocument.documentElement;
+                height = root.scrollHeight;
+                if (root.scrollWidth > root.clientWidth) height += SCROLLBAR_PX;
+            } catch (e) { /* unmeasurable: the cap's height, scrolling */ }
+            probe.remove();
+            frame.dataset.width = String(box.clientWidth);
+            // its height is the border box (app.css)
+            const borders = frame.offsetHeight - frame.clientHeight;
+            frame.style.height = height > 0 ? height + borders + "px" : "";
+            frame.classList.toggle("is-unmeasured", !(height > 0));
+        }, {once: true});
+        probe.srcdoc = srcdoc;
+        box.append(probe);
+    }
+
+    function htmlItem(html, title) {
+        const box = el("div", "display display-html");
+        const frame = el("iframe", "display-frame");
+        // no allow-scripts, no allow-same-origin, no forms, popups or
+        // navigation of the page: the frame shows, and does nothing else
+        frame.setAttribute("sandbox", "");
+        frame.title = title;
+        const srcdoc = frameDocument(html);
+        frame.srcdoc = srcdoc;
+        box.append(frame);
+        fitFrame(frame, srcdoc, box);
+        // a narrower or wider cell wraps the content anew
+        if (typeof ResizeObserver === "function") {
+            let timer = null;
+            new ResizeObserver(() => {
+                if (!frame.dataset.width ||
+                    Math.abs(box.clientWidth - Number(frame.dataset.width)) < 2) return;
+                clearTimeout(timer);
+                timer = setTimeout(() => fitFrame(frame, srcdoc, box), 150);
+            }).observe(box);
+        }
+        return box;
+    }
+
+    function displayItem(item, name) {
+        const data = item && typeof item.data === "object" && item.data ? item.data : {};
+        const meta = item && typeof item.metadata === "object" && item.metadata ? item.metadata : {};
+        const plain = typeof data["text/plain"] === "string" ? data["text/plain"] : "";
+        if (meta.dropped) return el("p", "notice display-dropped", plain);
+        const mime = pickMime(data);
+        if (IMAGE_EXT[mime]) return imageItem(mime, data, plain, meta[mime]);
+        if (mime === "text/html") return htmlItem(data[mime], name);
+        let text = mime ? data[mime] : "";
+        if (mime === "application/json") text = JSON.stringify(text, null, 2);
+        const pre = el("pre", "display display-text", text);
+        if (mime) pre.dataset.mime = mime;
+        return pre;
+    }
+
+    // stdout with the display items where they fell in it: offsets count
+    // code points, as Python's len does, not JavaScript's UTF-16 units
+    function outputBlock(no, stdout, items) {
+        const box = el("div", "stream output");
+        const label = el("span", "stream-label", "output");
+        label.id = "run-" + no + "-output";
+        box.setAttribute("role", "group");
+        box.setAttribute("aria-labelledby", label.id);
+        box.append(label);
+        const chars = Array.from(stdout);
+        let at = 0;
+        const text = (end) => {
+            if (end > at) box.append(el("pre", "out", chars.slice(at, end).join("")));
+            at = Math.max(at, end);
+        };
+        items.forEach((item, i) => {
+            const off = Number(item && item.stdout_offset);
+            text(Number.isFinite(off) ? Math.min(Math.max(off, 0), chars.length) : at);
+            box.append(displayItem(item, "Run " + no + ", output " + (i + 1)));
+        });
+        text(chars.length);
+        return box;
+    }
+
     // Long output scrolls inside its cell; then it must scroll by keyboard
     // too, so it becomes a tab stop (only then: a tab stop per cell is noise).
     function focusableIfScrolling(cell) {
@@ -185,10 +371,15 @@
         cell.append(head);
 
         cell.append(block(run.no, "code", run.code, "visually-hidden"));
-        if (run.stdout) cell.append(block(run.no, "stdout", run.stdout, "stream-label"));
+        const shown = run.display || [];
+        if (shown.length) {
+            cell.append(outputBlock(run.no, run.stdout || "", shown));
+        } else if (run.stdout) {
+            cell.append(block(run.no, "stdout", run.stdout, "stream-label"));
+        }
         if (run.stderr) cell.append(block(run.no, "stderr", run.stderr, "stream-label"));
         if (run.error) cell.append(el("div", "error", run.error));
-        if (!run.stdout && !run.stderr && !run.error) {
+        if (!run.stdout && !run.stderr && !run.error && !shown.length) {
             cell.append(el("p", "quiet", "(no output)"));
         }
         if (run.notice) cell.append(el("p", "notice", run.notice));
@@ -241,6 +432,7 @@
             stderr: typeof answer.stderr === "string" ? answer.stderr : "",
             error: typeof answer.error === "string" ? answer.error : "",
             session: typeof answer.id === "string" ? answer.id : "",
+            display: Array.isArray(answer.display) ? answer.display : [],
             ms: serverTiming(response),
         };
         if (response.ok) {
@@ -299,7 +491,8 @@
         setBusy(true);
         setStatus("Running…");
         const sent = currentSession();
-        const body = {code};
+        // the value of a last bare expression is shown, as in a notebook
+        const body = {code, display_result: true};
         if (sent) body.id = sent;
         const no = ++runNo;
         let result;

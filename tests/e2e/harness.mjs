@@ -76,6 +76,8 @@ export async function startHttpd() {
         // every page of the suite is one client, 127.0.0.1, with many
         // sessions over the run
         "--directive", "PyExecMaxClientSessions=off",
+        // as scripts/dev serve has it: the page's charts and tables
+        "--directive", "PyExecAllowModules=numpy pandas matplotlib",
     ]);
     const url = "http://127.0.0.1:" + port + "/";
     try {

@@ -4,6 +4,7 @@
 import {test, before, after} from "node:test";
 import assert from "node:assert/strict";
 import {createRequire} from "node:module";
+import {readFile} from "node:fs/promises";
 import {startHttpd, startCluster, launchBrowser, shot} from "./harness.mjs";
 
 const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
@@ -35,7 +36,10 @@ async function open(t, options = {}, url = server.url) {
     const origin = new URL(url).origin;
     page.on("pageerror", (e) => errors.push(String(e)));
     page.on("console", (m) => {
-        if (/Content Security Policy/.test(m.text())) errors.push(m.text());
+        // what an output frame's policy refuses is that policy at work
+        // (the hostile-HTML test counts on it); the page's own is a failure
+        if (/Content Security Policy/.test(m.text()) &&
+            m.location().url !== "about:srcdoc") errors.push(m.text());
     });
     page.on("request", (r) => {
         const u = new URL(r.url());
@@ -351,7 +355,7 @@ test("the examples menu loads each feature and limit, and they run", async (t) =
     const page = await open(t);
     const labels = await page.locator("#examples option").allTextContents();
     for (const want of ["Hello", "persist", "Blocked import", "Timeout",
-                        "Memory limit", "Top-level await"]) {
+                        "Memory limit", "Top-level await", "chart", "DataFrame"]) {
         assert.ok(labels.some((l) => l.includes(want)), "example: " + want);
     }
     const expect = {
@@ -373,6 +377,12 @@ test("the examples menu loads each feature and limit, and they run", async (t) =
             .then((s) => assert.equal(s, "Execution timeout. Session terminated.")),
         "Memory limit": (c) => c.locator(".error").textContent()
             .then((s) => assert.match(s, /Memory limit exceeded/)),
+        "A chart": (c) => c.locator(".display-image img[src^='data:image/png;base64,']")
+            .waitFor({timeout: 15000}),
+        "A DataFrame": async (c) => {
+            const {inside} = await htmlFrame(c);
+            assert.equal(await inside.locator("td", {hasText: "Nairobi"}).count(), 1);
+        },
     };
     assert.deepEqual(Object.keys(expect).sort(), labels.slice(1).sort(),
                      "every example is run here");
@@ -419,6 +429,200 @@ test("output is always text: <script> and tags are shown, never run", async (t) 
     await page.waitForTimeout(200);
     assert.equal(await page.evaluate(() => window.owned), undefined);
     assert.equal(await page.locator("#runs script, #runs img, #runs b, #runs i").count(), 0);
+});
+
+// -- rich output: display items among stdout ---------------------------
+
+// An HTML output of the cell, once app.js has measured and sized it.
+async function htmlFrame(c, n = 0) {
+    const frame = c.locator("iframe.display-frame:not(.is-probe)").nth(n);
+    await frame.waitFor({timeout: 15000});
+    await c.page().waitForFunction((f) => f.style.height !== "" &&
+        !f.parentNode.querySelector(".is-probe"), await frame.elementHandle());
+    return {frame, inside: c.frameLocator("iframe.display-frame:not(.is-probe)").nth(n)};
+}
+
+// Python: H(html) is an object whose rich form is that HTML
+const H_CLASS = "class H:\n    def __init__(self, h): self.h = h\n" +
+    "    def _repr_html_(self): return self.h\n";
+const showHtml = (html) => H_CLASS + "display(H(" + JSON.stringify(html) + "))\n";
+
+test("a chart shows as an image, with pixels drawn, and downloads as a PNG", async (t) => {
+    const page = await open(t);
+    await page.selectOption("#examples", {label: "A chart"});
+    await page.keyboard.press("Control+Enter");
+    const c = await cell(page, 1);
+    const img = c.locator(".display-image img");
+    await img.waitFor({timeout: 15000});
+    assert.equal(await img.isVisible(), true);
+    assert.match(await img.getAttribute("alt"), /^<Figure size \d+x\d+ with 1 Axes>$/);
+    // drawn on a canvas in the page: lines and axes, neither blank nor a
+    // solid block
+    const px = await img.evaluate(async (im) => {
+        await im.decode();
+        const canvas = document.createElement("canvas");
+        canvas.width = im.naturalWidth;
+        canvas.height = im.naturalHeight;
+        const g = canvas.getContext("2d");
+        g.drawImage(im, 0, 0);
+        const d = g.getImageData(0, 0, canvas.width, canvas.height).data;
+        let ink = 0;
+        for (let i = 0; i < d.length; i += 4) {
+            if (d[i] < 200 || d[i + 1] < 200 || d[i + 2] < 200) ink++;
+        }
+        return {w: canvas.width, h: canvas.height, ink, src: im.src};
+    });
+    assert.match(px.src, /^data:image\/png;base64,/);
+    assert.ok(px.w >= 320 && px.h >= 240, px.w + "x" + px.h);
+    assert.ok(px.ink > 2000 && px.ink < px.w * px.h / 2, px.ink + " inked pixels");
+    const box = await img.boundingBox();
+    assert.ok(box.width >= 320 && box.height >= 240, JSON.stringify(box));
+    assert.equal(await c.locator(".quiet").count(), 0, "no '(no output)'");
+
+    const link = c.getByRole("link", {name: /^Download figure \d+ \(PNG\)$/});
+    assert.equal(await link.getAttribute("href"), px.src);
+    const name = await link.getAttribute("download");
+    assert.match(name, /^figure-\d+\.png$/);
+    const [download] = await Promise.all([page.waitForEvent("download"), link.click()]);
+    assert.equal(download.suggestedFilename(), name);
+    const bytes = await readFile(await download.path());
+    assert.equal(bytes.subarray(0, 8).toString("hex"), "89504e470d0a1a0a");
+    await c.screenshot({path: shot("chart")});
+});
+
+test("a DataFrame shows as a table in a frame sized to it", async (t) => {
+    const page = await open(t);
+    await page.selectOption("#examples", {label: "A DataFrame"});
+    await page.keyboard.press("Control+Enter");
+    const c = await cell(page, 1);
+    const {frame, inside} = await htmlFrame(c);
+    // no scripts, no origin of the page's: the empty sandbox
+    assert.equal(await frame.getAttribute("sandbox"), "");
+    assert.match(await frame.evaluate((f) => f.srcdoc),
+        /^<!doctype html><html><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:;/);
+    const table = inside.locator("table");
+    assert.deepEqual(await table.locator("thead th").allTextContents(),
+                     ["", "city", "sunshine_h", "rain_mm"]);
+    // sorted by rain, as the example asks
+    assert.deepEqual(await table.locator("tbody tr td:first-of-type").allTextContents(),
+                     ["Lima", "Oslo", "Lisbon", "Nairobi"]);
+    assert.equal(await table.locator("td", {hasText: "2442"}).count(), 1);
+    // the whole table in view: nothing clipped, nothing to scroll, and
+    // no tall empty box either
+    const f = await frame.boundingBox();
+    const tb = await table.boundingBox();
+    assert.ok(tb.height > 100, "the table has its rows: " + tb.height);
+    assert.ok(tb.y >= f.y && tb.y + tb.height <= f.y + f.height,
+              "table " + JSON.stringify(tb) + " in frame " + JSON.stringify(f));
+    assert.ok(f.height < tb.height + 50, "frame " + f.height + " for table " + tb.height);
+    const root = await inside.locator("html").evaluate(
+        (n) => ({scroll: n.scrollHeight, client: n.clientHeight}));
+    assert.ok(root.scroll <= root.client, JSON.stringify(root));
+    await c.screenshot({path: shot("dataframe")});
+
+    // a long one stops at the cap and scrolls inside its frame
+    const long = await runAndWait(page, "import pandas as pd\npd.DataFrame({'n': range(50)})");
+    const tall = await htmlFrame(long);
+    const capped = (await tall.frame.boundingBox()).height;
+    assert.ok(capped > 300 && capped <= 30 * 16 + 1, "capped at " + capped);
+    const scroll = await tall.inside.locator("html").evaluate(
+        (n) => ({scroll: n.scrollHeight, client: n.clientHeight}));
+    assert.ok(scroll.scroll > scroll.client * 1.5, JSON.stringify(scroll));
+});
+
+test("an HTML output is fitted again when its cell gets narrower", async (t) => {
+    const page = await open(t);
+    const c = await runAndWait(page, showHtml("<p>" + "words that wrap ".repeat(50) + "</p>"));
+    const {frame, inside} = await htmlFrame(c);
+    const wide = (await frame.boundingBox()).height;
+    await page.setViewportSize({width: 420, height: 900});
+    // the text wraps into more lines, and the frame grows with it
+    await page.waitForFunction(([f, h]) => f.getBoundingClientRect().height > h * 1.5 &&
+        !f.parentNode.querySelector(".is-probe"),
+        [await frame.elementHandle(), wide], {timeout: 5000});
+    const p = await inside.locator("p").boundingBox();
+    const f = await frame.boundingBox();
+    assert.ok(p.y + p.height <= f.y + f.height, JSON.stringify({p, f}));
+});
+
+test("hostile HTML output runs nothing, loads nothing and cannot navigate the page", async (t) => {
+    const page = await open(t);
+    const answers = [];
+    page.on("response", (r) => answers.push(r.request().method() + " " +
+                                            new URL(r.url()).pathname));
+    const c = await runAndWait(page, showHtml(
+        "<p id=shown>still shown</p>" +
+        "<script>window.top.pwned = 1</script>" +
+        "<img src=x onerror=\"top.pwned = 2\">" +
+        "<iframe src=\"javascript:top.pwned = 3\"></iframe>" +
+        "<a id=js href=\"javascript:top.pwned = 4\">js</a> " +
+        "<a id=top href=\"about:blank\" target=_top>top</a> " +
+        "<a id=pop href=\"about:blank\" target=_blank>popup</a>" +
+        "<meta http-equiv=refresh content=\"0;url=about:blank\">" +
+        "<link rel=stylesheet href=\"probe.css\">" +
+        "<form action=\"execute\" method=post target=_top>" +
+        "<input name=code value=\"print(1)\"><button id=go>go</button></form>" +
+        "<svg onload=\"top.pwned = 5\"><script>top.pwned = 6</script></svg>") +
+        "class S:\n    def _repr_svg_(self): return " + JSON.stringify(
+            "<svg xmlns='http://www.w3.org/2000/svg' width='60' height='30' " +
+            "onload='top.pwned = 7'><script>top.pwned = 8</script>" +
+            "<rect width='60' height='30' fill='teal'/></svg>") + "\n" +
+        "display(S())\n");
+    const {inside} = await htmlFrame(c);
+    // the SVG is an image, never DOM of the page
+    const svg = c.locator(".display-image img");
+    assert.match(await svg.getAttribute("src"), /^data:image\/svg\+xml;base64,/);
+    await svg.evaluate((im) => im.decode());
+    assert.equal(await c.locator("svg, script").count(), 0);
+    const unharmed = async (what) => {
+        await page.waitForTimeout(300);
+        assert.equal(await page.evaluate(() => window.pwned), undefined, what);
+        assert.equal(page.url(), server.url, what);
+    };
+    await unharmed("as shown");
+    for (const id of ["#js", "#top", "#pop", "#go"]) {
+        await inside.locator(id).click({noWaitAfter: true, timeout: 5000});
+    }
+    await unharmed("clicked");
+    assert.equal(page.context().pages().length, 1, "no popup");
+    // the frame was not refreshed away, and fetched nothing
+    assert.equal(await inside.locator("#shown").textContent(), "still shown");
+    // since the page loaded, the one run: no probe.css, no x, and the
+    // form did not post
+    assert.deepEqual(answers, ["POST /execute"]);
+    const next = await runAndWait(page, "print('the page still works')");
+    assert.equal(await text(next.locator(".stdout pre")), "the page still works\n");
+});
+
+test("display items fall where they were shown in stdout", async (t) => {
+    const page = await open(t);
+    // code points before the item, one of them outside the BMP: UTF-16
+    // offsets would split the text one character early
+    const c = await runAndWait(page, H_CLASS +
+        "print('a😀')\ndisplay(H('<p>one</p>'))\nprint('b')\n" +
+        "H('<p>two</p>')\n");
+    await htmlFrame(c, 1);
+    const parts = await c.locator(".output > :not(.stream-label)").evaluateAll(
+        (nodes) => nodes.map((n) => n.tagName === "PRE" ? n.textContent : n.className));
+    assert.deepEqual(parts, ["a😀\n", "display display-html", "b\n", "display display-html"]);
+    const inside = c.frameLocator("iframe.display-frame:not(.is-probe)");
+    assert.equal(await inside.nth(0).locator("p").textContent(), "one");
+    assert.equal(await inside.nth(1).locator("p").textContent(), "two");
+    assert.equal(await c.getByRole("group", {name: "output"}).count(), 1);
+});
+
+test("markdown, LaTeX and JSON show as their text; a dropped item as a note", async (t) => {
+    const page = await open(t);
+    const c = await runAndWait(page,
+        "class M:\n    def _repr_markdown_(self): return '# <b>title</b>'\n" +
+        "class L:\n    def _repr_latex_(self): return r'$\\alpha$'\n" +
+        "class J:\n    def _repr_json_(self): return {'k': [1, 2]}\n" +
+        "display(M(), L(), J())\n" +
+        "display({'image/png': 'A' * (5 * 1024 * 1024)}, raw=True)\n");
+    assert.deepEqual(await c.locator(".display-text").allTextContents(),
+                     ["# <b>title</b>", "$\\alpha$", '{\n  "k": [\n    1,\n    2\n  ]\n}']);
+    assert.equal(await c.locator(".display-text b").count(), 0);
+    assert.match(await text(c.locator(".display-dropped")), /^\[display dropped: image\/png/);
 });
 
 test("long output scrolls inside its cell", async (t) => {
@@ -518,6 +722,9 @@ for (const colorScheme of ["light", "dark"]) {
         await runAndWait(page, "print('out')");
         await runAndWait(page, "1/0");
         await runAndWait(page, "while True: pass");
+        // an image and its download link, a frame with a table
+        await runAndWait(page, "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.show()");
+        await htmlFrame(await runAndWait(page, "import pandas as pd\npd.DataFrame({'a': [1, 2]})"));
         assert.deepEqual(await axeViolations(page), []);
     });
 }
