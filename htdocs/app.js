@@ -61,6 +61,7 @@
         code: $("code"), codeLabel: $("code-label"), examples: $("examples"),
         run: $("run"), status: $("status"), sid: $("sid"), copy: $("copy"),
         fresh: $("new"), runs: $("runs"), empty: $("empty"),
+        stdin: $("stdin"),
     };
     let editor = null;
     let busy = false;
@@ -494,6 +495,9 @@
         // the value of a last bare expression is shown, as in a notebook
         const body = {code, display_result: true};
         if (sent) body.id = sent;
+        // sent with every run while the box holds text: what a program
+        // reads from its standard input, as a terminal would give it
+        if (els.stdin && els.stdin.value) body.stdin = els.stdin.value;
         const no = ++runNo;
         let result;
         const abort = new AbortController();

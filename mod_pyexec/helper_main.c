@@ -229,7 +229,7 @@ static int run_stdin(const char *blocklist, size_t max_output)
         pyexec_helper_die(PYEXEC_EXIT_SETUP, "%s", err);
     }
     /* display items have no place on a terminal: the text is all */
-    pyexec_py_exec(src, 0, &res);
+    pyexec_py_exec(src, NULL, 0, 0, &res);
     if (res.out_len && write(1, res.out, res.out_len) < 0) {
         return 1;
     }

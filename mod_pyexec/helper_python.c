@@ -26,6 +26,7 @@ static struct {
     PyObject *globals;          /* the session's __main__ namespace */
     PyObject *builtins;         /* curated copy users see */
     PyObject *stdin_obj;        /* always at EOF */
+    PyObject *stringio;         /* io.StringIO, for a run's own stdin */
     PyObject *loop;             /* event loop for top-level await */
     pyexec_capture_t *out;
     pyexec_capture_t *err;
@@ -167,10 +168,11 @@ int pyexec_py_session_setup(const char *const *blocked, size_t nblocked,
         return pyexec_py_fail(err, err_len, "io");
     }
     S.stdin_obj = PyObject_CallMethod(io, "StringIO", NULL);
+    S.stringio = PyObject_GetAttrString(io, "StringIO");
     Py_DECREF(io);
     S.out = pyexec_capture_new(max_output);
     S.err = pyexec_capture_new(max_output);
-    if (!S.stdin_obj || !S.out || !S.err) {
+    if (!S.stdin_obj || !S.stringio || !S.out || !S.err) {
         return pyexec_py_fail(err, err_len, "streams");
     }
     if (pyexec_display_session(S.builtins, S.out, max_display) != 0) {
@@ -383,10 +385,32 @@ static PyObject *evaluate(PyObject *co)
     return r;
 }
 
-void pyexec_py_exec(const char *code, int display_result,
+/* What the run reads from stdin: the request's text, then EOF; without
+ * any, EOF at once. A new reference. */
+static PyObject *run_stdin(const char *text, size_t len)
+{
+    PyObject *s, *f;
+
+    if (!text || len == 0) {
+        Py_INCREF(S.stdin_obj);
+        return S.stdin_obj;
+    }
+    s = PyUnicode_DecodeUTF8(text, (Py_ssize_t)len, "replace");
+    f = s ? PyObject_CallOneArg(S.stringio, s) : NULL;
+    Py_XDECREF(s);
+    if (!f) {
+        PyErr_Clear();
+        Py_INCREF(S.stdin_obj);
+        return S.stdin_obj;
+    }
+    return f;
+}
+
+void pyexec_py_exec(const char *code, const char *stdin_text,
+                    size_t stdin_len, int display_result,
                     pyexec_py_result_t *res)
 {
-    PyObject *co, *r = NULL;
+    PyObject *co, *r = NULL, *in;
     int64_t t0 = pyexec_now_usec();
     size_t code_len = strlen(code);
 
@@ -397,7 +421,9 @@ void pyexec_py_exec(const char *code, int display_result,
     /* user code may have replaced them through some back door */
     PySys_SetObject("stdout", (PyObject *)S.out);
     PySys_SetObject("stderr", (PyObject *)S.err);
-    PySys_SetObject("stdin", S.stdin_obj);
+    in = run_stdin(stdin_text, stdin_len);
+    PySys_SetObject("stdin", in);
+    Py_DECREF(in);
 
     co = compiled(code, code_len, display_result);
     if (co && PyTuple_Check(co)) {
@@ -425,6 +451,9 @@ void pyexec_py_exec(const char *code, int display_result,
     if (!res->memory_exceeded && pyexec_display_flush() != 0) {
         report_exception(res);
     }
+
+    /* the run's stdin is the run's: the next one starts at EOF again */
+    PySys_SetObject("stdin", S.stdin_obj);
 
     res->exec_usec = (uint64_t)(pyexec_now_usec() - t0);
     res->mem_bytes = pyexec_py_heap_in_use();

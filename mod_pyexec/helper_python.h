@@ -56,9 +56,11 @@ typedef struct {
     uint32_t display_count;
 } pyexec_py_result_t;
 
-/* Run one piece of source (UTF-8, NUL terminated) in the session; with
+/* Run one piece of source (UTF-8, NUL terminated) in the session, with
+ * stdin_len bytes of UTF-8 as what it reads from stdin (then EOF); with
  * display_result, the value of a final bare expression is displayed. */
-void pyexec_py_exec(const char *code, int display_result,
+void pyexec_py_exec(const char *code, const char *stdin_text,
+                    size_t stdin_len, int display_result,
                     pyexec_py_result_t *res);
 
 #endif /* HELPER_PYTHON_H */

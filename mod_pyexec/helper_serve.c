@@ -44,9 +44,10 @@ static int token_ok(const unsigned char *got, const uint8_t *want)
 
 /* A request read from a connection and not yet run. */
 typedef struct {
-    unsigned char *payload;     /* pyexec_exec_fixed_t, then the source */
+    unsigned char *payload;     /* pyexec_exec_fixed_t, stdin, the source */
     uint32_t flags;
     uint32_t ticket;
+    uint32_t stdin_len;
 } request_t;
 
 /* One EXEC read from conn. Returns whether it is a request to run;
@@ -76,6 +77,7 @@ static int read_request(int conn, const pyexec_spawn_t *sp, request_t *rq)
     }
     rq->flags = hdr.flags;
     rq->ticket = fixed.ticket;
+    rq->stdin_len = fixed.stdin_len;
     return 1;
 }
 
@@ -105,7 +107,11 @@ static int run_request(int conn, request_t *rq)
         rq->payload = NULL;
         return 0;
     }
-    pyexec_py_exec((const char *)rq->payload + PYEXEC_EXEC_FIXED_LEN,
+    /* the source last: the frame's spare byte ends it with a NUL */
+    pyexec_py_exec((const char *)rq->payload + PYEXEC_EXEC_FIXED_LEN
+                   + rq->stdin_len,
+                   (const char *)rq->payload + PYEXEC_EXEC_FIXED_LEN,
+                   rq->stdin_len,
                    (rq->flags & PYEXEC_EXEC_DISPLAY_RESULT) != 0, &res);
     pyexec_io_free(rq->payload);
     rq->payload = NULL;

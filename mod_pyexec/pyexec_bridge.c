@@ -530,8 +530,8 @@ static int helper_listening(const session_ref_t *ref)
 
 /* Send the code, wait for the answer within the deadline. */
 static void run_code(request_rec *r, const session_ref_t *ref,
-                     const char *code, size_t code_len, uint32_t flags,
-                     pyexec_run_t *run, answer_t *ans)
+                     const pyexec_request_t *req, pyexec_run_t *run,
+                     answer_t *ans)
 {
     const pyexec_slot_limits_t *lim = &ref->t.limits;
     uint32_t max_payload = PYEXEC_RESULT_FIXED_LEN
@@ -544,7 +544,9 @@ static void run_code(request_rec *r, const session_ref_t *ref,
     pyexec_exec_fixed_t fixed;
     pyexec_io_status_t st;
     unsigned char ehdr[PYEXEC_FRAME_HDR_LEN], efixed[PYEXEC_EXEC_FIXED_LEN];
-    struct iovec iov[3];
+    struct iovec iov[4];
+    uint32_t flags = req->display_result ? PYEXEC_EXEC_DISPLAY_RESULT : 0;
+    size_t code_len = req->code_len, stdin_len = req->stdin_len;
     int64_t start, deadline;
     int fd, retried = 0, unsent, started;
 
@@ -554,29 +556,33 @@ static void run_code(request_rec *r, const session_ref_t *ref,
      * news would cost a wake-up of this thread on every request. */
     memcpy(fixed.token, ref->t.token, PYEXEC_TOKEN_LEN);
     fixed.ticket = ref->t.ticket;
-    pyexec_exec_encode(efixed, &fixed);
-    if (code_len > lim->max_code) {
+    if (code_len + stdin_len > lim->max_code) {
         /* The session was started before a graceful restart raised
          * PyExecMaxCode: its helper would refuse this. Our turn is taken
          * all the same, and is handed back so that the next request
          * does not wait for it. */
         pyexec_frame_encode_hdr(ehdr, PYEXEC_MSG_EXEC, PYEXEC_EXEC_PASS,
                                 PYEXEC_EXEC_FIXED_LEN);
-        code_len = 0;
+        code_len = stdin_len = 0;
         run->outcome = PYEXEC_RUN_TOO_LARGE;
     }
     else {
         pyexec_frame_encode_hdr(ehdr, PYEXEC_MSG_EXEC, flags
                                 | (ref->t.ahead ? PYEXEC_EXEC_WANT_STARTED
                                                 : 0),
-                                (uint32_t)(PYEXEC_EXEC_FIXED_LEN + code_len));
+                                (uint32_t)(PYEXEC_EXEC_FIXED_LEN + stdin_len
+                                           + code_len));
     }
+    fixed.stdin_len = (uint32_t)stdin_len;
+    pyexec_exec_encode(efixed, &fixed);
     iov[0].iov_base = ehdr;
     iov[0].iov_len = sizeof(ehdr);
     iov[1].iov_base = efixed;
     iov[1].iov_len = sizeof(efixed);
-    iov[2].iov_base = (void *)code;
-    iov[2].iov_len = code_len;
+    iov[2].iov_base = req->stdin_text;
+    iov[2].iov_len = stdin_len;
+    iov[3].iov_base = req->code;
+    iov[3].iov_len = code_len;
 
     start = pyexec_now_usec();
     fd = kept_take(ref);
@@ -606,7 +612,7 @@ again:
                       "slot %d", (int)ref->idx);
         return;
     }
-    st = pyexec_io_writev_full(fd, iov, 3, start + IO_SLACK_US);
+    st = pyexec_io_writev_full(fd, iov, 4, start + IO_SLACK_US);
     /* a helper reads a request whole or not at all: if sending failed,
      * nothing ran */
     unsent = st != PYEXEC_IO_OK;
@@ -773,8 +779,7 @@ static apr_status_t free_payload(void *payload)
     return APR_SUCCESS;
 }
 
-int pyexec_bridge_run(request_rec *r, const pyexec_id_t *id,
-                      const char *code, size_t code_len, int display_result,
+int pyexec_bridge_run(request_rec *r, const pyexec_request_t *req,
                       pyexec_run_t *run)
 {
     session_ref_t ref;
@@ -783,13 +788,13 @@ int pyexec_bridge_run(request_rec *r, const pyexec_id_t *id,
 
     memset(run, 0, sizeof(*run));
     memset(&ans, 0, sizeof(ans));
-    rc = id ? attach_session(id, &ref, run) : new_session(r, &ref, run);
+    rc = req->has_id ? attach_session(&req->id, &ref, run)
+                     : new_session(r, &ref, run);
     if (rc != OK || run->outcome == PYEXEC_RUN_BUSY) {
         return rc;              /* nothing counted in */
     }
     run->max_code = ref.t.limits.max_code;
-    run_code(r, &ref, code, code_len,
-             display_result ? PYEXEC_EXEC_DISPLAY_RESULT : 0, run, &ans);
+    run_code(r, &ref, req, run, &ans);
     detach_session(&ref, run, &ans);
     if (ans.payload) {
         apr_pool_cleanup_register(r->pool, ans.payload, free_payload,

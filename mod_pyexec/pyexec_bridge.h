@@ -14,6 +14,7 @@
 
 #include "pyexec_id.h"
 #include "pyexec_registry.h"
+#include "pyexec_request.h"
 
 typedef enum {
     PYEXEC_RUN_OK = 0,          /* ran: out and err hold what it wrote */
@@ -45,16 +46,16 @@ typedef struct {
  * (after the registry is attached). */
 void pyexec_bridge_child_init(apr_pool_t *p, server_rec *s);
 
-/* Run code in the session id names, or in a new one if id is NULL;
- * with display_result, its final bare expression's value is displayed.
+/* Run req's code (with its stdin) in the session its id names, or in a
+ * new one if it has none; with display_result, its final bare
+ * expression's value is displayed.
  * Returns OK with the outcome in *run, or, with nothing run:
  * HTTP_NOT_FOUND (no such session), HTTP_SERVICE_UNAVAILABLE (the
  * table is full), HTTP_TOO_MANY_REQUESTS (this client has
  * PyExecMaxClientSessions live), both with run->retry_usec,
  * HTTP_GATEWAY_TIME_OUT (no helper became ready in time),
  * HTTP_INTERNAL_SERVER_ERROR. */
-int pyexec_bridge_run(request_rec *r, const pyexec_id_t *id,
-                      const char *code, size_t code_len, int display_result,
+int pyexec_bridge_run(request_rec *r, const pyexec_request_t *req,
                       pyexec_run_t *run);
 
 /* "ok", "timeout", ... for the access log's pyexec-outcome note. */

@@ -768,8 +768,7 @@ int pyexec_handler(request_rec *r)
     }
 
     new_session = !req.has_id;
-    rc = pyexec_bridge_run(r, req.has_id ? &req.id : NULL, req.code,
-                           req.code_len, req.display_result, &run);
+    rc = pyexec_bridge_run(r, &req, &run);
     pyexec_request_clear(&req);
     if (rc != OK) {
         switch (rc) {

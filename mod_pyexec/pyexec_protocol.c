@@ -257,6 +257,7 @@ void pyexec_exec_encode(unsigned char out[PYEXEC_EXEC_FIXED_LEN],
 {
     memcpy(out, e->token, PYEXEC_TOKEN_LEN);
     put_u32(out + PYEXEC_TOKEN_LEN, e->ticket);
+    put_u32(out + PYEXEC_TOKEN_LEN + 4, e->stdin_len);
 }
 
 int pyexec_exec_decode(const unsigned char *in, size_t len,
@@ -267,7 +268,8 @@ int pyexec_exec_decode(const unsigned char *in, size_t len,
     }
     memcpy(e->token, in, PYEXEC_TOKEN_LEN);
     e->ticket = get_u32(in + PYEXEC_TOKEN_LEN);
-    return 0;
+    e->stdin_len = get_u32(in + PYEXEC_TOKEN_LEN + 4);
+    return e->stdin_len <= len - PYEXEC_EXEC_FIXED_LEN ? 0 : -1;
 }
 
 int pyexec_helper_sockpath(char *buf, size_t buflen, const char *dir,

@@ -26,8 +26,8 @@
 
 typedef enum {
     /* worker -> helper */
-    PYEXEC_MSG_EXEC     = 1,    /* payload: pyexec_exec_fixed, then
-                                   UTF-8 source */
+    PYEXEC_MSG_EXEC     = 1,    /* payload: pyexec_exec_fixed, the
+                                   run's stdin, then UTF-8 source */
     /* helper -> worker */
     PYEXEC_MSG_STARTED  = 2,    /* no payload: execution has begun */
     PYEXEC_MSG_RESULT   = 3,    /* payload: pyexec_result_t + stdout + stderr
@@ -208,11 +208,16 @@ typedef struct {
 typedef struct {
     uint8_t token[PYEXEC_TOKEN_LEN];
     uint32_t ticket;
+    uint32_t stdin_len;     /* bytes of stdin after this, before the
+                               source; code and stdin together stay
+                               within the session's max_code */
 } pyexec_exec_fixed_t;
-#define PYEXEC_EXEC_FIXED_LEN  20
+#define PYEXEC_EXEC_FIXED_LEN  24
 
 void pyexec_exec_encode(unsigned char out[PYEXEC_EXEC_FIXED_LEN],
                         const pyexec_exec_fixed_t *e);
+/* len is the whole EXEC payload's: a stdin_len past its end is
+ * refused (-1). */
 int pyexec_exec_decode(const unsigned char *in, size_t len,
                        pyexec_exec_fixed_t *e);
 

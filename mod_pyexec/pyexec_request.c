@@ -91,7 +91,7 @@ static int fail(pyexec_request_t *req, int status, const char *msg)
 int pyexec_request_parse(const char *body, size_t len, size_t max_code,
                          pyexec_request_t *req)
 {
-    json_t *root, *code, *id, *dr;
+    json_t *root, *code, *id, *dr, *in;
     json_error_t jerr;
     const char *s;
     size_t slen;
@@ -154,6 +154,11 @@ int pyexec_request_parse(const char *body, size_t len, size_t max_code,
         }
         req->has_id = 1;
     }
+    in = json_object_get(root, "stdin");
+    if (in && !json_is_string(in)) {
+        json_decref(root);
+        return fail(req, 400, "'stdin' must be a string.");
+    }
     s = json_string_value(code);
     slen = json_string_length(code);
     if (slen > max_code) {
@@ -161,6 +166,14 @@ int pyexec_request_parse(const char *body, size_t len, size_t max_code,
         req->status = 413;
         snprintf(req->error, sizeof(req->error),
                  "'code' is %zu bytes; the limit is %zu.", slen, max_code);
+        return -1;
+    }
+    if (in && json_string_length(in) > max_code - slen) {
+        req->status = 413;
+        snprintf(req->error, sizeof(req->error),
+                 "'code' and 'stdin' are %zu bytes together; the limit is "
+                 "%zu.", slen + json_string_length(in), max_code);
+        json_decref(root);
         return -1;
     }
     if (memchr(s, '\0', slen)) {
@@ -175,6 +188,18 @@ int pyexec_request_parse(const char *body, size_t len, size_t max_code,
     memcpy(req->code, s, slen);
     req->code[slen] = '\0';
     req->code_len = slen;
+    if (in) {
+        /* NULs are data a program may read */
+        req->stdin_len = json_string_length(in);
+        req->stdin_text = malloc(req->stdin_len + 1);
+        if (!req->stdin_text) {
+            json_decref(root);
+            pyexec_request_clear(req);
+            return fail(req, 500, "Out of memory.");
+        }
+        memcpy(req->stdin_text, json_string_value(in), req->stdin_len);
+        req->stdin_text[req->stdin_len] = '\0';
+    }
     json_decref(root);
     return 0;
 }
@@ -208,6 +233,9 @@ void pyexec_request_clear(pyexec_request_t *req)
     free(req->code);
     req->code = NULL;
     req->code_len = 0;
+    free(req->stdin_text);
+    req->stdin_text = NULL;
+    req->stdin_len = 0;
 }
 
 /* --- the answer -------------------------------------------------------- */

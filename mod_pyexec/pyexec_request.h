@@ -19,14 +19,17 @@ typedef struct {
     char *code;             /* malloc()ed, NUL terminated */
     size_t code_len;
     int display_result;     /* "display_result": true */
+    char *stdin_text;       /* "stdin", malloc()ed, or NULL */
+    size_t stdin_len;
     int has_id;
     pyexec_id_t id;
     char route[PYEXEC_ROUTE_MAX + 1];   /* the id's route, or "" */
 } pyexec_request_t;
 
 /* Parse a request body. On failure status is 400 or 413 and error says
- * why; on success the caller frees req->code with
- * pyexec_request_clear(). */
+ * why; on success the caller frees req->code and req->stdin_text with
+ * pyexec_request_clear(). code and stdin count together against
+ * max_code. */
 int pyexec_request_parse(const char *body, size_t len, size_t max_code,
                          pyexec_request_t *req);
 void pyexec_request_clear(pyexec_request_t *req);

@@ -144,6 +144,30 @@ test("code typed and run by the button shows its stdout, the time and the sessio
     await page.screenshot({path: shot("run-click")});
 });
 
+test("the stdin box feeds input() for each run; empty, input() meets EOF", async (t) => {
+    const page = await open(t);
+    const box = page.locator("#stdin-box");
+    assert.equal(await box.evaluate((d) => d.open), false);     // folded away
+    await box.locator("summary").click();
+    await page.locator("#stdin").fill("Ada\n36\n");
+    await page.locator(".cm-content").click();
+    await page.keyboard.press("ControlOrMeta+A");
+    await page.keyboard.type("name = input('Name? ')\nage = int(input('Age? '))\n" +
+                             "print('Hi', name, age + 1)");
+    const sent = page.waitForRequest("**/execute");
+    await page.locator("#run").click();
+    assert.equal(JSON.parse((await sent).postData()).stdin, "Ada\n36\n");
+    const c = await cell(page, 1);
+    assert.equal(await text(c.locator(".stdout pre")), "Name? Age? Hi Ada 37\n");
+    // emptied: the next run reads nothing, and sends no stdin at all
+    await page.locator("#stdin").fill("");
+    const second = page.waitForRequest("**/execute");
+    await page.locator("#run").click();
+    assert.equal("stdin" in JSON.parse((await second).postData()), false);
+    const c2 = await cell(page, 2);
+    assert.match(await text(c2.locator(".stderr pre")), /EOFError: EOF when reading a line/);
+});
+
 test("Ctrl+Enter and Cmd+Enter run the code", async (t) => {
     const page = await open(t);
     let c = await runAndWait(page, "print('by keyboard')", "Control+Enter");

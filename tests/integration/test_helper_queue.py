@@ -107,7 +107,8 @@ class Helper:
 
 
 def send_exec(sock, ticket, code, flags=0):
-    sock.sendall(frame(EXEC, TOKEN + struct.pack("<I", ticket)
+    # ticket, no stdin, the source
+    sock.sendall(frame(EXEC, TOKEN + struct.pack("<II", ticket, 0)
                        + code.encode(), flags))
 
 

@@ -102,6 +102,8 @@ def test_run_answers_match(client, spec):
     check(spec, "POST", c.post({"code": "x"},
                                headers={"Content-Type": "text/plain"}))
     check(spec, "POST", c.post({"code": "1", "display_result": "no"}))
+    check(spec, "POST", c.post({"code": "print(input())", "stdin": "a\\n"}))
+    check(spec, "POST", c.post({"code": "1", "stdin": 2}))
 
 
 def test_display_answers_match(client, spec):

@@ -581,11 +581,12 @@ START_TEST(test_exec_layout_and_round_trip)
 {
     static const unsigned char want[PYEXEC_EXEC_FIXED_LEN] = {
         0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, /* token */
-        0x04, 0x03, 0x02, 0x81                                /* ticket */
+        0x04, 0x03, 0x02, 0x81,                               /* ticket */
+        0x03, 0x00, 0x00, 0x00                                /* stdin */
     };
     pyexec_exec_fixed_t in = {
         .token = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
-        .ticket = 0x81020304u,
+        .ticket = 0x81020304u, .stdin_len = 3,
     }, out;
     unsigned char buf[PYEXEC_EXEC_FIXED_LEN + 5];
 
@@ -597,8 +598,17 @@ START_TEST(test_exec_layout_and_round_trip)
     ck_assert_int_eq(pyexec_exec_decode(buf, sizeof(buf), &out), 0);
     ck_assert_mem_eq(out.token, in.token, sizeof(in.token));
     ck_assert_uint_eq(out.ticket, in.ticket);
+    ck_assert_uint_eq(out.stdin_len, 3);
     ck_assert_int_eq(pyexec_exec_decode(buf, PYEXEC_EXEC_FIXED_LEN - 1,
                                         &out), -1);
+    /* stdin may be all the rest, never more */
+    ck_assert_int_eq(pyexec_exec_decode(buf, PYEXEC_EXEC_FIXED_LEN + 3,
+                                        &out), 0);
+    ck_assert_int_eq(pyexec_exec_decode(buf, PYEXEC_EXEC_FIXED_LEN + 2,
+                                        &out), -1);
+    in.stdin_len = 0xffffffffu;
+    pyexec_exec_encode(buf, &in);
+    ck_assert_int_eq(pyexec_exec_decode(buf, sizeof(buf), &out), -1);
 }
 END_TEST
 

@@ -83,6 +83,35 @@ START_TEST(test_parse_display_result)
 }
 END_TEST
 
+/* stdin: a string, NULs and all, counted with the code against the
+ * limit */
+START_TEST(test_parse_stdin)
+{
+    pyexec_request_t req;
+
+    ck_assert_int_eq(parse("{\"code\": \"1\"}", MAX_CODE, &req), 0);
+    ck_assert_ptr_null(req.stdin_text);
+    ck_assert_uint_eq(req.stdin_len, 0);
+    pyexec_request_clear(&req);
+    ck_assert_int_eq(parse("{\"code\": \"input()\", \"stdin\": "
+                           "\"a\\u0000b\\n\\u00e9\"}", MAX_CODE, &req), 0);
+    ck_assert_uint_eq(req.stdin_len, 6);
+    ck_assert_mem_eq(req.stdin_text, "a\0b\n\xc3\xa9", 6);
+    pyexec_request_clear(&req);
+    ck_assert_ptr_null(req.stdin_text);
+    reject("{\"code\": \"1\", \"stdin\": 1}", 400, "stdin");
+    reject("{\"code\": \"1\", \"stdin\": null}", 400, "stdin");
+    /* 7 of code and 9 of stdin against a limit of 16: in; 17: out */
+    ck_assert_int_eq(parse("{\"code\": \"print()\", \"stdin\": "
+                           "\"123456789\"}", 16, &req), 0);
+    pyexec_request_clear(&req);
+    ck_assert_int_eq(parse("{\"code\": \"print()\", \"stdin\": "
+                           "\"1234567890\"}", 16, &req), -1);
+    ck_assert_int_eq(req.status, 413);
+    ck_assert_ptr_nonnull(strstr(req.error, "'stdin'"));
+}
+END_TEST
+
 /* An id with a route (PyExecRoute): the route comes apart from it */
 START_TEST(test_parse_routed_id)
 {
@@ -909,6 +938,7 @@ Suite *request_suite(void)
     tc = tcase_create("parse ok");
     tcase_add_test(tc, test_parse_code_only);
     tcase_add_test(tc, test_parse_display_result);
+    tcase_add_test(tc, test_parse_stdin);
     tcase_add_test(tc, test_parse_with_id);
     tcase_add_test(tc, test_parse_routed_id);
     tcase_add_test(tc, test_json_media_type);
