@@ -9,6 +9,8 @@
 
 #include <string.h>
 
+#include "helper_stream.h"
+
 
 /* Longest prefix of s[0..n) that ends on a UTF-8 character boundary. */
 static size_t utf8_floor(const char *s, size_t n)
@@ -53,6 +55,9 @@ void pyexec_capture_append(pyexec_capture_t *c, const char *s, size_t n)
     }
     memcpy(c->buf + c->len, s, n);
     c->len += n;
+    /* exactly what was kept, so that a streamed run's events add up to
+     * its answer */
+    pyexec_stream_put(c->kind, s, n);
 }
 
 static PyObject *capture_write(pyexec_capture_t *self, PyObject *arg)
@@ -85,12 +90,6 @@ static PyObject *capture_write(pyexec_capture_t *self, PyObject *arg)
     return PyLong_FromSsize_t(PyUnicode_GET_LENGTH(arg));
 }
 
-static PyObject *capture_none(PyObject *self, PyObject *unused)
-{
-    (void)self; (void)unused;
-    Py_RETURN_NONE;
-}
-
 static PyObject *capture_false(PyObject *self, PyObject *unused)
 {
     (void)self; (void)unused;
@@ -115,9 +114,16 @@ static PyObject *capture_get_closed(PyObject *self, void *closure)
     Py_RETURN_FALSE;
 }
 
+static PyObject *capture_flush(PyObject *self, PyObject *unused)
+{
+    (void)self; (void)unused;
+    pyexec_stream_flush();
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef capture_methods[] = {
     {"write", (PyCFunction)capture_write, METH_O, NULL},
-    {"flush", capture_none, METH_NOARGS, NULL},
+    {"flush", capture_flush, METH_NOARGS, NULL},
     {"isatty", capture_false, METH_NOARGS, NULL},
     {"readable", capture_false, METH_NOARGS, NULL},
     {"seekable", capture_false, METH_NOARGS, NULL},
@@ -140,7 +146,7 @@ static PyTypeObject capture_type = {
     .tp_getset = capture_getset,
 };
 
-pyexec_capture_t *pyexec_capture_new(size_t limit)
+pyexec_capture_t *pyexec_capture_new(size_t limit, int kind)
 {
     pyexec_capture_t *c = PyObject_New(pyexec_capture_t, &capture_type);
 
@@ -149,6 +155,7 @@ pyexec_capture_t *pyexec_capture_new(size_t limit)
         c->len = c->cap = 0;
         c->limit = limit;
         c->cut = 0;
+        c->kind = kind;
     }
     return c;
 }

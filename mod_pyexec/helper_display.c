@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "helper_stream.h"
 #include "pyexec_protocol.h"
 
 static struct {
@@ -63,6 +64,8 @@ static void put_item(const char *json, size_t len)
     }
     pyexec_display_item_encode(D.buf + D.len, stdout_chars(), (uint32_t)len);
     memcpy(D.buf + D.len + PYEXEC_DISPLAY_ITEM_HDR_LEN, json, len);
+    pyexec_stream_put_item(PYEXEC_OUTPUT_DISPLAY, D.buf + D.len,
+                           PYEXEC_DISPLAY_ITEM_HDR_LEN + len);
     D.len = need;
     D.count++;
 }

@@ -170,8 +170,8 @@ int pyexec_py_session_setup(const char *const *blocked, size_t nblocked,
     S.stdin_obj = PyObject_CallMethod(io, "StringIO", NULL);
     S.stringio = PyObject_GetAttrString(io, "StringIO");
     Py_DECREF(io);
-    S.out = pyexec_capture_new(max_output);
-    S.err = pyexec_capture_new(max_output);
+    S.out = pyexec_capture_new(max_output, PYEXEC_OUTPUT_STDOUT);
+    S.err = pyexec_capture_new(max_output, PYEXEC_OUTPUT_STDERR);
     if (!S.stdin_obj || !S.stringio || !S.out || !S.err) {
         return pyexec_py_fail(err, err_len, "streams");
     }

@@ -50,10 +50,12 @@ typedef struct {
     size_t cap;
     size_t limit;
     int cut;                    /* something was left out */
+    int kind;                   /* PYEXEC_OUTPUT_STDOUT or _STDERR, for a
+                                   streamed run (helper_stream.h) */
 } pyexec_capture_t;
 
 int pyexec_capture_ready(void);         /* PyType_Ready, once */
-pyexec_capture_t *pyexec_capture_new(size_t limit);
+pyexec_capture_t *pyexec_capture_new(size_t limit, int kind);
 void pyexec_capture_reset(pyexec_capture_t *c);
 void pyexec_capture_append(pyexec_capture_t *c, const char *s, size_t n);
 

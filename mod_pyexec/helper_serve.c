@@ -26,6 +26,7 @@
 #include "helper_main.h"
 #include "helper_python.h"
 #include "helper_sandbox.h"
+#include "helper_stream.h"
 #include "pyexec_io.h"
 #include "pyexec_protocol.h"
 
@@ -107,6 +108,9 @@ static int run_request(int conn, request_t *rq)
         rq->payload = NULL;
         return 0;
     }
+    if (rq->flags & PYEXEC_EXEC_STREAM) {
+        pyexec_stream_begin(conn);
+    }
     /* the source last: the frame's spare byte ends it with a NUL */
     pyexec_py_exec((const char *)rq->payload + PYEXEC_EXEC_FIXED_LEN
                    + rq->stdin_len,
@@ -115,6 +119,11 @@ static int run_request(int conn, request_t *rq)
                    (rq->flags & PYEXEC_EXEC_DISPLAY_RESULT) != 0, &res);
     pyexec_io_free(rq->payload);
     rq->payload = NULL;
+    /* what is still coalescing goes out before the answer; a worker
+     * that stopped reading has the connection closed, not answered */
+    if (!pyexec_stream_end() && !res.memory_exceeded) {
+        return 0;
+    }
 
     if (res.out_cut) {
         out_mlen = (size_t)snprintf(out_marker, sizeof(out_marker),
@@ -426,6 +435,9 @@ void pyexec_helper_serve(int chan, int lfd, const pyexec_spawn_t *sp,
     setsid();
     /* a worker that hangs up early must cost a write error, not us */
     signal(SIGPIPE, SIG_IGN);
+    if (pyexec_stream_setup() != 0) {
+        pyexec_helper_die(PYEXEC_EXIT_SETUP, "SIGALRM: %s", strerror(errno));
+    }
     /* the backlog is emptied until accept() finds nothing (serve_forever) */
     if (pyexec_io_set_nonblock(lfd) != 0) {
         pyexec_helper_die(PYEXEC_EXIT_SETUP, "listening socket: %s",

@@ -64,7 +64,99 @@ typedef struct {
     pyexec_result_t res;
     const char *broken;         /* what the helper sent that no honest
                                    helper sends: the session ends */
+    /* a streamed run: what has come so far, held against the caps */
+    const pyexec_stream_sink_t *sink;
+    int sink_gone;              /* the client left: the run goes on */
+    int streamed;               /* some output came: the run began */
+    uint64_t out_bytes, err_bytes, display_bytes;
+    uint32_t out_chars, display_count, last_offset;
 } answer_t;
+
+/* One OUTPUT frame of a streamed run: within what the session's caps
+ * let an honest helper send, passed on to the sink. 0, or -1 with
+ * ans->broken set. */
+static int take_output(answer_t *ans, const pyexec_slot_limits_t *lim,
+                       const pyexec_frame_hdr_t *hdr,
+                       const unsigned char *data)
+{
+    pyexec_display_item_t item;
+    size_t pos = 0;
+    uint32_t offset = 0;
+    int rc = 0;
+
+    ans->streamed = 1;
+    if (!ans->sink) {
+        ans->broken = "output it was not asked to stream";
+        return -1;
+    }
+    switch (hdr->flags) {
+    case PYEXEC_OUTPUT_STDOUT:
+        ans->out_bytes += hdr->length;
+        for (uint32_t i = 0; i < hdr->length; i++) {
+            ans->out_chars += (data[i] & 0xc0) != 0x80;
+        }
+        rc = ans->out_bytes <= lim->max_output ? 0 : -1;
+        break;
+    case PYEXEC_OUTPUT_STDERR:
+        ans->err_bytes += hdr->length;
+        rc = ans->err_bytes <= lim->max_output ? 0 : -1;
+        break;
+    case PYEXEC_OUTPUT_DISPLAY:
+        ans->display_bytes += hdr->length;
+        if (pyexec_display_item_next(data, hdr->length, &pos, &item) != 1
+            || pos != hdr->length
+            || ++ans->display_count > PYEXEC_DISPLAY_ITEMS_MAX
+            || ans->display_bytes > (uint64_t)lim->max_display
+                                    + PYEXEC_DISPLAY_ITEMS_MAX
+                                      * (PYEXEC_DISPLAY_ITEM_HDR_LEN
+                                         + PYEXEC_DISPLAY_MARKER_MAX)
+            || item.stdout_offset < ans->last_offset
+            || item.stdout_offset > ans->out_chars
+            || !pyexec_answer_display_item_ok(&item)) {
+            ans->broken = "a malformed streamed display item";
+            return -1;
+        }
+        ans->last_offset = offset = item.stdout_offset;
+        data = item.json;
+        break;
+    default:
+        rc = -1;
+    }
+    if (rc != 0) {
+        ans->broken = "streamed output beyond the session's caps";
+        return -1;
+    }
+    if (!ans->sink_gone
+        && ans->sink->output(ans->sink->ctx, hdr->flags, data,
+                             hdr->flags == PYEXEC_OUTPUT_DISPLAY ? item.len
+                             : hdr->length, offset) != 0) {
+        ans->sink_gone = 1;
+    }
+    return 0;
+}
+
+/* The RESULT, after any OUTPUT frames of a streamed run. */
+static pyexec_io_status_t recv_answer(int fd, const pyexec_slot_limits_t *lim,
+                                      uint32_t max_payload,
+                                      pyexec_frame_hdr_t *hdr, answer_t *ans,
+                                      int64_t deadline)
+{
+    for (;;) {
+        pyexec_io_status_t st = pyexec_io_recv_frame(fd, max_payload, hdr,
+                                                     &ans->payload, deadline);
+
+        if (st != PYEXEC_IO_OK || hdr->type != PYEXEC_MSG_OUTPUT) {
+            return st;
+        }
+        st = take_output(ans, lim, hdr, ans->payload) == 0
+             ? PYEXEC_IO_OK : PYEXEC_IO_PROTOCOL;
+        pyexec_io_free(ans->payload);
+        ans->payload = NULL;
+        if (st != PYEXEC_IO_OK) {
+            return st;
+        }
+    }
+}
 
 /* --- finding the session --------------------------------------------- */
 
@@ -545,7 +637,8 @@ static void run_code(request_rec *r, const session_ref_t *ref,
     pyexec_io_status_t st;
     unsigned char ehdr[PYEXEC_FRAME_HDR_LEN], efixed[PYEXEC_EXEC_FIXED_LEN];
     struct iovec iov[4];
-    uint32_t flags = req->display_result ? PYEXEC_EXEC_DISPLAY_RESULT : 0;
+    uint32_t flags = (req->display_result ? PYEXEC_EXEC_DISPLAY_RESULT : 0)
+                     | (ans->sink ? PYEXEC_EXEC_STREAM : 0);
     size_t code_len = req->code_len, stdin_len = req->stdin_len;
     int64_t start, deadline;
     int fd, retried = 0, unsent, started;
@@ -638,15 +731,14 @@ again:
         if (spin_worthwhile()) {
             pyexec_io_spin_readable(fd, SPIN_US);
         }
-        st = pyexec_io_recv_frame(fd, max_payload, &hdr, &ans->payload,
-                                  deadline);
+        st = recv_answer(fd, lim, max_payload, &hdr, ans, deadline);
     }
     /* A connection the helper closed while our request waited on it
      * unread (it keeps a few; helper_serve.c) ends before any answer:
      * send the request once more on a new connection. Its ticket is
      * unchanged, so it keeps its turn, and a helper that did run it
      * would answer SKIPPED rather than run it twice. */
-    if (!started && (unsent || st == PYEXEC_IO_CLOSED)) {
+    if (!started && !ans->streamed && (unsent || st == PYEXEC_IO_CLOSED)) {
         close(fd);
         fd = -1;
         if (!retried) {
@@ -676,7 +768,8 @@ again:
     }
     if (st != PYEXEC_IO_OK || hdr.type != PYEXEC_MSG_RESULT
         || pyexec_result_decode(ans->payload, hdr.length, &ans->res) != 0) {
-        if (st == PYEXEC_IO_PROTOCOL || st == PYEXEC_IO_OK) {
+        if (!ans->broken
+            && (st == PYEXEC_IO_PROTOCOL || st == PYEXEC_IO_OK)) {
             ans->broken = "a malformed or oversized answer";
         }
         close(fd);
@@ -780,7 +873,7 @@ static apr_status_t free_payload(void *payload)
 }
 
 int pyexec_bridge_run(request_rec *r, const pyexec_request_t *req,
-                      pyexec_run_t *run)
+                      const pyexec_stream_sink_t *sink, pyexec_run_t *run)
 {
     session_ref_t ref;
     answer_t ans;
@@ -794,6 +887,10 @@ int pyexec_bridge_run(request_rec *r, const pyexec_request_t *req,
         return rc;              /* nothing counted in */
     }
     run->max_code = ref.t.limits.max_code;
+    ans.sink = sink;
+    if (sink) {
+        sink->start(sink->ctx, run);
+    }
     run_code(r, &ref, req, run, &ans);
     detach_session(&ref, run, &ans);
     if (ans.payload) {

@@ -42,13 +42,29 @@ typedef struct {
     char id[PYEXEC_ID_TEXT_MAX + 1];  /* the session's id, as clients see it */
 } pyexec_run_t;
 
+/* Where a streamed run's output goes as it comes (Accept:
+ * text/event-stream; pyexec_handler.c). start() is called once the
+ * session is this request's, before the code is sent; output() with
+ * each piece the helper sends, checked against the session's caps:
+ * stdout or stderr text (kind PYEXEC_OUTPUT_STDOUT/_STDERR), or one
+ * display item's JSON with its offset (PYEXEC_OUTPUT_DISPLAY). A
+ * non-zero return (the client is gone) stops the calls; the run goes on
+ * to its end, so that the session stays as its code leaves it. */
+typedef struct {
+    void (*start)(void *ctx, const pyexec_run_t *run);
+    int (*output)(void *ctx, unsigned kind, const unsigned char *data,
+                  size_t len, uint32_t stdout_offset);
+    void *ctx;
+} pyexec_stream_sink_t;
+
 /* Per worker process: the connections kept for sessions' next requests
  * (after the registry is attached). */
 void pyexec_bridge_child_init(apr_pool_t *p, server_rec *s);
 
 /* Run req's code (with its stdin) in the session its id names, or in a
  * new one if it has none; with display_result, its final bare
- * expression's value is displayed.
+ * expression's value is displayed; with a sink, its output is streamed
+ * there as it is written.
  * Returns OK with the outcome in *run, or, with nothing run:
  * HTTP_NOT_FOUND (no such session), HTTP_SERVICE_UNAVAILABLE (the
  * table is full), HTTP_TOO_MANY_REQUESTS (this client has
@@ -56,7 +72,7 @@ void pyexec_bridge_child_init(apr_pool_t *p, server_rec *s);
  * HTTP_GATEWAY_TIME_OUT (no helper became ready in time),
  * HTTP_INTERNAL_SERVER_ERROR. */
 int pyexec_bridge_run(request_rec *r, const pyexec_request_t *req,
-                      pyexec_run_t *run);
+                      const pyexec_stream_sink_t *sink, pyexec_run_t *run);
 
 /* "ok", "timeout", ... for the access log's pyexec-outcome note. */
 const char *pyexec_outcome_name(const pyexec_run_t *run);

@@ -656,48 +656,135 @@ static void set_retry_after(request_rec *r, int64_t usec)
                    apr_psprintf(r->pool, "%" APR_INT64_T_FMT, s < 1 ? 1 : s));
 }
 
-/* The contract's answer to a run. */
-static int answer(request_rec *r, const pyexec_run_t *run)
+/* The contract's answer to a run: its status and body (a's strings live
+ * in the request's pool or the run). */
+static int answer_of(request_rec *r, const pyexec_run_t *run,
+                     pyexec_answer_t *a)
 {
+    memset(a, 0, sizeof(*a));
+    a->id = run->id;
     switch (run->outcome) {
-    case PYEXEC_RUN_OK: {
-        pyexec_answer_t a = { run->id, run->out, run->out_len, run->err,
-                              run->err_len, NULL, run->display,
-                              run->display_len };
-
-        return send_answer(r, HTTP_OK, &a);
-    }
+    case PYEXEC_RUN_OK:
+        a->out = run->out;
+        a->out_len = run->out_len;
+        a->err = run->err;
+        a->err_len = run->err_len;
+        a->display = run->display;
+        a->display_len = run->display_len;
+        return HTTP_OK;
     case PYEXEC_RUN_TIMEOUT:
-        return send_json(r, HTTP_OK, run->id, NULL, 0, NULL, 0, MSG_TIMEOUT);
+        a->error = MSG_TIMEOUT;
+        return HTTP_OK;
     case PYEXEC_RUN_MEMORY:
-        return send_json(r, HTTP_OK, run->id, NULL, 0, NULL, 0, MSG_MEMORY);
+        a->error = MSG_MEMORY;
+        return HTTP_OK;
     case PYEXEC_RUN_BUSY:
         set_retry_after(r, run->retry_usec ? run->retry_usec : 2000000);
-        return send_json(r, HTTP_SERVICE_UNAVAILABLE, run->id, NULL, 0, NULL,
-                         0, "The session is busy with earlier requests; "
-                         "nothing was run. Try again later.");
+        a->error = "The session is busy with earlier requests; nothing was "
+                   "run. Try again later.";
+        return HTTP_SERVICE_UNAVAILABLE;
     case PYEXEC_RUN_TOO_LARGE:
-        return send_json(r, HTTP_REQUEST_ENTITY_TOO_LARGE, run->id, NULL, 0,
-                         NULL, 0, apr_psprintf(r->pool, "Code too large for "
-                         "this session: it was started with a limit of %u "
-                         "bytes. Nothing was run.", run->max_code));
+        a->error = apr_psprintf(r->pool, "Code too large for this session: "
+                                "it was started with a limit of %u bytes. "
+                                "Nothing was run.", run->max_code);
+        return HTTP_REQUEST_ENTITY_TOO_LARGE;
     case PYEXEC_RUN_LOCAL:
-        return send_json(r, HTTP_INTERNAL_SERVER_ERROR, run->id, NULL, 0,
-                         NULL, 0, "Internal error; nothing was run. See the "
-                         "server's error log.");
+        a->error = "Internal error; nothing was run. See the server's error "
+                   "log.";
+        return HTTP_INTERNAL_SERVER_ERROR;
     case PYEXEC_RUN_DIED:
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       PYEXEC_LOGNO(00304) "session %s" PYEXEC_ID_REDACTED
                       " ended during an execution: %s",
                       id_prefix(r, run->id),
                       pyexec_end_reason_name(run->died_why));
-        return send_json(r, HTTP_OK, run->id, NULL, 0, NULL, 0,
-                         run->died_why == PYEXEC_END_MEMORY ? MSG_MEMORY
-                         : run->died_why == PYEXEC_END_TIMEOUT ? MSG_TIMEOUT
-                         : run->died_why == PYEXEC_END_DELETED ? MSG_DELETED
-                         : MSG_CRASH);
+        a->error = run->died_why == PYEXEC_END_MEMORY ? MSG_MEMORY
+                   : run->died_why == PYEXEC_END_TIMEOUT ? MSG_TIMEOUT
+                   : run->died_why == PYEXEC_END_DELETED ? MSG_DELETED
+                   : MSG_CRASH;
+        return HTTP_OK;
     }
+    a->error = "Internal error.";
     return HTTP_INTERNAL_SERVER_ERROR;
+}
+
+/* --- a streamed run (Accept: text/event-stream) ------------------------ */
+
+/* Whether the client asked for events: text/event-stream among its
+ * Accept header's types (parameters and case aside). */
+static int wants_events(request_rec *r)
+{
+    const char *accept = apr_table_get(r->headers_in, "Accept");
+
+    return accept && ap_strcasestr(accept, "text/event-stream") != NULL;
+}
+
+typedef struct {
+    request_rec *r;
+    int new_session;
+    int started;
+} events_t;
+
+static int write_flushed(events_t *ev)
+{
+    return ap_rflush(ev->r) < 0 || ev->r->connection->aborted ? -1 : 0;
+}
+
+/* The session is ours: 200 and the headers go out at once, before the
+ * code runs. From here on the status is said by the last event. */
+static void events_start(void *ctx, const pyexec_run_t *run)
+{
+    events_t *ev = ctx;
+    request_rec *r = ev->r;
+
+    (void)run;
+    if (ev->new_session) {
+        set_route_cookie(r);
+    }
+    r->status = HTTP_OK;
+    ap_set_content_type(r, "text/event-stream; charset=utf-8");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    /* nobody on the way may hold the events back to compress or buffer */
+    apr_table_setn(r->headers_out, "X-Accel-Buffering", "no");
+    apr_table_setn(r->subprocess_env, "no-gzip", "1");
+    ev->started = 1;
+    ap_rputs(": running\n\n", r);
+    write_flushed(ev);
+}
+
+static int events_output(void *ctx, unsigned kind, const unsigned char *data,
+                         size_t len, uint32_t stdout_offset)
+{
+    events_t *ev = ctx;
+    int rc;
+
+    if (kind == PYEXEC_OUTPUT_DISPLAY) {
+        rc = pyexec_event_display(data, len, stdout_offset, write_piece,
+                                  ev->r);
+    }
+    else {
+        rc = pyexec_event_text(kind == PYEXEC_OUTPUT_STDOUT ? "stdout"
+                               : "stderr", (const char *)data, len,
+                               write_piece, ev->r);
+    }
+    return rc != 0 ? -1 : write_flushed(ev);
+}
+
+/* The contract's answer to a run, whole or as the last event. */
+static int answer(request_rec *r, const pyexec_run_t *run, events_t *ev)
+{
+    pyexec_answer_t a;
+    int status = answer_of(r, run, &a);
+
+    if (!ev || !ev->started) {
+        return send_answer(r, status, &a);
+    }
+    /* a client gone mid-stream: nothing more to do for it */
+    if (pyexec_event_answer(&a, write_piece, r) == 0) {
+        write_flushed(ev);
+    }
+    return OK;
 }
 
 int pyexec_handler(request_rec *r)
@@ -709,7 +796,9 @@ int pyexec_handler(request_rec *r)
     char *body = NULL;
     apr_size_t body_len = 0;
     int64_t retry = 0;
-    int rc, resource, new_session;
+    int rc, resource, new_session, streamed;
+    pyexec_stream_sink_t sink;
+    events_t ev;
 
     if (!r->handler || strcmp(r->handler, PYEXEC_HANDLER)) {
         return DECLINED;
@@ -768,7 +857,14 @@ int pyexec_handler(request_rec *r)
     }
 
     new_session = !req.has_id;
-    rc = pyexec_bridge_run(r, &req, &run);
+    ev.r = r;
+    ev.new_session = new_session;
+    ev.started = 0;
+    sink.start = events_start;
+    sink.output = events_output;
+    sink.ctx = &ev;
+    streamed = wants_events(r);
+    rc = pyexec_bridge_run(r, &req, streamed ? &sink : NULL, &run);
     pyexec_request_clear(&req);
     if (rc != OK) {
         switch (rc) {
@@ -795,12 +891,14 @@ int pyexec_handler(request_rec *r)
                               "Internal error; see the server's error log.");
         }
     }
-    if (new_session) {
+    if (new_session && !ev.started) {
         set_route_cookie(r);
     }
     apr_table_setn(r->notes, "pyexec-session", id_prefix(r, run.id));
     apr_table_setn(r->notes, "pyexec-outcome", pyexec_outcome_name(&run));
-    set_server_timing(r, run.exec_usec);
-    return answer(r, &run);
+    if (!ev.started) {
+        set_server_timing(r, run.exec_usec);
+    }
+    return answer(r, &run, streamed ? &ev : NULL);
 }
 

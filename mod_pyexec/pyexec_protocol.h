@@ -34,6 +34,10 @@ typedef enum {
                                    + display items */
     PYEXEC_MSG_SKIPPED  = 4,    /* no payload: not run, and never will be
                                    (its turn passed while it was missing) */
+    PYEXEC_MSG_OUTPUT   = 5,    /* flags: PYEXEC_OUTPUT_*; payload: text
+                                   as written, or one display item: a
+                                   streamed run's output so far, before
+                                   its RESULT */
     /* worker -> supervisor (datagrams) */
     PYEXEC_MSG_WAKE     = 10,   /* spares were taken, refill */
     PYEXEC_MSG_KILL     = 11,   /* payload: pyexec_slot_msg_t */
@@ -56,6 +60,13 @@ typedef enum {
                                           ticket's turn: answered SKIPPED */
 #define PYEXEC_EXEC_DISPLAY_RESULT 0x4u /* display the value of a final
                                           bare expression, as a notebook */
+#define PYEXEC_EXEC_STREAM       0x8u  /* send OUTPUT frames as the code
+                                          writes */
+
+/* OUTPUT kinds (its frame's flags) */
+#define PYEXEC_OUTPUT_STDOUT  1u
+#define PYEXEC_OUTPUT_STDERR  2u
+#define PYEXEC_OUTPUT_DISPLAY 3u
 
 typedef struct {
     uint32_t magic;

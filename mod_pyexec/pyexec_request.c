@@ -362,6 +362,21 @@ static void jw_member(jw_t *w, int *first, const char *key, const char *s,
 
 /* An item's JSON is passed on as the helper wrote it, once checked:
  * its closing brace makes room for where it fell in stdout. */
+static void jw_item(jw_t *w, const unsigned char *json, size_t len,
+                    uint32_t stdout_offset)
+{
+    char tail[40];
+    int tlen;
+
+    while (len > 0 && strchr(" \t\r\n", json[len - 1])) {
+        len--;
+    }
+    jw_put(w, (const char *)json, len - 1);
+    tlen = snprintf(tail, sizeof(tail), ",\"stdout_offset\":%u}",
+                    (unsigned)stdout_offset);
+    jw_put(w, tail, (size_t)tlen);
+}
+
 static void jw_display(jw_t *w, int *first, const unsigned char *section,
                        size_t len)
 {
@@ -371,20 +386,10 @@ static void jw_display(jw_t *w, int *first, const unsigned char *section,
 
     jw_put(w, *first ? "{\"display\":[" : ",\"display\":[", 12);
     while (pyexec_display_item_next(section, len, &pos, &item) == 1) {
-        size_t jlen = item.len;
-        char tail[40];
-        int tlen;
-
-        while (jlen > 0 && strchr(" \t\r\n", item.json[jlen - 1])) {
-            jlen--;
-        }
         if (n++) {
             jw_put(w, ",", 1);
         }
-        jw_put(w, (const char *)item.json, jlen - 1);
-        tlen = snprintf(tail, sizeof(tail), ",\"stdout_offset\":%u}",
-                        (unsigned)item.stdout_offset);
-        jw_put(w, tail, (size_t)tlen);
+        jw_item(w, item.json, item.len, item.stdout_offset);
     }
     jw_put(w, "]", 1);
     *first = 0;
@@ -438,6 +443,68 @@ int pyexec_answer_write(const pyexec_answer_t *a,
     return w.rc;
 }
 
+/* --- the events of a streamed answer ----------------------------------- */
+
+static void jw_event_start(jw_t *w, char *buf, const char *event,
+                           int (*emit)(void *, const char *, size_t),
+                           void *ctx)
+{
+    memset(w, 0, sizeof(*w));
+    w->buf = buf;
+    w->emit = emit;
+    w->ctx = ctx;
+    jw_put(w, "event: ", 7);
+    jw_put(w, event, strlen(event));
+    jw_put(w, "\ndata: ", 7);
+}
+
+static int jw_event_end(jw_t *w)
+{
+    jw_put(w, "\n\n", 2);
+    jw_flush(w);
+    return w->rc;
+}
+
+int pyexec_event_text(const char *event, const char *text, size_t len,
+                      int (*emit)(void *ctx, const char *piece, size_t len),
+                      void *ctx)
+{
+    char buf[PYEXEC_ANSWER_CHUNK];
+    jw_t w;
+
+    jw_event_start(&w, buf, event, emit, ctx);
+    jw_put(&w, "{\"text\":", 8);
+    jw_string(&w, text, len);
+    jw_put(&w, "}", 1);
+    return jw_event_end(&w);
+}
+
+int pyexec_event_display(const unsigned char *json, size_t len,
+                         uint32_t stdout_offset,
+                         int (*emit)(void *ctx, const char *piece,
+                                     size_t len),
+                         void *ctx)
+{
+    char buf[PYEXEC_ANSWER_CHUNK];
+    jw_t w;
+
+    jw_event_start(&w, buf, "display", emit, ctx);
+    jw_item(&w, json, len, stdout_offset);
+    return jw_event_end(&w);
+}
+
+int pyexec_event_answer(const pyexec_answer_t *a,
+                        int (*emit)(void *ctx, const char *piece, size_t len),
+                        void *ctx)
+{
+    char buf[PYEXEC_ANSWER_CHUNK];
+    jw_t w;
+
+    jw_event_start(&w, buf, "result", emit, ctx);
+    jw_answer(&w, a);
+    return jw_event_end(&w);
+}
+
 typedef struct {
     char *text;
     size_t used;
@@ -482,7 +549,7 @@ static int json_mime(const char *mime)
            || (n >= 5 && strcmp(mime + n - 5, "+json") == 0);
 }
 
-static int display_item_ok(const pyexec_display_item_t *item)
+int pyexec_answer_display_item_ok(const pyexec_display_item_t *item)
 {
     json_t *obj, *data, *md, *v;
     const char *mime;
@@ -494,6 +561,12 @@ static int display_item_ok(const pyexec_display_item_t *item)
         jlen--;
     }
     if (jlen == 0 || item->json[jlen - 1] != '}') {
+        return 0;
+    }
+    /* JSON has line breaks only as whitespace, which compact JSON has
+     * none of; one would end an event of a stream early */
+    if (memchr(item->json, '\n', item->len)
+        || memchr(item->json, '\r', item->len)) {
         return 0;
     }
     obj = json_loadb((const char *)item->json, item->len,
@@ -541,7 +614,7 @@ int pyexec_answer_display_check(const unsigned char *display, size_t len,
             return -1;
         }
         last = item.stdout_offset;
-        if (!display_item_ok(&item)) {
+        if (!pyexec_answer_display_item_ok(&item)) {
             *why = "a malformed display item";
             return -1;
         }

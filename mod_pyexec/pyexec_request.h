@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "pyexec_id.h"
+#include "pyexec_protocol.h"
 
 typedef struct {
     int status;             /* 0 when parsed; else the HTTP status */
@@ -66,6 +67,10 @@ typedef struct {
  * object), offsets in order and within stdout's code points. Its bytes
  * come from the helper, which user code can write for. 0, or -1 with
  * *why set. */
+/* The shape check alone, of one item (also of one streamed): 1 if it
+ * may be passed on. */
+int pyexec_answer_display_item_ok(const pyexec_display_item_t *item);
+
 int pyexec_answer_display_check(const unsigned char *display, size_t len,
                                 uint32_t count, const char *out,
                                 size_t out_len, const char **why);
@@ -82,6 +87,25 @@ size_t pyexec_answer_len(const pyexec_answer_t *a);
  * repaired with U+FFFD, as pyexec_response_json() does. */
 #define PYEXEC_ANSWER_CHUNK 8000
 int pyexec_answer_write(const pyexec_answer_t *a,
+                        int (*emit)(void *ctx, const char *piece, size_t len),
+                        void *ctx);
+
+/* The events of a streamed answer (text/event-stream), each written
+ * through emit as pyexec_answer_write() writes the answer:
+ *   event: stdout (or stderr)   data: {"text": "..."}
+ *   event: display              data: the item, with its stdout_offset
+ *   event: result               data: the answer, as it would be whole
+ * Their data is one line of compact JSON: no raw line break can end an
+ * event early (display items with one are refused before). */
+int pyexec_event_text(const char *event, const char *text, size_t len,
+                      int (*emit)(void *ctx, const char *piece, size_t len),
+                      void *ctx);
+int pyexec_event_display(const unsigned char *json, size_t len,
+                         uint32_t stdout_offset,
+                         int (*emit)(void *ctx, const char *piece,
+                                     size_t len),
+                         void *ctx);
+int pyexec_event_answer(const pyexec_answer_t *a,
                         int (*emit)(void *ctx, const char *piece, size_t len),
                         void *ctx);
 

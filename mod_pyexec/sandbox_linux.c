@@ -462,6 +462,9 @@ static const int allowed[] = {
     SCMP_SYS(recvfrom), SCMP_SYS(recvmsg), SCMP_SYS(shutdown),
     SCMP_SYS(getsockname),
     SCMP_SYS(getpeername), SCMP_SYS(getsockopt),
+    /* the streamed run's coalescing timer (helper_stream.c): a process
+     * can only ever signal itself with it */
+    SCMP_SYS(setitimer), SCMP_SYS(getitimer),
     /* no setsockopt: SO_SNDBUF alone would let each of a session's
      * descriptors queue megabytes the kernel holds outside RLIMIT_AS
      * (net.core.wmem_max); at the default buffer sizes the 32 of

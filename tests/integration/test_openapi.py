@@ -179,3 +179,27 @@ def test_limit_answers_match(request, spec):
         r = requests.request(method, c.url, params={"id": sid}, timeout=10)
         assert r.status_code == 429
         check(spec, method, r)
+
+
+def test_streamed_events_match(httpd, spec):
+    """Each event's data as the schemas have it: StreamText, DisplayItem,
+    and the last the very ExecuteResult."""
+    from .sse import Stream
+    schemas = spec["components"]["schemas"]
+    post = spec["paths"]["/execute"]["post"]["responses"]["200"]["content"]
+    assert "text/event-stream" in post
+    s = Stream(httpd.port, {"code": "print('a')\nimport sys\n",
+                            "display_result": True})
+    assert s.status == 200
+    events = s.events()
+    names = [e.name for e in events]
+    assert names[-1] == "result" and "stdout" in names and "stderr" in names
+    for e in events:
+        schema = {"stdout": schemas["StreamText"],
+                  "stderr": schemas["StreamText"],
+                  "display": schemas["DisplayItem"],
+                  "result": schemas["ExecuteResult"]}[e.name]
+        validate(spec, schema, e.json())
+    events = Stream(httpd.port, {"code": "display(1)"}).events()
+    validate(spec, schemas["DisplayItem"], events[0].json())
+    validate(spec, schemas["ExecuteResult"], events[-1].json())

@@ -783,7 +783,7 @@ START_TEST(test_answer_with_display)
                    "\"metadata\":{}}");
     len = add_item(sec, len, 6, " {\"data\":{\"image/png\":\"AAAA\","
                    "\"application/json\":[1,{\"a\":null}]},"
-                   "\"metadata\":{\"image/png\":{\"width\":1}}}\n ");
+                   "\"metadata\":{\"image/png\":{\"width\":1}}}  ");
     ck_assert_int_eq(pyexec_answer_display_check(sec, len, 2, a.out,
                                                  a.out_len, &why), 0);
     a.display = sec;
@@ -830,6 +830,9 @@ START_TEST(test_display_check_refuses)
         "{\"data\":{\"text/plain\":\"x\"},\"metadata\":{}} x",
         "{\"data\":{\"text/plain\":\"\xff\"},\"metadata\":{}}",
         "[1]", "",
+        /* a line break would end an event of a stream early */
+        "{\"data\":{\"text/plain\":\"x\"},\n\"metadata\":{}}",
+        "{\"data\":{\"text/plain\":\"x\"},\"metadata\":{}}\r",
     };
     static const char ok[] = "{\"data\":{\"text/plain\":\"x\"},"
                              "\"metadata\":{}}";
@@ -864,6 +867,45 @@ START_TEST(test_display_check_refuses)
                      0);
     ck_assert_int_ne(pyexec_answer_display_check(sec, len - 1, 1, "abc", 3,
                                                  &why), 0);
+}
+END_TEST
+
+/* The events of a streamed run: each "event:", one "data:" line of
+ * JSON, a blank line; text escaped so that no line break ends it early. */
+START_TEST(test_events)
+{
+    static char buf[4096];
+    collect_t c = { buf, 0, 0, 0, 0 };
+    static const unsigned char item[] =
+        "{\"data\":{\"text/plain\":\"7\"},\"metadata\":{}}";
+    pyexec_answer_t a = { SAMPLE_ID, "a\n", 2, NULL, 0, NULL, NULL, 0 };
+    char *whole, want[512];
+
+    ck_assert_int_eq(pyexec_event_text("stdout", "one\ntwo\r\x01\"", 10,
+                                       collect, &c), 0);
+    buf[c.len] = '\0';
+    ck_assert_str_eq(buf, "event: stdout\ndata: {\"text\":"
+                          "\"one\\ntwo\\r\\u0001\\\"\"}\n\n");
+    c.len = 0;
+    ck_assert_int_eq(pyexec_event_display(item, sizeof(item) - 1, 3, collect,
+                                          &c), 0);
+    buf[c.len] = '\0';
+    ck_assert_str_eq(buf, "event: display\ndata: {\"data\":{\"text/plain\":"
+                          "\"7\"},\"metadata\":{},\"stdout_offset\":3}\n\n");
+    c.len = 0;
+    ck_assert_int_eq(pyexec_event_answer(&a, collect, &c), 0);
+    buf[c.len] = '\0';
+    whole = pyexec_response_json(SAMPLE_ID, "a\n", 2, NULL, 0, NULL);
+    ck_assert_ptr_nonnull(whole);
+    /* the answer as a plain request would have it, as the event's data */
+    snprintf(want, sizeof(want), "event: result\ndata: %s\n\n", whole);
+    ck_assert_str_eq(buf, want);
+    free(whole);
+    /* a failing sink stops it */
+    c.len = 0;
+    c.pieces = 0;
+    c.fail_at = 1;
+    ck_assert_int_ne(pyexec_event_text("stderr", "x", 1, collect, &c), 0);
 }
 END_TEST
 
@@ -985,6 +1027,7 @@ Suite *request_suite(void)
     tcase_add_test(tc, test_answer_in_pieces);
     tcase_add_test(tc, test_answer_with_display);
     tcase_add_test(tc, test_display_check_refuses);
+    tcase_add_test(tc, test_events);
     tcase_add_test(tc, test_error_message_is_valid_utf8);
     suite_add_tcase(s, tc);
 
