@@ -559,3 +559,30 @@ def test_a_stopped_backend(cluster):
                       404)
     assert "h2" in {new_route(http, cluster.url) for _ in range(6)}
     assert_keeps(http, cluster, {"h1": sessions["h1"]})
+
+
+@pytest.mark.parametrize("front", ["module", "stock"])
+def test_streamed_runs_through_the_front(request, front):
+    """Accept: text/event-stream through mod_proxy_balancer on the shipped
+    config: the events arrive as they are sent, not when the run ends,
+    the session sticks (by the id in the body with the module, by
+    ?route= on a stock front), and the result is the plain answer."""
+    from urllib.parse import urlsplit
+    from .sse import Stream
+    cluster = request.getfixturevalue("cluster" if front == "module"
+                                      else "stock")
+    http = no_cookies()
+    sid = run(http, cluster.url, "n = 41")["id"]
+    where = urlsplit(cluster.url)
+    path = "/execute" + ("" if front == "module"
+                         else "?route=." + route_of(sid))
+    s = Stream(where.port, {"code": "import time\nprint('early')\n"
+                                    "time.sleep(0.6)\nn += 1\nprint(n)",
+                            "id": sid}, host=where.hostname, path=path)
+    assert s.status == 200, s.response.read()[:300]
+    events = s.events()
+    first = next(e for e in events if e.name == "stdout")
+    assert first.json() == {"text": "early\n"}
+    assert events[-1].name == "result"
+    assert events[-1].json() == {"id": sid, "stdout": "early\n42\n"}
+    assert events[-1].at - first.at > 0.5, events
