@@ -87,8 +87,12 @@ static void send_buffered(int wait)
         }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && wait) {
             /* the worker reads as its client does; the run's deadline,
-             * held from outside, bounds how long this may take */
-            pyexec_io_status_t st = pyexec_io_writev_full(
+             * held from outside, bounds how long this may take. The
+             * timer would only interrupt the wait, over and over */
+            pyexec_io_status_t st;
+
+            arm(0);
+            st = pyexec_io_writev_full(
                 T.fd, &(struct iovec){ T.buf + T.sent, T.len - T.sent }, 1,
                 pyexec_now_usec() + 60000000);
 
@@ -197,6 +201,19 @@ void pyexec_stream_put(int kind, const void *data, size_t n)
         k = STREAM_FRAME_MAX - (T.len - T.open_at - PYEXEC_FRAME_HDR_LEN);
         k = k < room ? k : room;
         k = k < n ? k : n;
+        /* a frame is an event of its own: it ends between characters,
+         * or the client would see each half repaired */
+        while (k < n && k > 0 && (p[k] & 0xc0) == 0x80) {
+            k--;
+        }
+        if (k == 0) {
+            close_frame();
+            send_buffered(1);
+            if (T.broken) {
+                break;
+            }
+            continue;
+        }
         memcpy(T.buf + T.len, p, k);
         T.len += k;
         p += k;

@@ -112,6 +112,16 @@ def test_a_write_then_a_sleep_is_one_event(server):
         ["a\n", "b\n"]
 
 
+def test_large_writes_split_between_characters(server):
+    """A write larger than one frame goes as several events, each cut
+    between characters: none is repaired with U+FFFD."""
+    events = streamed(server, "print('a' + 'é' * 20000 + '😀' * 3000)")
+    pieces = [e.json()["text"] for e in events if e.name == "stdout"]
+    assert len(pieces) > 1
+    assert "".join(pieces) == "a" + "é" * 20000 + "😀" * 3000 + "\n"
+    assert not any("\ufffd" in p for p in pieces)
+
+
 def test_display_items_stream_with_their_offsets(server):
     events = streamed(server, "print('ab')\ndisplay({'text/html': '<b>x</b>', "
                               "'text/plain': 'x'}, raw=True)\nprint('c')\n7",
