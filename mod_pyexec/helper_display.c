@@ -21,6 +21,7 @@
 #include "pyexec_protocol.h"
 
 static struct {
+    PyObject *ns;               /* the display code's globals */
     PyObject *display;          /* the builtin */
     PyObject *flush;            /* displays and closes open figures */
     PyObject *split;            /* source -> (body, final expression) */
@@ -361,6 +362,8 @@ int pyexec_display_init(char *err, size_t err_len)
     Py_XINCREF(D.display);
     Py_XINCREF(D.flush);
     Py_XINCREF(D.split);
+    D.ns = ns;
+    Py_INCREF(ns);
     /* the module itself lives on in its functions' globals; it is in no
      * sys.modules, so nobody imports it */
     Py_DECREF(mod);
@@ -376,6 +379,13 @@ int pyexec_display_session(PyObject *builtins, pyexec_capture_t *out,
 {
     D.out = out;
     D.max = max_display;
+    /* display.__globals__ is within the user's reach: its builtins are
+     * the session's, with their refusals, not the real ones. (Like every
+     * module's globals it holds modules the import hook would refuse:
+     * this layer is not a boundary, helper_policy.c) */
+    if (PyDict_SetItemString(D.ns, "__builtins__", builtins) != 0) {
+        return -1;
+    }
     return PyDict_SetItemString(builtins, "display", D.display);
 }
 

@@ -360,6 +360,17 @@ static PyObject *compiled(const char *code, size_t code_len,
 
         co = src ? pyexec_display_split(src) : NULL;
         Py_XDECREF(src);
+        /* _split is within the user's reach (display.__globals__): what
+         * it gives is used only if it is what ours gives */
+        if (co && !(PyTuple_CheckExact(co) && PyTuple_GET_SIZE(co) == 2
+                    && PyCode_Check(PyTuple_GET_ITEM(co, 0))
+                    && (PyTuple_GET_ITEM(co, 1) == Py_None
+                        || PyCode_Check(PyTuple_GET_ITEM(co, 1))))) {
+            Py_DECREF(co);
+            PyErr_SetString(PyExc_TypeError, "display: the split of the "
+                            "source is not (code, code or None)");
+            co = NULL;
+        }
     }
     else {
         cf.cf_flags = PyCF_ALLOW_TOP_LEVEL_AWAIT | PyCF_IGNORE_COOKIE

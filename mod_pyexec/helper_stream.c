@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -46,6 +47,20 @@ static struct {
 
 static volatile sig_atomic_t stream_busy;
 
+/* The handler shares T with the run's path on one thread: the flag is
+ * the whole lock, and the compiler must not move T's stores across it */
+static void enter(void)
+{
+    stream_busy = 1;
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+static void leave(void)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    stream_busy = 0;
+}
+
 static void arm(int64_t usec)
 {
     struct itimerval it;
@@ -57,9 +72,14 @@ static void arm(int64_t usec)
     T.armed = usec > 0;
 }
 
-/* The growing frame is closed: its header tells its final length. */
+/* The growing frame is closed: its header tells its final length. An
+ * empty one is taken back: the worker refuses empty frames. */
 static void close_frame(void)
 {
+    if (T.open_kind && T.len == T.open_at + PYEXEC_FRAME_HDR_LEN) {
+        T.len = T.open_at;
+        T.open_kind = 0;
+    }
     if (T.open_kind) {
         pyexec_frame_encode_hdr(T.buf + T.open_at, PYEXEC_MSG_OUTPUT,
                                 (uint32_t)T.open_kind,
@@ -100,6 +120,8 @@ static void send_buffered(int wait)
                 T.sent = T.len;
                 continue;
             }
+            T.broken = 1;       /* part of a frame may be out: no more */
+            break;
         }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             return;             /* later, from the timer or the next put */
@@ -123,12 +145,12 @@ static void on_alarm(int sig)
             arm(500);           /* the run is in here: shortly */
         }
         else {
-            stream_busy = 1;
+            enter();
             send_buffered(0);
             if (T.len) {
                 arm(STREAM_COALESCE_US);
             }
-            stream_busy = 0;
+            leave();
         }
     }
     errno = saved;
@@ -147,11 +169,13 @@ int pyexec_stream_setup(void)
 
 void pyexec_stream_begin(int fd)
 {
-    T.fd = fd;
+    enter();
     T.len = T.sent = 0;
     T.open_kind = 0;
     T.broken = 0;
     T.last_send = 0;
+    T.fd = fd;
+    leave();
 }
 
 int pyexec_stream_end(void)
@@ -161,12 +185,12 @@ int pyexec_stream_end(void)
     if (T.fd < 0) {
         return 1;
     }
-    stream_busy = 1;
+    enter();
     arm(0);
     send_buffered(1);
     ok = !T.broken;
     T.fd = -1;
-    stream_busy = 0;
+    leave();
     return ok;
 }
 
@@ -177,7 +201,7 @@ void pyexec_stream_put(int kind, const void *data, size_t n)
     if (T.fd < 0 || T.broken) {
         return;
     }
-    stream_busy = 1;
+    enter();
     while (n > 0) {
         size_t room, k;
 
@@ -228,7 +252,7 @@ void pyexec_stream_put(int kind, const void *data, size_t n)
     if (T.len && !T.armed) {
         arm(STREAM_COALESCE_US);
     }
-    stream_busy = 0;
+    leave();
 }
 
 void pyexec_stream_put_item(int kind, const void *data, size_t n)
@@ -238,7 +262,7 @@ void pyexec_stream_put_item(int kind, const void *data, size_t n)
     if (T.fd < 0 || T.broken) {
         return;
     }
-    stream_busy = 1;
+    enter();
     close_frame();
     if (STREAM_BUF - T.len < PYEXEC_FRAME_HDR_LEN + n) {
         send_buffered(1);
@@ -270,7 +294,7 @@ void pyexec_stream_put_item(int kind, const void *data, size_t n)
         }
         T.last_send = pyexec_now_usec();
     }
-    stream_busy = 0;
+    leave();
 }
 
 void pyexec_stream_flush(void)
@@ -278,7 +302,7 @@ void pyexec_stream_flush(void)
     if (T.fd < 0) {
         return;
     }
-    stream_busy = 1;
+    enter();
     send_buffered(0);
-    stream_busy = 0;
+    leave();
 }

@@ -48,6 +48,9 @@
  * helper has finished, never takes long; this only bounds a broken
  * peer. */
 #define IO_SLACK_US          (5 * 1000 * 1000)
+/* A streamed run's frames are read past its deadline by no more than
+ * this: a RESULT that came in time may wait behind its last frames */
+#define STREAM_GRACE_US      (100 * 1000)
 /* Time for the supervisor to reap a helper that hung up on us. */
 #define REAP_WAIT_US         (2 * 1000 * 1000)
 #define SPIN_US              100
@@ -87,6 +90,12 @@ static int take_output(answer_t *ans, const pyexec_slot_limits_t *lim,
     ans->streamed = 1;
     if (!ans->sink) {
         ans->broken = "output it was not asked to stream";
+        return -1;
+    }
+    /* an honest helper never sends an empty frame: empty ones would be
+     * events that cost nothing against the caps */
+    if (hdr->length == 0) {
+        ans->broken = "an empty output frame";
         return -1;
     }
     switch (hdr->flags) {
@@ -142,9 +151,21 @@ static pyexec_io_status_t recv_answer(int fd, const pyexec_slot_limits_t *lim,
                                       int64_t deadline)
 {
     for (;;) {
-        pyexec_io_status_t st = pyexec_io_recv_frame(fd, max_payload, hdr,
-                                                     &ans->payload, deadline);
+        pyexec_io_status_t st;
 
+        /* frames that keep coming must not keep the worker past the run's
+         * time: a frame waiting is read at once, without a look at the
+         * clock, so look here */
+        if (ans->streamed && pyexec_now_usec() > deadline + STREAM_GRACE_US) {
+            return PYEXEC_IO_TIMEOUT;
+        }
+        /* the client hears what came, once nothing more waits */
+        if (ans->streamed && !ans->sink_gone && pyexec_io_pending(fd) == 0
+            && ans->sink->flush(ans->sink->ctx) != 0) {
+            ans->sink_gone = 1;
+        }
+        st = pyexec_io_recv_frame(fd, max_payload, hdr, &ans->payload,
+                                  deadline);
         if (st != PYEXEC_IO_OK || hdr->type != PYEXEC_MSG_OUTPUT) {
             return st;
         }
@@ -756,6 +777,12 @@ again:
         run->outcome = PYEXEC_RUN_TIMEOUT;
         run->exec_usec = lim->timeout;
         return;
+    }
+    if (st == PYEXEC_IO_OK && hdr.type == PYEXEC_MSG_SKIPPED
+        && ans->streamed) {
+        /* output, then "never ran": no honest helper says both */
+        ans->broken = "SKIPPED after streamed output";
+        st = PYEXEC_IO_PROTOCOL;
     }
     if (st == PYEXEC_IO_OK && hdr.type == PYEXEC_MSG_SKIPPED) {
         /* our turn passed before the request arrived (TURN_WAIT_US in

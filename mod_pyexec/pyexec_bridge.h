@@ -54,6 +54,7 @@ typedef struct {
     void (*start)(void *ctx, const pyexec_run_t *run);
     int (*output)(void *ctx, unsigned kind, const unsigned char *data,
                   size_t len, uint32_t stdout_offset);
+    int (*flush)(void *ctx);    /* nothing more waits just now */
     void *ctx;
 } pyexec_stream_sink_t;
 

@@ -18,6 +18,7 @@
  *   translate_name,
  *   map_to_storage               no file-system walk for the endpoint
  */
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -711,23 +712,76 @@ static int answer_of(request_rec *r, const pyexec_run_t *run,
 /* --- a streamed run (Accept: text/event-stream) ------------------------ */
 
 /* Whether the client asked for events: text/event-stream among its
- * Accept header's types (parameters and case aside). */
+ * Accept header's media ranges, case aside, and not with q=0. */
 static int wants_events(request_rec *r)
 {
     const char *accept = apr_table_get(r->headers_in, "Accept");
+    char *list, *range, *state;
 
-    return accept && ap_strcasestr(accept, "text/event-stream") != NULL;
+    if (!accept) {
+        return 0;
+    }
+    list = apr_pstrdup(r->pool, accept);
+    for (range = apr_strtok(list, ",", &state); range;
+         range = apr_strtok(NULL, ",", &state)) {
+        char *param, *pstate, *type = apr_strtok(range, ";", &pstate);
+        int refused = 0;
+
+        if (!type) {
+            continue;
+        }
+        apr_collapse_spaces(type, type);      /* in place */
+        if (strcasecmp(type, "text/event-stream") != 0) {
+            continue;
+        }
+        while ((param = apr_strtok(NULL, ";", &pstate)) != NULL) {
+            apr_collapse_spaces(param, param);
+            if ((param[0] == 'q' || param[0] == 'Q') && param[1] == '='
+                && strtod(param + 2, NULL) <= 0) {
+                refused = 1;
+            }
+        }
+        if (!refused) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 typedef struct {
     request_rec *r;
     int new_session;
     int started;
+    apr_socket_t *sock;         /* the client's, to see that it keeps up */
 } events_t;
 
 static int write_flushed(events_t *ev)
 {
     return ap_rflush(ev->r) < 0 || ev->r->connection->aborted ? -1 : 0;
+}
+
+/* A client that reads slower than the code writes would make the
+ * worker wait on it while the run's clock goes on, and the helper wait on
+ * the worker: past the point where its socket takes no more at once, it
+ * gets no more events, only the last, which holds the whole answer. */
+static int client_keeps_up(events_t *ev)
+{
+    apr_os_sock_t fd;
+    struct pollfd pfd;
+
+    if (!ev->sock || apr_os_sock_get(&fd, ev->sock) != APR_SUCCESS) {
+        return 1;               /* not a plain socket (HTTP/2): its own */
+    }
+    pfd.fd = fd;
+    pfd.events = POLLOUT;
+    pfd.revents = 0;
+    return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT);
+}
+
+static int events_flush(void *ctx)
+{
+    /* a flush waits until the client took it all: not on a slow one */
+    return client_keeps_up(ctx) ? write_flushed(ctx) : -1;
 }
 
 /* The session is ours: 200 and the headers go out at once, before the
@@ -759,6 +813,9 @@ static int events_output(void *ctx, unsigned kind, const unsigned char *data,
     events_t *ev = ctx;
     int rc;
 
+    if (!client_keeps_up(ev)) {
+        return -1;
+    }
     if (kind == PYEXEC_OUTPUT_DISPLAY) {
         rc = pyexec_event_display(data, len, stdout_offset, write_piece,
                                   ev->r);
@@ -768,7 +825,9 @@ static int events_output(void *ctx, unsigned kind, const unsigned char *data,
                                : "stderr", (const char *)data, len,
                                write_piece, ev->r);
     }
-    return rc != 0 ? -1 : write_flushed(ev);
+    /* flushed when nothing more waits (events_flush), so that a burst
+     * of small writes is one write to the client */
+    return rc != 0 || ev->r->connection->aborted ? -1 : 0;
 }
 
 /* The contract's answer to a run, whole or as the last event. */
@@ -860,8 +919,10 @@ int pyexec_handler(request_rec *r)
     ev.r = r;
     ev.new_session = new_session;
     ev.started = 0;
+    ev.sock = ap_get_conn_socket(r->connection);
     sink.start = events_start;
     sink.output = events_output;
+    sink.flush = events_flush;
     sink.ctx = &ev;
     streamed = wants_events(r);
     rc = pyexec_bridge_run(r, &req, streamed ? &sink : NULL, &run);

@@ -541,51 +541,317 @@ char *pyexec_response_json(const char *id,
 
 /* --- display items from the helper ------------------------------------ */
 
-static int json_mime(const char *mime)
-{
-    size_t n = strlen(mime);
+/* Display items are checked without building them: a tree of an item's
+ * values would cost the worker many times the item's size (a list of a
+ * million empty objects is a few MB of text and hundreds in a tree).
+ * This is RFC 8259's grammar, with strings held to valid UTF-8 and no
+ * raw control characters, and nesting held to JSON_DEPTH_MAX; numbers of
+ * any size, as Python writes them. */
+#define JSON_DEPTH_MAX 4096
 
-    return strcmp(mime, "application/json") == 0
-           || (n >= 5 && strcmp(mime + n - 5, "+json") == 0);
+typedef const unsigned char *jp_t;
+
+static jp_t json_ws(jp_t p, jp_t end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) {
+        p++;
+    }
+    return p;
+}
+
+static int hex4(jp_t p, jp_t end)
+{
+    if (end - p < 4) {
+        return 0;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (!strchr("0123456789abcdefABCDEF", p[i]) || !p[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A string at p (its opening quote): the byte after it, or NULL. */
+static jp_t json_string_end(jp_t p, jp_t end)
+{
+    p++;
+    while (p < end) {
+        unsigned char c = *p;
+        size_t n;
+
+        if (c == '"') {
+            return p + 1;
+        }
+        if (c < 0x20) {
+            return NULL;
+        }
+        if (c == '\\') {
+            if (end - p < 2) {
+                return NULL;
+            }
+            if (p[1] == 'u') {
+                if (!hex4(p + 2, end)) {
+                    return NULL;
+                }
+                p += 6;
+            }
+            else if (p[1] && strchr("\"\\/bfnrt", p[1])) {
+                p += 2;
+            }
+            else {
+                return NULL;
+            }
+            continue;
+        }
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        n = utf8_char((const char *)p, (size_t)(end - p));
+        if (!n) {
+            return NULL;
+        }
+        p += n;
+    }
+    return NULL;
+}
+
+static jp_t json_number_end(jp_t p, jp_t end)
+{
+    jp_t q;
+
+    if (p < end && *p == '-') {
+        p++;
+    }
+    if (p < end && *p == '0') {
+        p++;
+    }
+    else {
+        for (q = p; p < end && *p >= '0' && *p <= '9'; p++) {
+        }
+        if (p == q) {
+            return NULL;
+        }
+    }
+    if (p < end && *p == '.') {
+        for (q = ++p; p < end && *p >= '0' && *p <= '9'; p++) {
+        }
+        if (p == q) {
+            return NULL;
+        }
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) {
+            p++;
+        }
+        for (q = p; p < end && *p >= '0' && *p <= '9'; p++) {
+        }
+        if (p == q) {
+            return NULL;
+        }
+    }
+    return p;
+}
+
+/* Any JSON value at p (after whitespace): the byte after it, or NULL.
+ * Iterative, its nesting on a small stack of closing brackets. */
+static jp_t json_value_end(jp_t p, jp_t end)
+{
+    unsigned char stack[JSON_DEPTH_MAX];
+    int depth = 0;
+
+value:
+    p = json_ws(p, end);
+    if (p >= end) {
+        return NULL;
+    }
+    switch (*p) {
+    case '{':
+    case '[':
+        if (depth == JSON_DEPTH_MAX) {
+            return NULL;
+        }
+        stack[depth++] = *p == '{' ? '}' : ']';
+        p = json_ws(p + 1, end);
+        if (p < end && *p == stack[depth - 1]) {
+            depth--;
+            p++;
+            goto after;
+        }
+        if (stack[depth - 1] == '}') {
+            goto key;
+        }
+        goto value;
+    case '"':
+        p = json_string_end(p, end);
+        break;
+    case 't':
+        p = end - p >= 4 && !memcmp(p, "true", 4) ? p + 4 : NULL;
+        break;
+    case 'f':
+        p = end - p >= 5 && !memcmp(p, "false", 5) ? p + 5 : NULL;
+        break;
+    case 'n':
+        p = end - p >= 4 && !memcmp(p, "null", 4) ? p + 4 : NULL;
+        break;
+    default:
+        p = json_number_end(p, end);
+        break;
+    }
+    if (!p) {
+        return NULL;
+    }
+after:
+    if (depth == 0) {
+        return p;
+    }
+    p = json_ws(p, end);
+    if (p >= end) {
+        return NULL;
+    }
+    if (*p == stack[depth - 1]) {
+        depth--;
+        p++;
+        goto after;
+    }
+    if (*p != ',') {
+        return NULL;
+    }
+    p++;
+    if (stack[depth - 1] == ']') {
+        goto value;
+    }
+key:
+    p = json_ws(p, end);
+    if (p >= end || *p != '"' || !(p = json_string_end(p, end))) {
+        return NULL;
+    }
+    p = json_ws(p, end);
+    if (p >= end || *p != ':') {
+        return NULL;
+    }
+    p++;
+    goto value;
+}
+
+/* A member's key at p (its opening quote) is this one, as written. */
+static int key_is(jp_t p, jp_t kend, const char *want)
+{
+    size_t n = strlen(want);
+
+    return (size_t)(kend - p) == n + 2 && memcmp(p + 1, want, n) == 0;
+}
+
+/* application/json or ...+json: a key's raw text, quotes included */
+static int json_mime_key(jp_t p, jp_t kend)
+{
+    size_t n = (size_t)(kend - p);
+
+    return key_is(p, kend, "application/json")
+           || (n >= 7 && memcmp(kend - 6, "+json\"", 6) == 0);
+}
+
+/* {"mime": "text", ...}, strings but for JSON types: after it, or NULL */
+static jp_t json_data_end(jp_t p, jp_t end)
+{
+    int members = 0;
+
+    p = json_ws(p, end);
+    if (p >= end || *p != '{') {
+        return NULL;
+    }
+    p = json_ws(p + 1, end);
+    for (;;) {
+        jp_t k = p, kend;
+
+        /* a member, also after a comma: none is no data at all */
+        if (p >= end || *p != '"' || !(kend = json_string_end(p, end))) {
+            return NULL;
+        }
+        p = json_ws(kend, end);
+        if (p >= end || *p != ':') {
+            return NULL;
+        }
+        p = json_ws(p + 1, end);
+        if (json_mime_key(k, kend)) {
+            p = json_value_end(p, end);
+        }
+        else {
+            p = p < end && *p == '"' ? json_string_end(p, end) : NULL;
+        }
+        if (!p) {
+            return NULL;
+        }
+        members++;
+        p = json_ws(p, end);
+        if (p < end && *p == ',') {
+            p = json_ws(p + 1, end);
+            continue;
+        }
+        break;
+    }
+    return members > 0 && p < end && *p == '}' ? p + 1 : NULL;
 }
 
 int pyexec_answer_display_item_ok(const pyexec_display_item_t *item)
 {
-    json_t *obj, *data, *md, *v;
-    const char *mime;
-    size_t jlen = item->len;
-    int ok;
+    jp_t p = item->json, end = item->json + item->len;
+    int seen_data = 0, seen_md = 0;
 
-    /* the writer replaces the closing brace, so it must be there */
-    while (jlen > 0 && strchr(" \t\r\n", item->json[jlen - 1])) {
-        jlen--;
-    }
-    if (jlen == 0 || item->json[jlen - 1] != '}') {
-        return 0;
-    }
     /* JSON has line breaks only as whitespace, which compact JSON has
      * none of; one would end an event of a stream early */
-    if (memchr(item->json, '\n', item->len)
-        || memchr(item->json, '\r', item->len)) {
+    if (memchr(p, '\n', item->len) || memchr(p, '\r', item->len)) {
         return 0;
     }
-    obj = json_loadb((const char *)item->json, item->len,
-                     JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
-    data = json_object_get(obj, "data");
-    md = json_object_get(obj, "metadata");
-    ok = json_is_object(obj) && json_object_size(obj) == 2
-         && json_is_object(data) && json_object_size(data) > 0
-         && json_is_object(md);
-    if (ok) {
-        json_object_foreach(data, mime, v) {
-            if (!json_is_string(v) && !json_mime(mime)) {
-                ok = 0;
-                break;
+    /* exactly {"data": {...}, "metadata": {...}}, in either order */
+    p = json_ws(p, end);
+    if (p >= end || *p != '{') {
+        return 0;
+    }
+    p++;
+    for (int i = 0; i < 2; i++) {
+        jp_t k, kend;
+
+        p = json_ws(p, end);
+        if (i == 1) {
+            if (p >= end || *p != ',') {
+                return 0;
             }
+            p = json_ws(p + 1, end);
+        }
+        k = p;
+        if (p >= end || *p != '"' || !(kend = json_string_end(p, end))) {
+            return 0;
+        }
+        p = json_ws(kend, end);
+        if (p >= end || *p != ':') {
+            return 0;
+        }
+        p = json_ws(p + 1, end);
+        if (key_is(k, kend, "data") && !seen_data) {
+            seen_data = 1;
+            p = json_data_end(p, end);
+        }
+        else if (key_is(k, kend, "metadata") && !seen_md && p < end
+                 && *p == '{') {
+            seen_md = 1;
+            p = json_value_end(p, end);
+        }
+        else {
+            return 0;
+        }
+        if (!p) {
+            return 0;
         }
     }
-    json_decref(obj);
-    return ok;
+    p = json_ws(p, end);
+    if (p >= end || *p != '}') {
+        return 0;
+    }
+    /* the writer replaces this closing brace: only whitespace after it */
+    return json_ws(p + 1, end) == end;
 }
 
 int pyexec_answer_display_check(const unsigned char *display, size_t len,

@@ -757,11 +757,15 @@ static size_t add_item(unsigned char *sec, size_t at, uint32_t off,
 
 static int check_one(uint32_t off, const char *json, const char *out)
 {
-    unsigned char sec[512];
-    size_t len = add_item(sec, 0, off, json);
+    unsigned char *sec = malloc(PYEXEC_DISPLAY_ITEM_HDR_LEN + strlen(json));
+    size_t len;
     const char *why = NULL;
-    int rc = pyexec_answer_display_check(sec, len, 1, out, strlen(out), &why);
+    int rc;
 
+    ck_assert_ptr_nonnull(sec);
+    len = add_item(sec, 0, off, json);
+    rc = pyexec_answer_display_check(sec, len, 1, out, strlen(out), &why);
+    free(sec);
     ck_assert(rc == 0 || why != NULL);
     return rc;
 }
@@ -819,6 +823,10 @@ END_TEST
 /* What no honest helper sends is refused, whatever it says. */
 START_TEST(test_display_check_refuses)
 {
+    static const char *const bad_values[] = {
+        "01", "1.", ".5", "-", "1e", "+1", "NaN", "Infinity", "tru", "nul",
+        "[1 2]", "{\"a\" 1}", "{1:2}", "[", "]", "\"open",
+    };
     static const char *const bad[] = {
         "{\"data\":{\"text/plain\":\"x\"}}",              /* no metadata */
         "{\"data\":{},\"metadata\":{}}",                    /* no data */
@@ -829,7 +837,15 @@ START_TEST(test_display_check_refuses)
         "{\"data\":{\"text/plain\":\"x\"},\"data\":{},\"metadata\":{}}",
         "{\"data\":{\"text/plain\":\"x\"},\"metadata\":{}} x",
         "{\"data\":{\"text/plain\":\"\xff\"},\"metadata\":{}}",
-        "[1]", "",
+        "[1]", "", "{}", "{\"data\":{\"text/plain\":\"x\"},\"metadata\":{},}",
+        "{\"data\":{\"text/plain\":\"x\"},\"metadata\":7}",
+        "{\"data\":{\"text/plain\":\"x\",},\"metadata\":{}}",
+        "{\"data\":{\"text/plain\":\"\\x\"},\"metadata\":{}}",
+        "{\"data\":{\"text/plain\":\"\x01\"},\"metadata\":{}}",
+        "{\"data\":{\"text/plain\":\"x\"},\"metadata\":{\"a\":}}",
+        "{\"data\":{\"text/plain\":\"x\"},\"metadata\":{\"a\":1 2}}",
+        "{\"data\":{\"text/plain\":\"x\"},\"metadata\":{\"a\":[1,]}}",
+        "{\"data\":{\"text/plain\":\"x\"},\"metadata\":{\"a\":\"\\u12\"}}",
         /* a line break would end an event of a stream early */
         "{\"data\":{\"text/plain\":\"x\"},\n\"metadata\":{}}",
         "{\"data\":{\"text/plain\":\"x\"},\"metadata\":{}}\r",
@@ -849,9 +865,38 @@ START_TEST(test_display_check_refuses)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         ck_assert_msg(check_one(0, bad[i], "") != 0, "accepted %s", bad[i]);
     }
-    /* a JSON type's value may be any JSON */
+    /* a JSON type's value may be any JSON; metadata too: numbers of any
+     * size, NULs in keys, repeated keys, as Python's json writes them */
     ck_assert_int_eq(check_one(0, "{\"data\":{\"text/x+json\":1},"
                                "\"metadata\":{}}", ""), 0);
+    ck_assert_int_eq(check_one(0, "{\"metadata\":{\"x\":"
+                               "1000000000000000000000000000000,\"\\u0000\":"
+                               "-1.5e-300,\"1\":\"a\",\"1\":[true,false,null]},"
+                               "\"data\":{\"application/json\":{\"a\":[{}]},"
+                               "\"text/plain\":\"\\ud83d\\ude00\"}}", ""), 0);
+    for (size_t i = 0; i < sizeof(bad_values) / sizeof(bad_values[0]); i++) {
+        char item[160];
+
+        snprintf(item, sizeof(item), "{\"data\":{\"application/json\":%s},"
+                 "\"metadata\":{}}", bad_values[i]);
+        ck_assert_msg(check_one(0, item, "") != 0, "accepted %s", item);
+    }
+    /* nesting: deep is fine, past the stack refused, never a crash */
+    {
+        static char deep[2 * 5000 + 64];
+        size_t n = 0;
+
+        for (int depth = 4000; depth <= 5000; depth += 1000) {
+            n = (size_t)snprintf(deep, sizeof(deep),
+                                 "{\"data\":{\"application/json\":");
+            memset(deep + n, '[', (size_t)depth);
+            n += (size_t)depth;
+            memset(deep + n, ']', (size_t)depth);
+            n += (size_t)depth;
+            strcpy(deep + n, "},\"metadata\":{}}");
+            ck_assert_int_eq(check_one(0, deep, "") == 0, depth == 4000);
+        }
+    }
     /* NULs are text a program may print */
     ck_assert_int_eq(check_one(0, "{\"data\":{\"text/plain\":\"\\u0000\"},"
                                "\"metadata\":{}}", ""), 0);
