@@ -146,21 +146,32 @@ test("code typed and run by the button shows its stdout, the time and the sessio
 
 test("the stdin box feeds input() for each run; empty, input() meets EOF", async (t) => {
     const page = await open(t);
+    await setCode(page, "name = input('Name? ')\nage = int(input('Age? '))\n" +
+                        "print('Hi', name, age + 1)");
     const box = page.locator("#stdin-box");
     assert.equal(await box.evaluate((d) => d.open), false);     // folded away
-    await box.locator("summary").click();
-    await page.locator("#stdin").fill("Ada\n36\n");
-    await page.locator(".cm-content").click();
-    await page.keyboard.press("ControlOrMeta+A");
-    await page.keyboard.type("name = input('Name? ')\nage = int(input('Age? '))\n" +
-                             "print('Hi', name, age + 1)");
+    // next after Execute in the tab order (Esc, Tab from the code still
+    // lands on Execute), and opened by keyboard
+    await page.locator("#run").focus();
+    await page.keyboard.press("Tab");
+    assert.equal(await page.evaluate(() => document.activeElement.id), "stdin-label");
+    await page.keyboard.press("Enter");
+    assert.equal(await box.evaluate((d) => d.open), true);
+    await page.keyboard.press("Tab");
+    const stdin = page.getByRole("textbox", {name: "Input (stdin)", exact: true});
+    assert.equal(await stdin.evaluate((n) => n === document.activeElement), true);
+    assert.equal(await stdin.getAttribute("aria-describedby"), "stdin-hint");
+    assert.match(await text(page.locator("#stdin-hint")), /^What input\(\) reads/);
+    await page.keyboard.insertText("Ada\n36\n");
+    // Ctrl+Enter runs from the box too
     const sent = page.waitForRequest("**/execute");
-    await page.locator("#run").click();
+    await page.keyboard.press("Control+Enter");
     assert.equal(JSON.parse((await sent).postData()).stdin, "Ada\n36\n");
     const c = await cell(page, 1);
     assert.equal(await text(c.locator(".stdout pre")), "Name? Age? Hi Ada 37\n");
+    assert.equal(await stdin.inputValue(), "Ada\n36\n", "kept for the next run");
     // emptied: the next run reads nothing, and sends no stdin at all
-    await page.locator("#stdin").fill("");
+    await stdin.fill("");
     const second = page.waitForRequest("**/execute");
     await page.locator("#run").click();
     assert.equal("stdin" in JSON.parse((await second).postData()), false);
@@ -743,6 +754,8 @@ async function axeViolations(page) {
 for (const colorScheme of ["light", "dark"]) {
     test("no WCAG A/AA violations found by axe-core (" + colorScheme + ")", async (t) => {
         const page = await open(t, {colorScheme, bypassCSP: true});
+        await page.locator("#stdin-box summary").click();
+        await page.locator("#stdin").fill("a line of input\n");
         await runAndWait(page, "print('out')");
         await runAndWait(page, "1/0");
         await runAndWait(page, "while True: pass");
@@ -755,25 +768,37 @@ for (const colorScheme of ["light", "dark"]) {
 
 test("readable in dark mode", async (t) => {
     const page = await open(t, {colorScheme: "dark"});
-    await runAndWait(page, "print('dark')\n1/0");
+    await page.locator("#stdin-box summary").click();
+    await page.locator("#stdin").fill("input for the run\n");
+    await runAndWait(page, "print('dark', input())\n1/0");
     const [bg, fg] = await page.evaluate(() => {
         const s = getComputedStyle(document.body);
         return [s.backgroundColor, s.color];
     });
     const lum = (c) => c.match(/\d+/g).slice(0, 3).map(Number).reduce((a, b) => a + b) / 3;
     assert.ok(lum(bg) < 60 && lum(fg) > 180, bg + " on " + fg);
+    // the stdin box is the page's, not a white system textarea
+    const [sbg, sfg] = await page.locator("#stdin").evaluate((n) => {
+        const s = getComputedStyle(n);
+        return [s.backgroundColor, s.color];
+    });
+    assert.ok(lum(sbg) < 60 && lum(sfg) > 180, sbg + " on " + sfg);
     await page.screenshot({path: shot("dark"), fullPage: true});
 });
 
 test("usable at phone width", async (t) => {
     const page = await open(t, {viewport: {width: 375, height: 740}, isMobile: true,
                                 hasTouch: true});
+    await page.locator("#stdin-box summary").tap();
+    assert.ok((await page.locator("#stdin-box summary").boundingBox()).height >= 24,
+              "a summary a finger can hit");
     const c = await runAndWait(page, "print('on a phone')");
     assert.equal(await text(c.locator(".stdout pre")), "on a phone\n");
     const overflow = await page.evaluate(
         () => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     assert.ok(overflow <= 0, "no sideways scrolling: " + overflow + " px");
-    for (const sel of ["#run", "#new", "#copy", "#examples", "#sid", ".cm-editor"]) {
+    for (const sel of ["#run", "#new", "#copy", "#examples", "#sid", ".cm-editor",
+                       "#stdin"]) {
         const b = await page.locator(sel).boundingBox();
         assert.ok(b && b.x >= 0 && b.x + b.width <= 375, sel + " " + JSON.stringify(b));
     }
