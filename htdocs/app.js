@@ -147,14 +147,27 @@
         return node;
     }
 
-    // One labelled block of a cell: the code, stdout or stderr.
-    function block(no, name, text, labelClass) {
-        const box = el("div", "stream " + (name === "code" ? "source" : name));
-        const label = el("span", labelClass, name);
-        label.id = "run-" + no + "-" + name;
+    // One labelled block of a cell, a named group: the code, stdout,
+    // stderr or output (stdout with display items).
+    function group(no, name, labelClass) {
+        const box = el("div");
         box.setAttribute("role", "group");
+        box.append(el("span", labelClass));
+        return nameGroup(box, no, name);
+    }
+
+    function nameGroup(box, no, name) {
+        const label = box.firstElementChild;
+        box.className = "stream " + (name === "code" ? "source" : name);
+        label.textContent = name;
+        label.id = "run-" + no + "-" + name;
         box.setAttribute("aria-labelledby", label.id);
-        box.append(label, el("pre", name === "code" ? "code" : null, text));
+        return box;
+    }
+
+    function block(no, name, text, labelClass) {
+        const box = group(no, name, labelClass);
+        box.append(el("pre", name === "code" ? "code" : null, text));
         return box;
     }
 
@@ -304,15 +317,17 @@
         return pre;
     }
 
+    function displayName(no, i) {
+        return "Run " + no + ", output " + (i + 1);
+    }
+
     // stdout with the display items where they fell in it: offsets count
-    // code points, as Python's len does, not JavaScript's UTF-16 units
-    function outputBlock(no, stdout, items) {
-        const box = el("div", "stream output");
-        const label = el("span", "stream-label", "output");
-        label.id = "run-" + no + "-output";
-        box.setAttribute("role", "group");
-        box.setAttribute("aria-labelledby", label.id);
-        box.append(label);
+    // code points, as Python's len does, not JavaScript's UTF-16 units.
+    // `rendered` are the items the run's events showed already
+    // (liveDisplay): one that is the same item is moved here rather than
+    // made again, so a figure keeps its number and a frame its height.
+    function outputBlock(no, stdout, items, rendered) {
+        const box = group(no, "output", "stream-label");
         const chars = Array.from(stdout);
         let at = 0;
         const text = (end) => {
@@ -322,7 +337,9 @@
         items.forEach((item, i) => {
             const off = Number(item && item.stdout_offset);
             text(Number.isFinite(off) ? Math.min(Math.max(off, 0), chars.length) : at);
-            box.append(displayItem(item, "Run " + no + ", output " + (i + 1)));
+            const seen = rendered && rendered[i];
+            box.append(seen && seen.json === JSON.stringify(item) ? seen.node :
+                       displayItem(item, displayName(no, i)));
         });
         text(chars.length);
         return box;
@@ -336,7 +353,9 @@
         }
     }
 
-    function addCell(run) {
+    // The cell of a run's answer; it takes the place of the run's live
+    // cell, if it had one.
+    function addCell(run, live) {
         const cell = el("article", "run");
         cell.dataset.outcome = run.outcome;
         if (run.error || run.stderr) cell.classList.add("has-error");
@@ -350,7 +369,9 @@
         head.append(no);
         if (Number.isFinite(run.ms)) {
             const t = el("span", "run-time", formatMs(run.ms));
-            t.title = "time spent running the code (Server-Timing)";
+            t.title = run.msByPage ?
+                "time from the run's start to its answer, as the page saw it" :
+                "time spent running the code (Server-Timing)";
             head.append(t);
         }
         if (run.session) {
@@ -374,7 +395,8 @@
         cell.append(block(run.no, "code", run.code, "visually-hidden"));
         const shown = run.display || [];
         if (shown.length) {
-            cell.append(outputBlock(run.no, run.stdout || "", shown));
+            cell.append(outputBlock(run.no, run.stdout || "", shown,
+                                    live && live.rendered));
         } else if (run.stdout) {
             cell.append(block(run.no, "stdout", run.stdout, "stream-label"));
         }
@@ -386,7 +408,8 @@
         if (run.notice) cell.append(el("p", "notice", run.notice));
 
         els.empty.hidden = true;
-        els.runs.append(cell);
+        if (live) live.node.replaceWith(cell);
+        else els.runs.append(cell);
         focusableIfScrolling(cell);
         cell.scrollIntoView({block: "nearest"});
     }
@@ -399,6 +422,213 @@
         if (ms < 10) return ms.toFixed(2) + " ms";
         if (ms < 1000) return ms.toFixed(1) + " ms";
         return (ms / 1000).toFixed(2) + " s";
+    }
+
+    // -- output as it happens -------------------------------------------
+
+    // What a run has written so far, in a cell at the end of the log while
+    // it runs: text as it comes, display items as they come, laid out as
+    // the answer's cell will be. That cell, made from the answer alone,
+    // then takes this one's place. It is a <div>, not an <article> as the
+    // cells of answers are, and the log is aria-busy meanwhile (setBusy),
+    // so that a screen reader reads the run once, when it is over, rather
+    // than at every line it prints.
+    function liveCell(no, code) {
+        const live = {
+            no, node: el("div", "run is-live"), stdout: "", stderr: "",
+            display: [], rendered: [], blocks: {}, tails: {},
+            follow: new Set(), frame: 0,
+        };
+        const head = el("div", "run-head");
+        head.append(el("span", "run-no", "[" + no + "]"),
+                    el("span", "run-live", "running…"));
+        live.node.append(head, block(no, "code", code, "visually-hidden"));
+        els.empty.hidden = true;
+        els.runs.append(live.node);
+        live.node.scrollIntoView({block: "nearest"});
+        return live;
+    }
+
+    // The cell's stdout or stderr block, made when first written to;
+    // stdout's comes first, as in the answer's cell.
+    function liveBlock(live, name) {
+        let box = live.blocks[name];
+        if (!box) {
+            box = live.blocks[name] = group(live.no, name, "stream-label");
+            if (name === "stdout" && live.blocks.stderr) {
+                live.blocks.stderr.before(box);
+            } else {
+                live.node.append(box);
+            }
+            if (name === "stderr") live.node.classList.add("has-error");
+        }
+        return box;
+    }
+
+    function liveText(live, name, text) {
+        if (!text) return;
+        live[name] += text;
+        let pre = live.tails[name];
+        if (!pre) {
+            pre = live.tails[name] = el("pre", "out", "");
+            followEnd(live, pre);
+            liveBlock(live, name).append(pre);
+        }
+        // text, never HTML, and appended: no copy of all that came before
+        if (pre.firstChild) pre.firstChild.appendData(text);
+        else pre.textContent = text;
+        if (!live.frame) {
+            live.frame = requestAnimationFrame(() => {
+                live.frame = 0;
+                for (const p of live.follow) p.scrollTop = p.scrollHeight;
+            });
+        }
+    }
+
+    // A long output scrolls inside its block (app.css); while it grows the
+    // block shows its end, as a terminal does, unless the user scrolls up
+    // to read. A scroll event may come after more text did: it is the
+    // user's only when it went up from where the page put it.
+    function followEnd(live, pre) {
+        live.follow.add(pre);
+        pre.addEventListener("scroll", () => {
+            const end = pre.scrollHeight - pre.clientHeight;
+            if (pre.scrollTop >= end - 2) live.follow.add(pre);
+            else if (pre.scrollTop < (pre.dataset.top || 0) - 2) live.follow.delete(pre);
+            pre.dataset.top = pre.scrollTop;
+        }, {passive: true});
+    }
+
+    // A display item, where it fell: after the stdout written before it,
+    // which the events brought first. The stdout block becomes the output
+    // block, as in the answer's cell.
+    function liveDisplay(live, item) {
+        const box = liveBlock(live, "stdout");
+        if (!live.display.length) nameGroup(box, live.no, "output");
+        const node = displayItem(item, displayName(live.no, live.display.length));
+        live.display.push(item);
+        live.rendered.push({json: JSON.stringify(item), node});
+        live.tails.stdout = null;       // the text after it is a <pre> of its own
+        box.append(node);
+    }
+
+    // Server-Sent Events from a fetch body (EventSource only sends GET),
+    // parsed as the HTML standard has it: lines end at CRLF, LF or CR, a
+    // line that starts with ':' is a comment, "data" lines join with LF, a
+    // blank line dispatches, and what no blank line ended is dropped; "id"
+    // and "retry" mean nothing to a request that is never sent again.
+    // Returns a function that takes the text as it comes.
+    function eventParser(onEvent) {
+        let rest = "";          // the start of a line not ended yet
+        let afterCR = false;    // a CR ended the last piece: a LF next is its CRLF
+        let type = "";
+        let data = null;
+        const line = (text) => {
+            if (text === "") {
+                if (data !== null) onEvent(type || "message", data);
+                type = "";
+                data = null;
+                return;
+            }
+            const colon = text.indexOf(":");
+            if (colon === 0) return;
+            const field = colon < 0 ? text : text.slice(0, colon);
+            let value = colon < 0 ? "" : text.slice(colon + 1);
+            if (value.startsWith(" ")) value = value.slice(1);
+            if (field === "event") type = value;
+            else if (field === "data") data = data === null ? value : data + "\n" + value;
+        };
+        return (piece) => {
+            if (!piece) return;
+            if (afterCR && piece.startsWith("\n")) piece = piece.slice(1);
+            afterCR = piece.endsWith("\r");
+            const ends = /\r\n|\r|\n/g;
+            let at = 0;
+            let m;
+            while ((m = ends.exec(piece)) !== null) {
+                line(rest + piece.slice(at, m.index));
+                rest = "";
+                at = ends.lastIndex;
+            }
+            rest += piece.slice(at);
+        };
+    }
+
+    function isEventStream(response) {
+        const type = (response.headers.get("Content-Type") || "").split(";")[0];
+        return response.ok && !!response.body &&
+               type.trim().toLowerCase() === "text/event-stream";
+    }
+
+    // A streamed run: its events into the live cell until `result`, whose
+    // data is the very answer a plain request gets. A stream that ends
+    // without it throws, as a network failure does. `started` is when its
+    // headers came.
+    async function readEvents(response, live, sent, started) {
+        let answer = null;
+        const feed = eventParser((type, data) => {
+            if (answer !== null) return;
+            if (type === "result") {
+                answer = data;
+                return;
+            }
+            let value = null;
+            try {
+                value = JSON.parse(data);
+            } catch (e) { /* not an event of the contract's: skipped */ }
+            if (!value || typeof value !== "object") return;
+            if ((type === "stdout" || type === "stderr") && typeof value.text === "string") {
+                liveText(live, type, value.text);
+            } else if (type === "display") {
+                liveDisplay(live, value);
+            }
+        });
+        const reader = response.body.getReader();
+        const utf8 = new TextDecoder();
+        while (answer === null) {
+            const {done, value} = await reader.read();
+            if (done) break;
+            feed(utf8.decode(value, {stream: true}));
+        }
+        if (answer === null) {
+            const err = new Error("the events stopped before the answer");
+            err.name = "StreamCut";
+            throw err;
+        }
+        // the answer is in: whatever else came would not be the contract's
+        reader.cancel().catch(() => {});
+        const run = interpret(response, answer, sent);
+        // headers went out before the run, so a stream has no Server-Timing
+        if (run.ms === null && run.outcome !== "bad-answer") {
+            run.ms = performance.now() - started;
+            run.msByPage = true;
+        }
+        return run;
+    }
+
+    // A run that got no answer; what its events showed stays in the cell.
+    function failed(err, live) {
+        const during = live && (live.stdout || live.stderr || live.display.length);
+        let error;
+        if (err.name === "AbortError") {
+            error = live ? "The run had not ended after " + CLIENT_TIMEOUT_MS / 1000 +
+                           " s, so the page stopped waiting for it."
+                         : "No answer from the server within " +
+                           CLIENT_TIMEOUT_MS / 1000 + " s.";
+        } else if (live) {
+            error = "The connection to the server was lost before the run " +
+                    "ended" + (err.name === "StreamCut" ? "" : " (" + err.message + ")") +
+                    ". " + (during ? "What it wrote until then is shown. " : "") +
+                    "Check the connection and run again.";
+        } else {
+            error = "Could not reach the server (" + err.message + "). " +
+                    "Check the connection and run again.";
+        }
+        return {
+            outcome: "network", ms: null, error,
+            stdout: live ? live.stdout : "", stderr: live ? live.stderr : "",
+            display: live ? live.display : [],
+        };
     }
 
     // -- one run -----------------------------------------------------------
@@ -476,6 +706,9 @@
         els.run.textContent = on ? "Running…" : "Execute";
         els.fresh.disabled = on;
         els.sid.readOnly = on;
+        // a run's live cell changes until its answer's cell replaces it
+        if (on) els.runs.setAttribute("aria-busy", "true");
+        else els.runs.removeAttribute("aria-busy");
         document.body.classList.toggle("is-running", on);
     }
 
@@ -500,29 +733,31 @@
         if (els.stdin && els.stdin.value) body.stdin = els.stdin.value;
         const no = ++runNo;
         let result;
+        let live = null;
         const abort = new AbortController();
+        // the whole run, its events included
         const timer = setTimeout(() => abort.abort(), CLIENT_TIMEOUT_MS);
         try {
             const response = await fetch(ENDPOINT, {
                 method: "POST",
+                // output as it is written; refusals still come as JSON
                 headers: {"Content-Type": "application/json",
-                          "Accept": "application/json"},
+                          "Accept": "text/event-stream, application/json"},
                 body: JSON.stringify(body),
                 cache: "no-store",
                 credentials: "same-origin",
                 signal: abort.signal,
             });
-            result = interpret(response, await response.text(), sent);
+            if (isEventStream(response)) {
+                // its headers go out as the run starts
+                const started = performance.now();
+                live = liveCell(no, code);
+                result = await readEvents(response, live, sent, started);
+            } else {
+                result = interpret(response, await response.text(), sent);
+            }
         } catch (err) {
-            result = {
-                outcome: "network",
-                ms: null,
-                error: err.name === "AbortError"
-                    ? "No answer from the server within " +
-                      CLIENT_TIMEOUT_MS / 1000 + " s."
-                    : "Could not reach the server (" + err.message + "). " +
-                      "Check the connection and run again.",
-            };
+            result = failed(err, live);
         } finally {
             clearTimeout(timer);
         }
@@ -536,7 +771,7 @@
         }
         // the results log announces the cell; the status line only keeps
         // what is wrong in view, so nothing is read out twice
-        addCell(result);
+        addCell(result, live);
         setStatus(result.error ? "Run " + no + ": " + result.error : "",
                   !!result.error);
         setBusy(false);

@@ -125,11 +125,39 @@ test("code typed and run by the button shows its stdout, the time and the sessio
     await page.keyboard.type("print('typed', 6 * 7)");
     const answer = page.waitForResponse("**/execute");
     await page.locator("#run").click();
-    const timing = (await answer).headers()["server-timing"];
+    // every run asks for its output as it is written
+    assert.match((await answer).headers()["content-type"], /^text\/event-stream\b/);
     const c = await cell(page, 1);
     assert.equal(await text(c.locator(".stdout pre")), "typed 42\n");
     assert.equal(await c.locator("pre.code").textContent(), "print('typed', 6 * 7)");
+    // a stream's headers go out before the run, so it has no
+    // Server-Timing: the page times it, from the stream's start to its
+    // answer (a plain answer's time is the header's: the test below)
+    const time = c.locator(".run-time");
+    assert.match(await text(time), /^\d+\.\d+ ms$/);
+    assert.ok(parseFloat(await text(time)) < 1000, await text(time));
+    assert.match(await time.getAttribute("title"), /as the page saw it/);
+    const sid = await page.locator("#sid").inputValue();
+    assert.match(sid, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.equal(await c.locator(".run-session").getAttribute("title"), sid);
+    await page.screenshot({path: shot("run-click")});
+});
+
+// The page as it is with a server or proxy that does not stream: every
+// request asks for plain JSON only.
+const plainAnswers = (page) => page.route("**/execute", (route) => route.continue({
+    headers: {...route.request().headers(), accept: "application/json"},
+}));
+
+test("a plain JSON answer shows as a stream's does, with the Server-Timing time", async (t) => {
+    const page = await open(t, {beforeGoto: plainAnswers});
+    const answer = page.waitForResponse("**/execute");
+    const c = await runAndWait(page, "print('plain', 6 * 7)");
+    const headers = (await answer).headers();
+    assert.match(headers["content-type"], /^application\/json\b/);
+    assert.equal(await text(c.locator(".stdout pre")), "plain 42\n");
     // the time shown is the one in the Server-Timing header
+    const timing = headers["server-timing"];
     const ms = parseFloat(/dur=([0-9.]+)/.exec(timing)[1]);
     const shown = await text(c.locator(".run-time"));
     assert.match(shown, /^\d+\.\d+ ms$/);
@@ -138,29 +166,38 @@ test("code typed and run by the button shows its stdout, the time and the sessio
     const half = ms < 10 ? 0.005 : 0.05;
     assert.ok(Math.abs(parseFloat(shown) - ms) <= half + 1e-9,
               shown + " vs " + timing);
-    const sid = await page.locator("#sid").inputValue();
-    assert.match(sid, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    assert.equal(await c.locator(".run-session").getAttribute("title"), sid);
-    await page.screenshot({path: shot("run-click")});
+    assert.match(await c.locator(".run-time").getAttribute("title"), /Server-Timing/);
+    assert.equal(await page.locator("#runs .is-live").count(), 0, "no live cell");
 });
 
 test("the stdin box feeds input() for each run; empty, input() meets EOF", async (t) => {
     const page = await open(t);
+    await setCode(page, "name = input('Name? ')\nage = int(input('Age? '))\n" +
+                        "print('Hi', name, age + 1)");
     const box = page.locator("#stdin-box");
     assert.equal(await box.evaluate((d) => d.open), false);     // folded away
-    await box.locator("summary").click();
-    await page.locator("#stdin").fill("Ada\n36\n");
-    await page.locator(".cm-content").click();
-    await page.keyboard.press("ControlOrMeta+A");
-    await page.keyboard.type("name = input('Name? ')\nage = int(input('Age? '))\n" +
-                             "print('Hi', name, age + 1)");
+    // next after Execute in the tab order (Esc, Tab from the code still
+    // lands on Execute), and opened by keyboard
+    await page.locator("#run").focus();
+    await page.keyboard.press("Tab");
+    assert.equal(await page.evaluate(() => document.activeElement.id), "stdin-label");
+    await page.keyboard.press("Enter");
+    assert.equal(await box.evaluate((d) => d.open), true);
+    await page.keyboard.press("Tab");
+    const stdin = page.getByRole("textbox", {name: "Input (stdin)", exact: true});
+    assert.equal(await stdin.evaluate((n) => n === document.activeElement), true);
+    assert.equal(await stdin.getAttribute("aria-describedby"), "stdin-hint");
+    assert.match(await text(page.locator("#stdin-hint")), /^What input\(\) reads/);
+    await page.keyboard.insertText("Ada\n36\n");
+    // Ctrl+Enter runs from the box too
     const sent = page.waitForRequest("**/execute");
-    await page.locator("#run").click();
+    await page.keyboard.press("Control+Enter");
     assert.equal(JSON.parse((await sent).postData()).stdin, "Ada\n36\n");
     const c = await cell(page, 1);
     assert.equal(await text(c.locator(".stdout pre")), "Name? Age? Hi Ada 37\n");
+    assert.equal(await stdin.inputValue(), "Ada\n36\n", "kept for the next run");
     // emptied: the next run reads nothing, and sends no stdin at all
-    await page.locator("#stdin").fill("");
+    await stdin.fill("");
     const second = page.waitForRequest("**/execute");
     await page.locator("#run").click();
     assert.equal("stdin" in JSON.parse((await second).postData()), false);
@@ -649,6 +686,200 @@ test("markdown, LaTeX and JSON show as their text; a dropped item as a note", as
     assert.match(await text(c.locator(".display-dropped")), /^\[display dropped: image\/png/);
 });
 
+// -- output as it happens: the run's events before its answer ----------
+
+// Records, in the page and as the DOM changes, when each of `marks` (a
+// name and a CSS selector, optionally with the text it must hold) first
+// matches in the results, and when the run's answer cell (an <article>)
+// comes. Resolves to {name: ms after the click}.
+async function timeline(page, marks) {
+    await page.evaluate((marks) => {
+        const runs = document.getElementById("runs");
+        const start = performance.now();
+        const seen = window.seen = {};
+        const base = runs.querySelectorAll("article.run").length;
+        const check = () => {
+            const now = performance.now() - start;
+            for (const [name, sel, has] of marks) {
+                if (name in seen) continue;
+                const hit = [...runs.querySelectorAll(sel)].some(
+                    (n) => !has || n.textContent.includes(has));
+                if (hit) seen[name] = now;
+            }
+            if (runs.querySelectorAll("article.run").length > base && !("answer" in seen)) {
+                seen.answer = now;
+                observer.disconnect();
+            }
+        };
+        const observer = new MutationObserver(check);
+        observer.observe(runs, {childList: true, subtree: true, characterData: true});
+    }, marks);
+    await page.locator("#run").click();
+    await page.waitForFunction(() => "answer" in window.seen, null, {timeout: 15000});
+    return page.evaluate(() => window.seen);
+}
+
+// what the live cell shows: its output, never the code it echoes
+const LIVE = "#runs > .is-live";
+
+test("output shows as it is written: a line printed before a sleep is in the page 0.5 s before the run ends", async (t) => {
+    const page = await open(t);
+    // the session started already, so that the clock measures the run only
+    await runAndWait(page, "import time");
+    await setCode(page, "print('first line')\ntime.sleep(0.5)\nprint('second line')");
+    const at = await timeline(page, [
+        ["first", LIVE + " .stdout pre", "first line"],
+        ["second", LIVE + " .stdout pre", "second line"],
+    ]);
+    t.diagnostic("first line at " + at.first.toFixed(1) + " ms, second at " +
+                 at.second.toFixed(1) + " ms, answer at " + at.answer.toFixed(1) +
+                 " ms after the click: the first shown " +
+                 (at.answer - at.first).toFixed(1) + " ms before the run ended");
+    assert.ok(at.first < at.second && at.second <= at.answer, JSON.stringify(at));
+    assert.ok(at.second - at.first > 300, JSON.stringify(at));
+    assert.ok(at.answer - at.first > 300, JSON.stringify(at));
+    // the answer's cell took the live one's place, and it is as ever
+    assert.equal(await page.locator(LIVE).count(), 0);
+    const c = await cell(page, 2);
+    assert.equal(await text(c.locator(".stdout pre")), "first line\nsecond line\n");
+    assert.equal(await page.locator("#runs").getAttribute("aria-busy"), null);
+});
+
+// A cell as a list of its elements, attributes and texts, less what
+// differs from one session or one run to the next (time, session id).
+const cellShape = (c) => c.evaluate((cell) => {
+    const out = [];
+    const walk = (node, depth) => {
+        for (const k of node.childNodes) {
+            if (k.nodeType === Node.TEXT_NODE) {
+                if (k.data) out.push(depth + " " + JSON.stringify(k.data));
+            } else if (k.nodeType === Node.ELEMENT_NODE) {
+                const attrs = [...k.attributes]
+                    .filter((a) => !["style", "data-width", "title"].includes(a.name) ||
+                                   k.tagName === "IFRAME" && a.name === "title")
+                    .map((a) => a.name + "=" + a.value).sort();
+                out.push(depth + " " + k.tagName + " " + attrs.join(" "));
+                if (!k.matches(".run-time, .run-session")) walk(k, depth + 1);
+            }
+        }
+    };
+    walk(cell, 0);
+    return out;
+});
+
+// a 1x1 PNG, as display() of raw data sends it
+const DOT_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk" +
+                "YPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+const LIVE_MIX = H_CLASS + "import time, warnings\n" +
+    "print('before')\n" +
+    "warnings.warn('careful')\n" +
+    "display(H('<p>a live frame</p>'))\n" +
+    "display({'image/png': '" + DOT_PNG + "', 'text/plain': 'a dot'}, raw=True)\n" +
+    "print('after')\n" +
+    "time.sleep(0.6)\n" +
+    "print('end')\n";
+
+test("stderr and display items show as they come; the cell at the end is the plain answer's", async (t) => {
+    const page = await open(t);
+    await setCode(page, LIVE_MIX);
+    const at = await timeline(page, [
+        ["stdout", LIVE + " .output pre.out", "before"],
+        ["stderr", LIVE + " .stderr pre", "UserWarning: careful"],
+        ["frame", LIVE + " .output iframe.display-frame:not(.is-probe)"],
+        ["image", LIVE + " .output .display-image img[alt='a dot']"],
+        ["after", LIVE + " .output pre.out", "after"],
+        ["end", LIVE + " .output pre.out", "end"],
+    ]);
+    t.diagnostic(JSON.stringify(Object.fromEntries(
+        Object.entries(at).map(([k, v]) => [k, Math.round(v)]))));
+    for (const mark of ["stdout", "stderr", "frame", "image", "after"]) {
+        assert.ok(at.answer - at[mark] > 300, mark + " " + JSON.stringify(at));
+    }
+    const c = await cell(page, 1);
+    await htmlFrame(c);
+    // in the order written: text, the frame, the image, the text after
+    assert.deepEqual(await c.locator(".output > :not(.stream-label)").evaluateAll(
+        (nodes) => nodes.map((n) => n.tagName === "PRE" ? n.textContent : n.className)),
+        ["before\n", "display display-html", "display display-image", "after\nend\n"]);
+    assert.match(await text(c.locator(".stderr pre")), /UserWarning: careful\n$/);
+    // the figure kept the number it had while live: the page's first
+    assert.equal(await c.locator(".display-image a").getAttribute("download"), "figure-1.png");
+
+    // the same code with a plain JSON answer: the same cell
+    const plain = await open(t, {beforeGoto: plainAnswers});
+    const pc = await runAndWait(plain, LIVE_MIX);
+    await htmlFrame(pc);
+    assert.deepEqual(await cellShape(c), await cellShape(pc));
+    assert.match(await c.locator(".run-time").getAttribute("title"), /page/);
+    assert.match(await pc.locator(".run-time").getAttribute("title"), /Server-Timing/);
+});
+
+test("a timeout shows the output written before it, then the timeout as ever", async (t) => {
+    const page = await open(t);
+    await runAndWait(page, "x = 1");
+    await setCode(page, "print('started')\nwhile True: pass");
+    const at = await timeline(page, [["started", LIVE + " .stdout pre", "started"]]);
+    t.diagnostic("started at " + Math.round(at.started) + " ms, the timeout at " +
+                 Math.round(at.answer) + " ms");
+    assert.ok(at.answer - at.started > 1500, JSON.stringify(at));
+    // the answer is {"id", "error"}, as a plain request gets: the cell is
+    // the one a timeout has always had
+    const c = await cell(page, 2);
+    assert.equal(await text(c.locator(".error")), "Execution timeout. Session terminated.");
+    assert.match(await text(c.locator(".notice")), /The next run starts a new session/);
+    assert.equal(await c.getAttribute("data-outcome"), "terminated");
+    assert.equal(await page.locator("#sid").inputValue(), "");
+});
+
+test("a stream that ends without its answer says so, keeps what came and the session", async (t) => {
+    const page = await open(t);
+    await runAndWait(page, "x = 1");
+    const sid = await page.locator("#sid").inputValue();
+    // CRLF and CR line ends, comments, a data field over two lines, an
+    // event the page does not know: as the SSE standard parses them
+    await page.route("**/execute", (route) => route.fulfill({
+        status: 200, contentType: "text/event-stream; charset=utf-8",
+        body: ": running\r\n\r\n" +
+              "event: stdout\r\ndata: {\"text\":\ndata: \"partial \"}\r\n\r\n" +
+              "event: progress\rdata: {\"text\": \"not shown\"}\r\r" +
+              ": a comment\n" +
+              "event: stdout\ndata:{\"text\":\"output\\n\"}\n\n" +
+              "event: stderr\ndata: {\"text\": \"a warning\\n\"}\n\n" +
+              // not ended by a blank line: dropped, as the standard says
+              "event: result\ndata: {\"id\": \"" + sid + "\", \"stdout\": \"x\"}\n",
+    }), {times: 1});
+    const c = await runAndWait(page, "print(x)");
+    assert.equal(await text(c.locator(".stdout pre")), "partial output\n");
+    assert.equal(await text(c.locator(".stderr pre")), "a warning\n");
+    assert.equal(await text(c.locator(".error")),
+                 "The connection to the server was lost before the run ended. What it " +
+                 "wrote until then is shown. Check the connection and run again.");
+    assert.match(await text(page.locator("#status")), /connection to the server was lost/);
+    assert.equal(await page.locator("#sid").inputValue(), sid);
+    const next = await runAndWait(page, "print(x + 1)");
+    assert.equal(await text(next.locator(".stdout pre")), "2\n");
+});
+
+test("the page stops waiting for a run after its own timeout, keeping what came", async (t) => {
+    const page = await open(t, {beforeGoto: (p) => p.clock.install()});
+    await runAndWait(page, "x = 1");
+    const sid = await page.locator("#sid").inputValue();
+    await setCode(page, "import time\nprint('waiting')\ntime.sleep(1.5)");
+    await page.locator("#run").click();
+    await page.locator(LIVE + " .stdout pre", {hasText: "waiting"}).waitFor();
+    // past CLIENT_TIMEOUT_MS (60 s) on the page's clock
+    await page.clock.fastForward(61000);
+    const c = await cell(page, 2);
+    assert.equal(await text(c.locator(".stdout pre")), "waiting\n");
+    assert.equal(await text(c.locator(".error")),
+                 "The run had not ended after 60 s, so the page stopped waiting for it.");
+    assert.equal(await page.locator("#run").getAttribute("aria-busy"), "false");
+    // the session is still there: the next run waits its turn behind that one
+    assert.equal(await page.locator("#sid").inputValue(), sid);
+    const next = await runAndWait(page, "print(x + 1)");
+    assert.equal(await text(next.locator(".stdout pre")), "2\n");
+});
+
 test("long output scrolls inside its cell", async (t) => {
     const page = await open(t);
     const c = await runAndWait(page, "for i in range(400):\n    print('line', i)");
@@ -667,7 +898,19 @@ test("a network failure shows a clear message and keeps the session", async (t) 
     const page = await open(t, {}, own.url);
     await runAndWait(page, "x = 1");
     const sid = await page.locator("#sid").inputValue();
+    // the server goes while a run streams: what came stays in its cell
+    await setCode(page, "import time\nprint('one')\ntime.sleep(1.5)\nprint('two')");
+    await page.locator("#run").click();
+    await page.locator(LIVE + " .stdout pre", {hasText: "one"}).waitFor();
     await own.stop();
+    const cut = await cell(page, 2);
+    assert.equal(await text(cut.locator(".stdout pre")), "one\n");
+    assert.match(await text(cut.locator(".error")), new RegExp(
+        "^The connection to the server was lost before the run ended \\(.+\\)\\. " +
+        "What it wrote until then is shown\\. Check the connection and run again\\.$"));
+    await page.locator("#run").filter({hasText: "Execute"}).waitFor();
+    assert.equal(await page.locator("#sid").inputValue(), sid);
+    // and then there is no server
     const c = await runAndWait(page, "print(x)");
     assert.match(await text(c.locator(".error")), /^Could not reach the server/);
     assert.match(await text(page.locator("#status")), /Could not reach the server/);
@@ -729,20 +972,22 @@ test("labels, live regions and keyboard focus order", async (t) => {
 
 // axe-core's WCAG 2 A/AA rules, colour contrast included, on a page that
 // shows every kind of result.
-async function axeViolations(page) {
-    await page.addScriptTag({path: AXE});
-    return page.evaluate(async () => {
-        const r = await window.axe.run(document, {
+async function axeViolations(page, context = null) {
+    if (!await page.evaluate(() => !!window.axe)) await page.addScriptTag({path: AXE});
+    return page.evaluate(async (context) => {
+        const r = await window.axe.run(context || document, {
             runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21aa"]},
         });
         return r.violations.map((v) => v.id + ": " +
             v.nodes.map((n) => n.target.join(" ")).join(", "));
-    });
+    }, context);
 }
 
 for (const colorScheme of ["light", "dark"]) {
     test("no WCAG A/AA violations found by axe-core (" + colorScheme + ")", async (t) => {
         const page = await open(t, {colorScheme, bypassCSP: true});
+        await page.locator("#stdin-box summary").click();
+        await page.locator("#stdin").fill("a line of input\n");
         await runAndWait(page, "print('out')");
         await runAndWait(page, "1/0");
         await runAndWait(page, "while True: pass");
@@ -750,30 +995,50 @@ for (const colorScheme of ["light", "dark"]) {
         await runAndWait(page, "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.show()");
         await htmlFrame(await runAndWait(page, "import pandas as pd\npd.DataFrame({'a': [1, 2]})"));
         assert.deepEqual(await axeViolations(page), []);
+        // and while a run streams into its live cell
+        await setCode(page, "import time, warnings\nprint('live')\n" +
+                            "warnings.warn('careful')\ntime.sleep(1.5)");
+        await page.locator("#run").click();
+        await page.locator(LIVE + " .stderr pre", {hasText: "careful"}).waitFor();
+        assert.deepEqual(await axeViolations(page, LIVE), []);
+        assert.equal(await page.locator(LIVE).count(), 1, "axe saw the live cell");
+        await page.locator("#run").filter({hasText: "Execute"}).waitFor();
     });
 }
 
 test("readable in dark mode", async (t) => {
     const page = await open(t, {colorScheme: "dark"});
-    await runAndWait(page, "print('dark')\n1/0");
+    await page.locator("#stdin-box summary").click();
+    await page.locator("#stdin").fill("input for the run\n");
+    await runAndWait(page, "print('dark', input())\n1/0");
     const [bg, fg] = await page.evaluate(() => {
         const s = getComputedStyle(document.body);
         return [s.backgroundColor, s.color];
     });
     const lum = (c) => c.match(/\d+/g).slice(0, 3).map(Number).reduce((a, b) => a + b) / 3;
     assert.ok(lum(bg) < 60 && lum(fg) > 180, bg + " on " + fg);
+    // the stdin box is the page's, not a white system textarea
+    const [sbg, sfg] = await page.locator("#stdin").evaluate((n) => {
+        const s = getComputedStyle(n);
+        return [s.backgroundColor, s.color];
+    });
+    assert.ok(lum(sbg) < 60 && lum(sfg) > 180, sbg + " on " + sfg);
     await page.screenshot({path: shot("dark"), fullPage: true});
 });
 
 test("usable at phone width", async (t) => {
     const page = await open(t, {viewport: {width: 375, height: 740}, isMobile: true,
                                 hasTouch: true});
+    await page.locator("#stdin-box summary").tap();
+    assert.ok((await page.locator("#stdin-box summary").boundingBox()).height >= 24,
+              "a summary a finger can hit");
     const c = await runAndWait(page, "print('on a phone')");
     assert.equal(await text(c.locator(".stdout pre")), "on a phone\n");
     const overflow = await page.evaluate(
         () => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     assert.ok(overflow <= 0, "no sideways scrolling: " + overflow + " px");
-    for (const sel of ["#run", "#new", "#copy", "#examples", "#sid", ".cm-editor"]) {
+    for (const sel of ["#run", "#new", "#copy", "#examples", "#sid", ".cm-editor",
+                       "#stdin"]) {
         const b = await page.locator(sel).boundingBox();
         assert.ok(b && b.x >= 0 && b.x + b.width <= 375, sel + " " + JSON.stringify(b));
     }
