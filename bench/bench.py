@@ -6,6 +6,10 @@ as the tests do) and measures, in one run on this machine:
   ceiling      the same httpd serving a 48-byte static JSON file
   warm         POST /execute of `x += 1; print(x)` on existing sessions
   new          POST /execute of `print(1)` without an id: a new session each
+  stream       streamed runs (Accept: text/event-stream): the delay from a
+               print in the helper to its event at the client, with and
+               without flush; plain against streamed `x += 1; print(x)`,
+               req/s, latency and CPU per request (stream.py)
   peer         a warm ipykernel running the same code, and its start time
   memory       PSS per idle session with 200 idle sessions; the whole tree;
                1,000 live sessions all answering
@@ -28,7 +32,7 @@ latency.png (gnuplot) into the output directory. A benchmark, not a test:
 it reports targets met or missed and never fails on a number.
 
 `--only` runs some of the phases (warm: ceiling, warm, limits and flat;
-new; memory; stack; peer; balancer), e.g. `--only balancer`.
+new; stream; memory; stack; peer; balancer), e.g. `--only balancer`.
 """
 import argparse
 import datetime
@@ -54,7 +58,7 @@ LUA = os.path.join(HERE, "wrk.lua")
 ROUNDS = 3
 STATIC_BODY = b'{"id":"0b7c2c5e-3f0e-4a52","stdout":"benchmark"}'
 assert len(STATIC_BODY) == 48
-PHASES = ("warm", "new", "memory", "stack", "peer", "balancer")
+PHASES = ("warm", "new", "stream", "memory", "stack", "peer", "balancer")
 
 
 def log(msg):
@@ -427,6 +431,9 @@ def markdown(r):
         L.append("|---|---|---|")
         for name, value, ok in r["targets"]:
             L.append("| %s | %s | %s |" % (name, value, "yes" if ok else "**no**"))
+    if r.get("stream"):
+        from bench import stream
+        L += stream.markdown(r["stream"])
     if r.get("stack"):
         from bench import stack
         L += stack.markdown(r["stack"])
@@ -561,6 +568,9 @@ def main():
             r.update(phase_ceiling_and_warm(args.seconds, docroot))
         if "new" in args.only:
             r["new"] = phase_new(args.seconds)
+        if "stream" in args.only:
+            from bench import stream
+            r["stream"] = stream.phase_stream(args.seconds)
         if "memory" in args.only:
             r["memory"] = phase_memory()
         if "stack" in args.only:

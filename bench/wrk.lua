@@ -2,6 +2,7 @@
 --
 --   wrk ... -s bench/wrk.lua URL -- static
 --   wrk ... -s bench/wrk.lua URL -- warm      (ids in $BENCH_IDS, one per thread)
+--   wrk ... -s bench/wrk.lua URL -- stream    (as warm, with Accept: text/event-stream)
 --   wrk ... -s bench/wrk.lua URL -- new       (no id: every request a new session)
 --
 -- The summary goes to stdout as one line, "BENCH_JSON {...}", with the
@@ -33,7 +34,10 @@ function init(args)
     end
     wrk.method = "POST"
     wrk.headers["Content-Type"] = "application/json"
-    if mode == "warm" then
+    if mode == "warm" or mode == "stream" then
+        if mode == "stream" then
+            wrk.headers["Accept"] = "text/event-stream"
+        end
         for id in string.gmatch(os.getenv("BENCH_IDS") or "", "[^,]+") do
             ids[#ids + 1] = id
         end
