@@ -40,7 +40,6 @@ static struct {
     size_t sent;                /* ... of which sent */
     size_t open_at;             /* header of the frame still growing */
     int open_kind;              /* its kind; 0: none */
-    int64_t last_send;
     int broken;                 /* a send failed: the run goes on unheard */
     int armed;
 } T = { .fd = -1 };
@@ -131,7 +130,6 @@ static void send_buffered(int wait)
     if (T.sent == T.len) {
         T.sent = T.len = 0;
     }
-    T.last_send = pyexec_now_usec();
 }
 
 static void on_alarm(int sig)
@@ -173,7 +171,6 @@ void pyexec_stream_begin(int fd)
     T.len = T.sent = 0;
     T.open_kind = 0;
     T.broken = 0;
-    T.last_send = 0;
     T.fd = fd;
     leave();
 }
@@ -292,7 +289,6 @@ void pyexec_stream_put_item(int kind, const void *data, size_t n)
             != PYEXEC_IO_OK) {
             T.broken = 1;
         }
-        T.last_send = pyexec_now_usec();
     }
     leave();
 }
