@@ -19,6 +19,7 @@
 #include <grp.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -230,6 +231,43 @@ static int reaped_unknown(pyexec_sup_t *sup, pid_t pid)
 
 /* --- what the zygote and new helpers report -------------------------- */
 
+/* The layers a container runtime's default seccomp profile takes away:
+ * Docker's refuses unshare(), clone() with namespace flags and mount()
+ * to a process without CAP_SYS_ADMIN. */
+#define CONTAINER_BLOCKED_LAYERS (PYEXEC_LAYER_USERNS | PYEXEC_LAYER_MOUNTNS \
+                                  | PYEXEC_LAYER_NETNS | PYEXEC_LAYER_PIDNS \
+                                  | PYEXEC_LAYER_IPCNS | PYEXEC_LAYER_UTSNS)
+
+/* Whether httpd runs in a container (Docker's /.dockerenv, Podman's
+ * /run/.containerenv, or the `container` variable systemd-nspawn, LXC
+ * and Podman set), where missing namespaces most likely mean the
+ * runtime's seccomp profile rather than the kernel. */
+static int in_container(void)
+{
+    static int known = -1;
+
+    if (known < 0) {
+        known = access("/.dockerenv", F_OK) == 0
+                || access("/run/.containerenv", F_OK) == 0
+                || getenv("container") != NULL;
+    }
+    return known;
+}
+
+/* What to add to a line about missing layers: in a container, the way to
+ * get them (the README's "Containers"); elsewhere nothing. */
+static const char *layers_hint(uint32_t missing)
+{
+    if (!(missing & CONTAINER_BLOCKED_LAYERS) || !in_container()) {
+        return "";
+    }
+    return "; in a container, namespaces need the seccomp profile "
+           "seccomp.json (docker/seccomp.json in the source, "
+           "/usr/share/mod_pyexec/seccomp.json in the image): "
+           "docker run --security-opt seccomp=seccomp.json "
+           "(README, \"Containers\")";
+}
+
 /* Say once, and again on any change, which layers confine the helpers
  * and which this host could not give. */
 static void log_layers(pyexec_sup_t *sup, uint32_t layers)
@@ -242,8 +280,8 @@ static void log_layers(pyexec_sup_t *sup, uint32_t layers)
     ap_log_error(APLOG_MARK, (missing & PYEXEC_LAYERS_REQUIRED)
                  ? APLOG_WARNING : APLOG_INFO, 0, sup->s,
                  PYEXEC_LOGNO(00231) "sandbox layers active: %s; "
-                 "unavailable on this host: %s", on,
-                 missing ? off : "none");
+                 "unavailable on this host: %s%s", on,
+                 missing ? off : "none", layers_hint(missing));
 }
 
 void pyexec_sup_zygote_msgs(pyexec_sup_t *sup)
@@ -281,10 +319,11 @@ void pyexec_sup_zygote_msgs(pyexec_sup_t *sup)
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, sup->s,
                          PYEXEC_LOGNO(00233) "helper for slot %u refusing to "
                          "serve (PyExecRequireSandbox): %.*s; layers missing "
-                         "on this host: %s", m.slot,
+                         "on this host: %s%s", m.slot,
                          (int)(hdr.length - PYEXEC_SLOT_MSG_LEN),
                          (const char *)buf + PYEXEC_FRAME_HDR_LEN
-                         + PYEXEC_SLOT_MSG_LEN, missing);
+                         + PYEXEC_SLOT_MSG_LEN, missing,
+                         layers_hint(PYEXEC_LAYERS_ALL & ~m.reason));
             continue;           /* it exits; the reaper frees the slot */
         }
         if (pyexec_lock() != APR_SUCCESS) {
