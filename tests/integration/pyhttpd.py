@@ -166,7 +166,73 @@ def sanitized_build(build_dir=None):
         return False
 
 
-class Httpd:
+class HttpdBase:
+    """What the tests see of any httpd with mod_pyexec, given its
+    parent's pid (main_pid()) and a loopback client (local_request()):
+    its status page and its processes (its workers, the supervisor, the
+    zygote, the session helpers). An Httpd here, or httpd as PID 1 of a
+    container (tests/integration/container.py)."""
+
+    def main_pid(self):
+        raise NotImplementedError
+
+    def local_request(self, path, data=None, headers=None, timeout=10):
+        raise NotImplementedError
+
+    def status_auto(self):
+        """mod_pyexec's lines of /server-status?auto, as a dict (every test
+        server enables the status page for loopback clients)."""
+        status, text = self.local_request("/server-status?auto")
+        if status != 200:
+            raise RuntimeError("/server-status?auto: %d" % status)
+        return dict(line.split(": ", 1) for line in text.splitlines()
+                    if line.startswith("PyExec"))
+
+    def supervisor_pid(self, table=None):
+        """The httpd parent's child that parents the helpers, or None."""
+        table = table if table is not None else process_table()
+        for pid in children(self.main_pid(), table):
+            if any(table[k].comm == HELPER_COMM for k in children(pid, table)):
+                return pid
+        return None
+
+    def worker_pids(self, table=None):
+        """The MPM's children: every child of the parent but the
+        supervisor."""
+        table = table if table is not None else process_table()
+        sup = self.supervisor_pid(table)
+        return [p for p in children(self.main_pid(), table) if p != sup]
+
+    def helper_pids(self, table=None):
+        """The zygote and every session helper: the supervisor's
+        children."""
+        table = table if table is not None else process_table()
+        sup = self.supervisor_pid(table)
+        return children(sup, table) if sup else []
+
+    def session_helper_pids(self, table=None):
+        """Session helpers only: each has a pid namespace of its own, the
+        zygote shares httpd's."""
+        table = table if table is not None else process_table()
+        return [p for p in self.helper_pids(table)
+                if table[p].nspid_depth > self._depth(table)]
+
+    def zygote_pid(self, table=None):
+        """The helper that is in the supervisor's pid namespace."""
+        table = table if table is not None else process_table()
+        for p in self.helper_pids(table):
+            if table[p].nspid_depth == self._depth(table):
+                return p
+        return None
+
+    def _depth(self, table):
+        """How deep httpd's own pid namespace is: 1 on the host, 2 in a
+        container; a session helper is one deeper."""
+        main = table.get(self.main_pid())
+        return main.nspid_depth if main else 1
+
+
+class Httpd(HttpdBase):
     """One httpd instance. Use as a context manager or call start/stop."""
 
     def __init__(self, build_dir=None, port=None, mpm="event", servers=2,
@@ -446,54 +512,6 @@ DirectoryIndex index.html
             raise RuntimeError("curl %s: %s" % (url, r.stderr))
         body, _, status = r.stdout.rpartition("\n")
         return int(status), body
-
-    def status_auto(self):
-        """mod_pyexec's lines of /server-status?auto, as a dict (every test
-        server enables the status page for loopback clients)."""
-        status, text = self.local_request("/server-status?auto")
-        if status != 200:
-            raise RuntimeError("/server-status?auto: %d" % status)
-        return dict(line.split(": ", 1) for line in text.splitlines()
-                    if line.startswith("PyExec"))
-
-    # -- its processes ------------------------------------------------------
-
-    def supervisor_pid(self, table=None):
-        """The httpd parent's child that parents the helpers, or None."""
-        table = table if table is not None else process_table()
-        for pid in children(self.main_pid(), table):
-            if any(table[k].comm == HELPER_COMM for k in children(pid, table)):
-                return pid
-        return None
-
-    def worker_pids(self, table=None):
-        """The MPM's children: every child of the parent but the
-        supervisor."""
-        table = table if table is not None else process_table()
-        sup = self.supervisor_pid(table)
-        return [p for p in children(self.main_pid(), table) if p != sup]
-
-    def helper_pids(self, table=None):
-        """The zygote and every session helper: the supervisor's
-        children."""
-        table = table if table is not None else process_table()
-        sup = self.supervisor_pid(table)
-        return children(sup, table) if sup else []
-
-    def session_helper_pids(self, table=None):
-        """Session helpers only: each has a pid namespace of its own, the
-        zygote not."""
-        table = table if table is not None else process_table()
-        return [p for p in self.helper_pids(table)
-                if table[p].nspid_depth > 1]
-
-    def zygote_pid(self, table=None):
-        """The helper that is in the supervisor's pid namespace."""
-        table = table if table is not None else process_table()
-        for p in self.helper_pids(table):
-            if table[p].nspid_depth == 1:
-                return p
-        return None
 
     def signal(self, action, wait=True, timeout=15):
         old = self.main_pid()
