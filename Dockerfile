@@ -62,7 +62,7 @@ COPY docker/seccomp.json /usr/share/mod_pyexec/seccomp.json
 # the module without the package's own pyexec.conf (the page at /pyexec/,
 # fixed limits): the container's conf serves the page at / and takes the
 # limits from the environment
-RUN a2enmod pyexec status setenvif \
+RUN a2enmod pyexec status setenvif headers \
  && rm /etc/apache2/mods-enabled/pyexec.conf \
  && a2dissite 000-default \
  && a2disconf other-vhosts-access-log \
@@ -71,10 +71,11 @@ RUN a2enmod pyexec status setenvif \
  && apache2 -t -DPYEXEC_WITH_MODULES
 
 EXPOSE 80
-# /pyexec-health is 200 while a new session can start, 503 with the
-# reason (a refused sandbox, a full table) otherwise
+# healthy while this httpd can serve: ?sessions=keep is 503 only when it
+# cannot (its supervisor gone, or no interpreter can start and it holds
+# no session), not merely because its session table is full
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
-    CMD curl -fsS -o /dev/null http://127.0.0.1/pyexec-health || exit 1
+    CMD curl -fsS -o /dev/null "http://127.0.0.1/pyexec-health?sessions=keep" || exit 1
 # httpd is PID 1: `docker stop` (SIGTERM) ends it, its supervisor and
 # every helper at once
 ENTRYPOINT ["/usr/local/bin/pyexec-foreground"]

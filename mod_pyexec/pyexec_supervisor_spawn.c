@@ -231,12 +231,13 @@ static int reaped_unknown(pyexec_sup_t *sup, pid_t pid)
 
 /* --- what the zygote and new helpers report -------------------------- */
 
-/* The layers a container runtime's default seccomp profile takes away:
- * Docker's refuses unshare(), clone() with namespace flags and mount()
- * to a process without CAP_SYS_ADMIN. */
-#define CONTAINER_BLOCKED_LAYERS (PYEXEC_LAYER_USERNS | PYEXEC_LAYER_MOUNTNS \
-                                  | PYEXEC_LAYER_NETNS | PYEXEC_LAYER_PIDNS \
-                                  | PYEXEC_LAYER_IPCNS | PYEXEC_LAYER_UTSNS)
+/* What a container runtime's default seccomp profile takes away: Docker's
+ * refuses unshare() and clone() with namespace flags to a process without
+ * CAP_SYS_ADMIN, so every namespace is missing at once. (The mount
+ * namespace alone missing is AppArmor's docker-default denying mount(),
+ * which the profile does not change.) */
+#define CONTAINER_BLOCKED_LAYERS (PYEXEC_LAYER_USERNS | PYEXEC_LAYER_NETNS \
+                                  | PYEXEC_LAYER_PIDNS)
 
 /* Whether httpd runs in a container (Docker's /.dockerenv, Podman's
  * /run/.containerenv, or the `container` variable systemd-nspawn, LXC
@@ -312,10 +313,10 @@ void pyexec_sup_zygote_msgs(pyexec_sup_t *sup)
             continue;
         }
         if (hdr.type == PYEXEC_MSG_REFUSED) {
+            uint32_t lacking = PYEXEC_LAYERS_ALL & ~m.reason;
             char missing[200];
 
-            pyexec_layers_format(PYEXEC_LAYERS_ALL & ~m.reason, missing,
-                                 sizeof(missing));
+            pyexec_layers_format(lacking, missing, sizeof(missing));
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, sup->s,
                          PYEXEC_LOGNO(00233) "helper for slot %u refusing to "
                          "serve (PyExecRequireSandbox): %.*s; layers missing "
@@ -323,7 +324,7 @@ void pyexec_sup_zygote_msgs(pyexec_sup_t *sup)
                          (int)(hdr.length - PYEXEC_SLOT_MSG_LEN),
                          (const char *)buf + PYEXEC_FRAME_HDR_LEN
                          + PYEXEC_SLOT_MSG_LEN, missing,
-                         layers_hint(PYEXEC_LAYERS_ALL & ~m.reason));
+                         layers_hint(lacking));
             continue;           /* it exits; the reaper frees the slot */
         }
         if (pyexec_lock() != APR_SUCCESS) {

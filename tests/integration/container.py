@@ -13,6 +13,7 @@ and is stopped when the suite ends.
 import contextlib
 import ctypes
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -47,13 +48,76 @@ def tail(path, n=30):
         return ""
 
 
-def other_dockerd():
+def _cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().decode("utf-8", "replace").split("\0")
+    except OSError:
+        return []
+
+
+def other_dockerd(data_root):
     """The pid of a dockerd already running, or None: a second one would
-    fight it over docker0 and the iptables chains."""
+    fight it over docker0 and the iptables chains. One of the suite's own
+    left by a killed run (same data root) is ended instead."""
     for p in pyhttpd.process_table().values():
-        if p.comm == "dockerd":
-            return p.pid
+        if p.comm != "dockerd":
+            continue
+        if data_root in _cmdline(p.pid):
+            with contextlib.suppress(OSError):
+                os.kill(p.pid, 15)
+            wait_for(lambda: not pyhttpd.alive(p.pid), timeout=30)
+            continue
+        return p.pid
     return None
+
+
+SYSCTLS = ("/proc/sys/net/ipv4/ip_forward",
+           "/proc/sys/net/bridge/bridge-nf-call-iptables",
+           "/proc/sys/net/bridge/bridge-nf-call-ip6tables")
+
+
+class HostNetwork:
+    """What dockerd changes in the host's network and does not undo when
+    it stops: its iptables chains and the FORWARD policy (DROP), IP
+    forwarding, br_netfilter's hooks (which then put every bridge's
+    frames through iptables: the balancer suite's hosts would no longer
+    reach each other), docker0. Taken before it starts, put back after."""
+
+    def __init__(self):
+        self.tables = {t: self._save(t) for t in ("iptables", "ip6tables")}
+        self.sysctls = {}
+        for path in SYSCTLS:
+            with contextlib.suppress(OSError), open(path) as f:
+                self.sysctls[path] = f.read().strip()
+        self.docker0 = os.path.exists("/sys/class/net/docker0")
+
+    @staticmethod
+    def _save(tool):
+        r = subprocess.run([tool + "-save"], capture_output=True, text=True)
+        return r.stdout if r.returncode == 0 else None
+
+    def restore(self):
+        for tool, saved in self.tables.items():
+            if saved is None:
+                continue
+            before = set(re.findall(r"^\*(\w+)", saved, re.M))
+            now = set(re.findall(r"^\*(\w+)", self._save(tool) or "",
+                                 re.M))
+            for table in now - before:      # made by dockerd: empty it
+                for flag in ("-F", "-X"):
+                    subprocess.run([tool, "-t", table, flag],
+                                   capture_output=True)
+            subprocess.run([tool + "-restore"], input=saved, text=True,
+                           capture_output=True)
+        for path in SYSCTLS:
+            # a hook br_netfilter added (its default is on) goes off
+            value = self.sysctls.get(path, "0")
+            with contextlib.suppress(OSError), open(path, "w") as f:
+                f.write(value)
+        if not self.docker0:
+            subprocess.run(["ip", "link", "del", "docker0"],
+                           capture_output=True)
 
 
 class Dockerd:
@@ -65,12 +129,20 @@ class Dockerd:
         self.sock = os.path.join(self.exec_root, "docker.sock")
         self.log_path = os.path.join(state, "dockerd.log")
         self.proc = None
+        self.host = None
 
     def start(self, timeout=60):
         os.makedirs(self.data_root, exist_ok=True)
+        # not the host's /etc/docker/daemon.json (mirrors, userns-remap,
+        # iptables off): Docker's defaults, as a user's fresh install
+        config = os.path.join(self.state, "daemon.json")
+        with open(config, "w") as f:
+            f.write("{}\n")
+        self.host = HostNetwork()
         with open(self.log_path, "w") as log:
             self.proc = subprocess.Popen(
-                [DOCKERD, "--data-root", self.data_root,
+                [DOCKERD, "--config-file", config,
+                 "--data-root", self.data_root,
                  "--exec-root", self.exec_root,
                  "--pidfile", os.path.join(self.exec_root, "dockerd.pid"),
                  "--host", "unix://" + self.sock],
@@ -82,9 +154,12 @@ class Dockerd:
                 raise Unavailable("dockerd exited (%d):\n%s"
                                   % (self.proc.returncode,
                                      tail(self.log_path)))
-            if self.docker("version", check=False,
-                           timeout=10).returncode == 0:
-                return
+            try:
+                if self.docker("version", check=False,
+                               timeout=10).returncode == 0:
+                    return
+            except subprocess.TimeoutExpired:
+                pass
             time.sleep(0.3)
         raise Unavailable("dockerd did not answer in %d s:\n%s"
                           % (timeout, tail(self.log_path)))
@@ -116,6 +191,9 @@ class Dockerd:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        if self.host:
+            self.host.restore()
+            self.host = None
         shutil.rmtree(self.exec_root, ignore_errors=True)
 
 
@@ -128,7 +206,8 @@ def host_mirror():
         try:
             with open(path) as f:
                 for line in f:
-                    w = line.split()
+                    # "deb [signed-by=...] URI suite ..." has options first
+                    w = re.sub(r"\[[^]]*\]", " ", line).split()
                     if w[:1] == ["URIs:"] and len(w) > 1:
                         return w[1]
                     if w[:1] == ["deb"] and len(w) > 2:
@@ -207,8 +286,9 @@ class Container(pyhttpd.HttpdBase):
         self.volumes = list(volumes)
         self.port = pyhttpd.free_port()
         self.url = "http://%s:%d" % (pyhttpd.LOOPBACK, self.port)
-        # what a payload must not learn: httpd's configuration's path
-        self.root = "/etc/apache2"
+        # on httpd's command line (the entry point passes its arguments
+        # on): what a payload must not learn
+        self.cmdline_canary = "PYEXEC_CANARY_" + os.urandom(8).hex()
         self._pid = None
 
     def start(self):
@@ -220,7 +300,10 @@ class Container(pyhttpd.HttpdBase):
             args += ["-e", "%s=%s" % (k, v)]
         for v in self.volumes:
             args += ["-v", "%s:%s" % (v, v)]
-        self.d.docker(*(args + [IMAGE]))
+        self.d.docker(*(args + [IMAGE, "-D" + self.cmdline_canary]))
+
+    def command_line_marker(self):
+        return self.cmdline_canary
 
     def wait_ready(self, timeout=60):
         """Until httpd answers on the published port (any status)."""
@@ -246,11 +329,15 @@ class Container(pyhttpd.HttpdBase):
         return self._pid
 
     def logs(self):
-        """What httpd wrote to the container's stdout and stderr."""
+        """What httpd wrote to the container's stdout (the access log)
+        and stderr (the error log)."""
         r = self.d.docker("logs", self.name, check=False)
         return r.stdout + r.stderr
 
     read_log = logs
+
+    def error_log_text(self):
+        return self.d.docker("logs", self.name, check=False).stderr
 
     def ns_pid(self, pid):
         """pid as the container's processes see it."""
@@ -282,7 +369,7 @@ class Container(pyhttpd.HttpdBase):
     def netns(self):
         """This thread in the container's network namespace: sockets made
         here are on its loopback, in its abstract namespace."""
-        own = os.open("/proc/self/ns/net", os.O_RDONLY)
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
         target = os.open("/proc/%d/ns/net" % self.main_pid(), os.O_RDONLY)
         try:
             _setns(target)

@@ -129,6 +129,7 @@ class Network:
         self.bridge = "pxbr" + self.tag
         self.namespaces = []
         self.bridge_made = False
+        self.forward_rule = None
 
     def address(self, octet):
         return "%s.%d" % (self.subnet, octet)
@@ -138,6 +139,20 @@ class Network:
         self.bridge_made = True
         _ip("addr", "add", self.address(1) + "/24", "dev", self.bridge)
         _ip("link", "set", self.bridge, "up")
+        self._let_bridge_forward()
+
+    def _let_bridge_forward(self):
+        """Where br_netfilter is loaded (Docker loads it, and sets the
+        FORWARD policy to DROP), frames between two ports of a bridge go
+        through iptables' FORWARD chain: let this bridge's through."""
+        if not os.path.exists("/proc/sys/net/bridge/bridge-nf-call-iptables") \
+                or not shutil.which("iptables"):
+            return
+        rule = ["FORWARD", "-i", self.bridge, "-o", self.bridge, "-j",
+                "ACCEPT"]
+        subprocess.run(["iptables", "-I"] + rule, check=True,
+                       capture_output=True, timeout=30)
+        self.forward_rule = rule
 
     def add_host(self, name, octet):
         """A namespace for host name at subnet.octet; its name."""
@@ -162,6 +177,10 @@ class Network:
         for ns in reversed(self.namespaces):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         self.namespaces = []
+        if self.forward_rule:
+            subprocess.run(["iptables", "-D"] + self.forward_rule,
+                           capture_output=True)
+            self.forward_rule = None
         if self.bridge_made:
             subprocess.run(["ip", "link", "del", self.bridge],
                            capture_output=True)

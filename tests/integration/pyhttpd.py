@@ -179,6 +179,10 @@ class HttpdBase:
     def local_request(self, path, data=None, headers=None, timeout=10):
         raise NotImplementedError
 
+    def command_line_marker(self):
+        """A string on httpd's command line that code must never learn."""
+        raise NotImplementedError
+
     def status_auto(self):
         """mod_pyexec's lines of /server-status?auto, as a dict (every test
         server enables the status page for loopback clients)."""
@@ -278,6 +282,9 @@ class Httpd(HttpdBase):
     @property
     def pid_file(self):
         return os.path.join(self.root, "httpd.pid")
+
+    def command_line_marker(self):
+        return self.root + "/conf"
 
     @property
     def sockdir(self):

@@ -1772,7 +1772,7 @@ def judge(server, world, payload):
         "the planted secret": world.secret,
         "the test process's environment": ENV_CANARY,
         "another session's canary": server.canary_value,
-        "httpd's command line (config path)": server.h.root + "/conf",
+        "httpd's command line": server.h.command_line_marker(),
         "/etc/passwd content": "root:x:0:0",
     }
     if payload.passwd:
