@@ -103,7 +103,7 @@ static const char *camel(apr_pool_t *p, const char *name)
 }
 
 static void status_auto(request_rec *r, const snapshot_t *sn,
-                        const char *layers)
+                        const char *layers, const char *missing)
 {
     ap_rprintf(r, "PyExecSessionsLive: %u\n", sn->live);
     ap_rprintf(r, "PyExecSessionsMax: %u\n", sn->max_sessions);
@@ -128,6 +128,7 @@ static void status_auto(request_rec *r, const snapshot_t *sn,
                    counter(sn, i));
     }
     ap_rprintf(r, "PyExecSandbox: %s\n", layers);
+    ap_rprintf(r, "PyExecSandboxUnavailable: %s\n", missing);
 }
 
 static void row(request_rec *r, const char *name, const char *value)
@@ -137,7 +138,7 @@ static void row(request_rec *r, const char *name, const char *value)
 }
 
 static void status_html(request_rec *r, const snapshot_t *sn,
-                        const char *layers)
+                        const char *layers, const char *missing)
 {
     apr_pool_t *p = r->pool;
 
@@ -168,13 +169,15 @@ static void status_html(request_rec *r, const snapshot_t *sn,
             apr_psprintf(p, "%" APR_UINT64_T_FMT, counter(sn, i)));
     }
     row(r, "Sandbox layers", ap_escape_html(p, layers));
+    row(r, "Sandbox layers this host cannot give", ap_escape_html(p, missing));
     ap_rputs("</table>\n", r);
 }
 
 int pyexec_status_hook(request_rec *r, int flags)
 {
     snapshot_t sn;
-    char layers[256];
+    char layers[256], missing[256];
+    const char *unavailable;
 
     if (pyexec_state.conf.front) {
         /* a front has no table: what it is, for whoever reads the page */
@@ -193,11 +196,15 @@ int pyexec_status_hook(request_rec *r, int flags)
         return OK;              /* not running here: nothing to show */
     }
     pyexec_layers_format(sn.layers, layers, sizeof(layers));
+    pyexec_layers_format(PYEXEC_LAYERS_ALL & ~sn.layers, missing,
+                         sizeof(missing));
+    /* no helper has said what it holds yet (or every one refused) */
+    unavailable = !sn.layers ? "unknown" : missing[0] ? missing : "none";
     if (flags & AP_STATUS_SHORT) {
-        status_auto(r, &sn, layers[0] ? layers : "none");
+        status_auto(r, &sn, layers[0] ? layers : "none", unavailable);
     }
     else {
-        status_html(r, &sn, layers[0] ? layers : "none");
+        status_html(r, &sn, layers[0] ? layers : "none", unavailable);
     }
     return OK;
 }

@@ -143,6 +143,12 @@ REQUEST_READ_TIMEOUT = ("header=20-40,MinRate=500 "
 
 LOOPBACK = "127.0.0.1"
 
+# every sandbox layer, by the name the status page and the log give it
+# (pyexec_layers_format() in pyexec_protocol.c)
+SANDBOX_LAYERS = ("seccomp", "landlock", "landlock-net", "landlock-scope",
+                  "mountns", "userns", "netns", "pidns", "ipcns", "utsns",
+                  "no-new-privs", "unprivileged", "rlimits")
+
 
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

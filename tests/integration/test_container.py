@@ -293,6 +293,12 @@ def test_every_layer_is_active(request, sandboxed):
         or apparmor_denies_mount(sandboxed), said[-1]
     assert "seccomp.json" not in said[-1]
     assert "PYX00233" not in logs
+    # and the status page names as unavailable only what the host lacks
+    # too (none here; the mount namespace where AppArmor denies mount)
+    lacking = set(sandboxed.status_auto()["PyExecSandboxUnavailable"]
+                  .split()) - {"none"}
+    assert lacking == set(pyhttpd.SANDBOX_LAYERS) - inside, lacking
+    assert not lacking & expected_namespaces(sandboxed), lacking
     caps = sandboxed.inspect("{{.HostConfig.CapAdd}} {{.HostConfig."
                              "Privileged}}")
     assert caps in ("[] false", "<no value> false"), caps

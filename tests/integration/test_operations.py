@@ -151,6 +151,11 @@ def test_status_auto_counts_what_happened(own):
     assert int(s["PyExecHelpersSpawned"]) >= 6
     assert s["PyExecRateLimited"] == "0"
     assert "seccomp" in s["PyExecSandbox"] and "netns" in s["PyExecSandbox"]
+    # together the two lines name every layer, each once
+    held = s["PyExecSandbox"].split()
+    lacking = s["PyExecSandboxUnavailable"].split()
+    assert lacking == ["none"] or not set(held) & set(lacking), s
+    assert len(set(held) | set(lacking) - {"none"}) == len(pyhttpd.SANDBOX_LAYERS), s
     assert s["PyExecSessionsMax"] == "100"
 
 
