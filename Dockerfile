@@ -52,7 +52,8 @@ ENV PYEXEC_TIMEOUT=2 \
     PYEXEC_SPARE_HELPERS=4 \
     PYEXEC_IDLE_TIMEOUT=600 \
     PYEXEC_RATE_LIMIT="5/s 20" \
-    PYEXEC_ALLOW_MODULES="numpy pandas matplotlib"
+    PYEXEC_ALLOW_MODULES="numpy pandas matplotlib" \
+    PYEXEC_STATUS_FROM="127.0.0.1 ::1"
 
 COPY docker/pyexec-container.conf /etc/apache2/conf-available/
 COPY docker/pyexec-foreground /usr/local/bin/

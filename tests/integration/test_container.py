@@ -52,6 +52,9 @@ SANDBOXED_ENV = {
     "PYEXEC_RATE_LIMIT": "off",
     "PYEXEC_MAX_CLIENT_SESSIONS": "off",
     "PYEXEC_MAX_CODE_SIZE": "16K",
+    # the status page through the published port (the docker-proxy
+    # connects from the bridge's side)
+    "PYEXEC_STATUS_FROM": "127.0.0.1 172.16.0.0/12",
     "PYEXEC_TEST_ENV_CANARY": test_escape.ENV_CANARY,
 }
 
@@ -302,6 +305,17 @@ def test_every_layer_is_active(request, sandboxed):
     caps = sandboxed.inspect("{{.HostConfig.CapAdd}} {{.HostConfig."
                              "Privileged}}")
     assert caps in ("[] false", "<no value> false"), caps
+
+
+def test_the_status_page_is_for_whom_the_environment_says(sandboxed,
+                                                         defaults):
+    """PYEXEC_STATUS_FROM opens /server-status to the published port's
+    clients; by default only the container's loopback may read it."""
+    r = requests.get(sandboxed.url + "/server-status?auto", timeout=10)
+    assert r.status_code == 200 and "PyExecSandbox: " in r.text, r.text
+    r = requests.get(defaults.url + "/server-status?auto", timeout=10)
+    assert r.status_code == 403, r.text
+    assert defaults.local_request("/server-status?auto")[0] == 200
 
 
 def test_the_healthcheck_turns_healthy(sandboxed):
