@@ -44,6 +44,14 @@ def _apxs(var):
                           capture_output=True, text=True).stdout.strip()
 
 
+HTDOCS = os.path.join(REPO, "htdocs")
+
+
+def httpd_moddir():
+    """Where httpd's own modules are (apxs's LIBEXECDIR)."""
+    return _apxs("LIBEXECDIR")
+
+
 def wait_for(pred, timeout=10, step=0.05):
     """pred()'s first true value within timeout seconds, or its last
     (false) one."""
@@ -269,12 +277,12 @@ class Httpd(HttpdBase):
         self.execute_location = execute_location
         self.httpd = os.environ.get("HTTPD") or os.path.join(
             _apxs("SBINDIR"), _apxs("PROGNAME"))
-        self.moddir = _apxs("LIBEXECDIR")
+        self.moddir = httpd_moddir()
         # /tmp, not the build tree: when httpd starts as root its workers
         # run as www-data and must reach the sockets and htdocs
         self.root = tempfile.mkdtemp(prefix="pyexec-httpd-")
         os.chmod(self.root, 0o755)
-        self.htdocs = os.path.join(REPO, "htdocs")
+        self.htdocs = HTDOCS
         self.proc = None
 
     @property

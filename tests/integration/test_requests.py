@@ -163,7 +163,7 @@ def test_error_bodies_are_json_objects(client):
 def fenced(request):
     """<Directory> forbids the document root; <Location> forbids one URL
     that is also handled by pyexec."""
-    htdocs = pyhttpd.Httpd().htdocs
+    htdocs = pyhttpd.HTDOCS
     return start(request, extra_conf="""
 <Directory "%s">
     Require all denied
@@ -222,7 +222,7 @@ Alias "/files" "{root}"
 <Directory "{root}/private">
     Require all denied
 </Directory>
-""".format(moddir=pyhttpd.Httpd().moddir, root=root))
+""".format(moddir=pyhttpd.httpd_moddir(), root=root))
     # the control: a file the walk allows is served through the rewrite
     r = requests.get(srv.url + "/execute/public/data.txt", timeout=10)
     assert (r.status_code, r.text) == (200, "public data\n")
