@@ -276,15 +276,17 @@ def _setns(fd):
 class Container(pyhttpd.HttpdBase):
     """One container of the image, its port 80 published on a free
     loopback port. seccomp: the profile's path, or None for Docker's
-    default; volumes: host directories it sees at the same path."""
+    default; volumes: host directories it sees at the same path. With a
+    port, one started otherwise (by docker-compose), named by its id."""
 
-    def __init__(self, d, name, seccomp=None, env=None, volumes=()):
+    def __init__(self, d, name, seccomp=None, env=None, volumes=(),
+                 port=None):
         self.d = d
-        self.name = "%s-%d" % (name, os.getpid())
+        self.name = name
         self.seccomp = seccomp
         self.env = dict(env or {})
         self.volumes = list(volumes)
-        self.port = pyhttpd.free_port()
+        self.port = port or pyhttpd.free_port()
         self.url = "http://%s:%d" % (pyhttpd.LOOPBACK, self.port)
         # on httpd's command line (the entry point passes its arguments
         # on): what a payload must not learn
@@ -355,15 +357,9 @@ class Container(pyhttpd.HttpdBase):
     def local_request(self, path, data=None, headers=None, timeout=10):
         """(status, body) from a client on the container's loopback: the
         operators' pages answer no other."""
-        cmd = ["curl", "-sS", "-m", str(timeout), "-w", "\n%{http_code}"]
-        for k, v in (headers or {}).items():
-            cmd += ["-H", "%s: %s" % (k, v)]
-        if data is not None:
-            cmd += ["--data-raw", data]
-        r = self.exec(*(cmd + ["http://localhost" + path]),
-                      timeout=timeout + 10)
-        body, _, status = r.stdout.rpartition("\n")
-        return int(status), body
+        return pyhttpd.curl_request(
+            lambda argv: self.exec(*argv, timeout=timeout + 10).stdout,
+            "http://localhost" + path, data, headers, timeout)
 
     @contextlib.contextmanager
     def netns(self):

@@ -158,6 +158,19 @@ SANDBOX_LAYERS = ("seccomp", "landlock", "landlock-net", "landlock-scope",
                   "no-new-privs", "unprivileged", "rlimits")
 
 
+def curl_request(run, url, data=None, headers=None, timeout=10):
+    """(status, body) of a GET of url, or a POST of the string data, made
+    by curl where run(argv) runs it and returns its output: in a network
+    namespace, or a container, whose loopback is its own."""
+    cmd = ["curl", "-sS", "-m", str(timeout), "-w", "\n%{http_code}"]
+    for k, v in (headers or {}).items():
+        cmd += ["-H", "%s: %s" % (k, v)]
+    if data is not None:
+        cmd += ["--data-raw", data]
+    body, _, status = run(cmd + [url]).rpartition("\n")
+    return int(status), body
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((LOOPBACK, 0))
@@ -516,23 +529,20 @@ DirectoryIndex index.html
         a network namespace, its loopback is its own, so the request is
         made from inside it (by curl)."""
         url = "http://%s:%d%s" % (LOOPBACK, self.port, path)
-        headers = dict(headers or {})
         if not self.netns:
             import requests
             r = requests.request("GET" if data is None else "POST", url,
-                                 data=data, headers=headers, timeout=timeout)
+                                 data=data, headers=headers or {},
+                                 timeout=timeout)
             return r.status_code, r.text
-        cmd = ["curl", "-sS", "-m", str(timeout), "-w", "\n%{http_code}"]
-        for k, v in headers.items():
-            cmd += ["-H", "%s: %s" % (k, v)]
-        if data is not None:
-            cmd += ["--data-raw", data]
-        r = subprocess.run(self.in_netns(cmd + [url]), capture_output=True,
-                           text=True, timeout=timeout + 5)
-        if r.returncode != 0:
-            raise RuntimeError("curl %s: %s" % (url, r.stderr))
-        body, _, status = r.stdout.rpartition("\n")
-        return int(status), body
+
+        def run(argv):
+            r = subprocess.run(self.in_netns(argv), capture_output=True,
+                               text=True, timeout=timeout + 5)
+            if r.returncode != 0:
+                raise RuntimeError("curl %s: %s" % (url, r.stderr))
+            return r.stdout
+        return curl_request(run, url, data, headers, timeout)
 
     def signal(self, action, wait=True, timeout=15):
         old = self.main_pid()

@@ -194,7 +194,8 @@ def running(request, c):
 @pytest.fixture(scope="module")
 def sandboxed(request, dockerd, image, shared):
     """With the shipped profile, and nothing else added."""
-    return running(request, Container(dockerd, "pyexec-profile",
+    return running(request, Container(dockerd,
+                                      "pyexec-profile-%d" % os.getpid(),
                                       seccomp=PROFILE, env=SANDBOXED_ENV,
                                       volumes=[shared]))
 
@@ -203,7 +204,8 @@ def sandboxed(request, dockerd, image, shared):
 def defaults(request, dockerd, image):
     """Docker's default seccomp profile; no module allowed, so that the
     entry point runs without PYEXEC_WITH_MODULES."""
-    return running(request, Container(dockerd, "pyexec-defaults",
+    return running(request, Container(dockerd,
+                                      "pyexec-defaults-%d" % os.getpid(),
                                       env={"PYEXEC_ALLOW_MODULES": ""}))
 
 
@@ -302,8 +304,11 @@ def test_every_layer_is_active(request, sandboxed):
                   .split()) - {"none"}
     assert lacking == set(pyhttpd.SANDBOX_LAYERS) - inside, lacking
     assert not lacking & expected_namespaces(sandboxed), lacking
-    caps = sandboxed.inspect("{{.HostConfig.CapAdd}} {{.HostConfig."
-                             "Privileged}}")
+    assert_no_privilege_added(sandboxed)
+
+
+def assert_no_privilege_added(c):
+    caps = c.inspect("{{.HostConfig.CapAdd}} {{.HostConfig.Privileged}}")
     assert caps in ("[] false", "<no value> false"), caps
 
 
@@ -344,25 +349,12 @@ def test_the_compose_file_runs_with_every_layer(dockerd, image):
         compose("up", "-d", "--build", timeout=900)
         cid = compose("ps", "-q", "pyexec").stdout.strip()
         assert cid
-        c = Client(type("Published", (), {
-            "url": "http://%s:%d" % (pyhttpd.LOOPBACK, port)}))
-        def answers():
-            try:
-                return c.post({"code": "pass"}, timeout=10).status_code \
-                    == 200
-            except requests.RequestException:
-                return False    # docker-proxy up, httpd not yet
-        assert wait_for(answers, timeout=60, step=0.3)
-        assert c.run("print(6 * 7)")["stdout"] == "42\n"
-        status = dockerd.docker("exec", cid, "curl", "-sS",
-                                "http://localhost/server-status?auto").stdout
-        layers = [l for l in status.splitlines()
-                  if l.startswith("PyExecSandbox: ")]
-        assert layers and NAMESPACE_LAYERS - {"mountns"} <= \
-            set(layers[0].split()[1:]), status
-        assert dockerd.docker("inspect", "-f", "{{.HostConfig.Privileged}} "
-                              "{{.HostConfig.CapAdd}}", cid).stdout.strip() \
-            in ("false []", "false <no value>")
+        c = Container(dockerd, cid, port=port)
+        c.wait_ready()
+        assert Client(c).run("print(6 * 7)")["stdout"] == "42\n"
+        assert expected_namespaces(c) <= \
+            set(c.status_auto()["PyExecSandbox"].split())
+        assert_no_privilege_added(c)
     finally:
         compose("down", "--rmi", "local", check=False, timeout=120)
 
