@@ -93,32 +93,36 @@ static apr_status_t kept_body_filter(ap_filter_t *f, apr_bucket_brigade *bb,
     return APR_SUCCESS;
 }
 
-/* Read the body, up to limit bytes, into a kept brigade that the filter
- * gives back, and a flat copy in *buf to look for the id in. *whole is
- * 1 if that was all of it. OK, or the status for a body that could not
- * be read (a client too slow, a broken chunk). */
-static int keep_body(request_rec *r, apr_size_t limit, char **buf,
-                     apr_size_t *len, int *whole)
+static apr_status_t prefix_cleanup(void *prefix)
+{
+    pyexec_body_prefix_clear(prefix);
+    return APR_SUCCESS;
+}
+
+/* Read the body into a kept brigade that the filter gives back, until
+ * its end or until more than limit bytes came; the first limit bytes,
+ * flat, in *prefix (freed with r->pool) to look for the id in. OK, or
+ * the status for a body that could not be read (a client too slow, a
+ * broken chunk). */
+static int keep_body(request_rec *r, apr_size_t limit,
+                     pyexec_body_prefix_t **prefix, int *whole)
 {
     kept_body_t *k = apr_pcalloc(r->pool, sizeof(*k));
+    pyexec_body_prefix_t *p = apr_palloc(r->pool, sizeof(*p));
     apr_bucket_brigade *bb = apr_brigade_create(r->pool,
                                                 r->connection->bucket_alloc);
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
-    apr_off_t declared;
-    apr_size_t got = 0, cap = 16384;
+    apr_off_t declared = 0;
     int seen_eos = 0, status = OK;
-    char *b;
 
-    /* what the client says it sends, or a little at first: a body
-     * without a length gets room as it comes */
-    if (cl && ap_parse_strict_length(&declared, cl) && declared >= 0) {
-        cap = (apr_off_t)limit < declared ? limit : (apr_size_t)declared;
+    if (!cl || !ap_parse_strict_length(&declared, cl) || declared < 0) {
+        declared = 0;
     }
-    cap = cap < 1024 ? 1024 : cap;      /* and never 0: it doubles */
-    cap = cap < limit ? cap : limit;
-    b = apr_palloc(r->pool, cap + 1);
+    pyexec_body_prefix_init(p, limit, (uint64_t)declared);
+    apr_pool_cleanup_register(r->pool, p, prefix_cleanup,
+                              apr_pool_cleanup_null);
     k->kept = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    while (status == OK && !seen_eos && got <= limit) {
+    while (status == OK && !seen_eos && !pyexec_body_prefix_over(p)) {
         apr_status_t rv = ap_get_brigade(r->input_filters, bb,
                                          AP_MODE_READBYTES, APR_BLOCK_READ,
                                          HUGE_STRING_LEN);
@@ -130,7 +134,7 @@ static int keep_body(request_rec *r, apr_size_t limit, char **buf,
         while (status == OK && !APR_BRIGADE_EMPTY(bb)) {
             apr_bucket *e = APR_BRIGADE_FIRST(bb);
             const char *data;
-            apr_size_t n, take;
+            apr_size_t n;
 
             if (APR_BUCKET_IS_EOS(e)) {
                 seen_eos = 1;
@@ -141,20 +145,10 @@ static int keep_body(request_rec *r, apr_size_t limit, char **buf,
                     status = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
                     break;
                 }
-                take = got < limit ? (n < limit - got ? n : limit - got) : 0;
-                if (got + take > cap) {
-                    char *nb;
-
-                    while (cap < got + take) {
-                        cap *= 2;
-                    }
-                    cap = cap < limit ? cap : limit;
-                    nb = apr_palloc(r->pool, cap + 1);
-                    memcpy(nb, b, got);
-                    b = nb;
+                if (pyexec_body_prefix_add(p, data, n) != 0) {
+                    status = HTTP_INTERNAL_SERVER_ERROR;
+                    break;
                 }
-                memcpy(b + got, data, take);
-                got += n;
             }
             /* kept past this read: its bytes may live in a buffer the
              * connection reuses */
@@ -169,9 +163,8 @@ static int keep_body(request_rec *r, apr_size_t limit, char **buf,
     }
     /* from now on, mod_proxy's reads start with what was read here */
     ap_add_input_filter(KEPT_BODY_FILTER, k, r, r->connection);
-    *whole = seen_eos && got <= limit;
-    *buf = b;
-    *len = got < limit ? got : limit;
+    *whole = seen_eos && !pyexec_body_prefix_over(p);
+    *prefix = p;
     return status;
 }
 
@@ -269,8 +262,7 @@ static body_t body_session(request_rec *r, const char **route, int *status)
 {
     const pyexec_conf_t *c = &pyexec_state.conf;
     pyexec_request_t req;
-    char *buf;
-    apr_size_t len;
+    pyexec_body_prefix_t *prefix;
     int whole;
     body_t what = BODY_UNREAD;
 
@@ -280,12 +272,13 @@ static body_t body_session(request_rec *r, const char **route, int *status)
         return BODY_UNREAD;
     }
     *status = keep_body(r, pyexec_request_body_max((size_t)c->max_code),
-                        &buf, &len, &whole);
+                        &prefix, &whole);
     if (*status != OK || !whole) {
         return BODY_UNREAD;
     }
     /* no limit on the code here: the backend holds the session's own */
-    if (pyexec_request_parse(buf, len, (size_t)-1, &req) == 0) {
+    if (pyexec_request_parse(prefix->data ? prefix->data : "", prefix->len,
+                             (size_t)-1, &req) == 0) {
         what = req.has_id ? BODY_SESSION : BODY_NEW;
         *route = apr_pstrdup(r->pool, req.route);
         pyexec_request_clear(&req);

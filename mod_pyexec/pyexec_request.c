@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "pyexec_io.h"
 #include "pyexec_protocol.h"
 #include "pyexec_request.h"
 
@@ -236,6 +237,65 @@ void pyexec_request_clear(pyexec_request_t *req)
     free(req->stdin_text);
     req->stdin_text = NULL;
     req->stdin_len = 0;
+}
+
+/* --- the first bytes of a body ---------------------------------------- */
+
+/* a body without a length gets room as it comes */
+#define PREFIX_FIRST_UNDECLARED 16384
+#define PREFIX_FIRST_MIN 1024
+
+void pyexec_body_prefix_init(pyexec_body_prefix_t *b, size_t limit,
+                             uint64_t declared)
+{
+    size_t first = declared ? (declared < limit ? (size_t)declared : limit)
+                            : PREFIX_FIRST_UNDECLARED;
+
+    memset(b, 0, sizeof(*b));
+    b->limit = limit;
+    first = first < PREFIX_FIRST_MIN ? PREFIX_FIRST_MIN : first;
+    b->first = first < limit ? first : limit;
+}
+
+int pyexec_body_prefix_add(pyexec_body_prefix_t *b, const char *bytes,
+                           size_t n)
+{
+    size_t take = b->len < b->limit ? b->limit - b->len : 0;
+
+    take = n < take ? n : take;
+    if (take > 0 && b->len + take > b->cap) {
+        size_t cap = b->cap ? b->cap : b->first;
+        char *data;
+
+        while (cap < b->len + take) {
+            cap = cap > b->limit / 2 ? b->limit : cap * 2;
+        }
+        data = pyexec_io_alloc(cap + 1);
+        if (!data) {
+            return -1;
+        }
+        if (b->len > 0) {
+            memcpy(data, b->data, b->len);
+        }
+        pyexec_io_free(b->data);
+        b->data = data;
+        b->cap = cap;
+    }
+    if (take > 0) {
+        memcpy(b->data + b->len, bytes, take);
+        b->len += take;
+        b->data[b->len] = '\0';
+    }
+    b->seen += n;
+    return 0;
+}
+
+void pyexec_body_prefix_clear(pyexec_body_prefix_t *b)
+{
+    pyexec_io_free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+    b->seen = 0;
 }
 
 /* --- the answer -------------------------------------------------------- */

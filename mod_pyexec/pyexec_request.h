@@ -39,6 +39,32 @@ void pyexec_request_clear(pyexec_request_t *req);
  * escapes may take six bytes per source byte. */
 #define pyexec_request_body_max(max_code) ((max_code) * 6 + 4096)
 
+/* The first `limit` bytes of a request body, in one flat buffer that
+ * grows as the body arrives in pieces (from the size the client
+ * declared, by doubling); bytes past the limit are counted, never kept.
+ * The front gathers this much to find a session id in a body it passes
+ * on whole. */
+typedef struct {
+    char *data;         /* pyexec_io_alloc()ed, NUL terminated; NULL
+                         * until the first byte is kept */
+    size_t len;         /* bytes kept: never more than limit */
+    size_t cap;         /* data holds cap + 1 bytes */
+    size_t limit;
+    size_t first;       /* the first buffer's size */
+    uint64_t seen;      /* every byte offered, kept or not */
+} pyexec_body_prefix_t;
+
+/* declared: the Content-Length, or 0 when the client sent none. */
+void pyexec_body_prefix_init(pyexec_body_prefix_t *b, size_t limit,
+                             uint64_t declared);
+/* Keep what still fits of n more bytes and count all n: 0, or -1 when
+ * out of memory (b is then as before the call). */
+int pyexec_body_prefix_add(pyexec_body_prefix_t *b, const char *bytes,
+                           size_t n);
+/* 1 once more bytes came than the limit keeps. */
+#define pyexec_body_prefix_over(b) ((b)->seen > (uint64_t)(b)->limit)
+void pyexec_body_prefix_clear(pyexec_body_prefix_t *b);
+
 /* 1 if a Content-Type is JSON: application/json or application/...+json,
  * with any parameters. */
 int pyexec_json_media_type(const char *ct);

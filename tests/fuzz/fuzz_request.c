@@ -6,7 +6,9 @@
  * is a bug; so is an answer that is not valid JSON, or (for output that
  * is valid UTF-8) one that differs from what jansson writes. The same
  * bytes as a query go through the redaction of ids, which must leave
- * nothing shaped like an id and never lengthen the text.
+ * nothing shaped like an id and never lengthen the text. And the same
+ * bytes arriving in pieces (their sizes taken from the bytes) must leave
+ * the front's body prefix holding exactly their first bytes.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,6 +35,29 @@ static void redact_query(const uint8_t *data, size_t size)
     free(in);
 }
 
+static void gather_prefix(const uint8_t *data, size_t size)
+{
+    pyexec_body_prefix_t b;
+    size_t at = 0, limit = size ? data[0] * 7u + 1 : 1;
+
+    pyexec_body_prefix_init(&b, limit, size > 1 ? data[1] * 13u : 0);
+    while (at < size) {
+        size_t n = 1 + data[at] % 97u;
+
+        n = n < size - at ? n : size - at;
+        if (pyexec_body_prefix_add(&b, (const char *)data + at, n) != 0) {
+            abort();
+        }
+        at += n;
+    }
+    if (b.seen != size || b.len != (size < limit ? size : limit)
+        || b.len > b.cap || b.cap > limit
+        || (b.len && (memcmp(b.data, data, b.len) || b.data[b.len]))) {
+        abort();
+    }
+    pyexec_body_prefix_clear(&b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     pyexec_request_t req;
@@ -40,6 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *back;
 
     redact_query(data, size);
+    gather_prefix(data, size);
     if (pyexec_request_parse((const char *)data, size, 64 * 1024, &req) == 0) {
         /* a parsed request is what we said it is */
         if (strlen(req.code) != req.code_len) {

@@ -1017,6 +1017,141 @@ START_TEST(test_error_message_is_valid_utf8)
 }
 END_TEST
 
+/* --- the first bytes of a body ----------------------------------------- */
+
+/* A body whose bytes say where they are: byte i is 'a' + i % 23. */
+static char *numbered(size_t n)
+{
+    char *b = malloc(n);
+
+    ck_assert_ptr_nonnull(b);
+    for (size_t i = 0; i < n; i++) {
+        b[i] = (char)('a' + i % 23);
+    }
+    return b;
+}
+
+/* Offer the next bytes of `body` (from b->seen on) in pieces of the
+ * given sizes; after each, b holds the body's first bytes, at most the
+ * limit, and has counted every byte offered. */
+static void offer(pyexec_body_prefix_t *b, const char *body,
+                  const size_t *pieces, size_t count)
+{
+    size_t at = (size_t)b->seen;
+
+    for (size_t i = 0; i < count; i++) {
+        ck_assert_int_eq(pyexec_body_prefix_add(b, body + at, pieces[i]), 0);
+        at += pieces[i];
+        ck_assert_uint_eq(b->seen, at);
+        ck_assert_uint_eq(b->len, at < b->limit ? at : b->limit);
+        ck_assert_uint_le(b->len, b->cap);
+        ck_assert_uint_le(b->cap, b->limit);
+        if (b->len > 0) {
+            ck_assert_int_eq(memcmp(b->data, body, b->len), 0);
+            ck_assert_int_eq(b->data[b->len], '\0');
+        }
+    }
+}
+
+static void assert_kept(const pyexec_body_prefix_t *b, size_t len,
+                        uint64_t seen, int over)
+{
+    ck_assert_uint_eq(b->len, len);
+    ck_assert_uint_eq(b->seen, seen);
+    ck_assert_int_eq(pyexec_body_prefix_over(b), over);
+}
+
+START_TEST(test_prefix_stops_at_the_limit)
+{
+    /* the front's case: a read that crosses the limit and brings more
+     * pieces after the one that crossed it (the front once copied all
+     * of them into a buffer of the limit's size) */
+    const size_t pieces[] = {3000, 1900, 8000, 192, 6000, 1};
+    char *body = numbered(19093);
+    pyexec_body_prefix_t b;
+
+    pyexec_body_prefix_init(&b, 5000, 19093);
+    offer(&b, body, pieces, sizeof(pieces) / sizeof(pieces[0]));
+    ck_assert_uint_eq(b.cap, 5000);
+    assert_kept(&b, 5000, 19093, 1);
+    pyexec_body_prefix_clear(&b);
+    ck_assert_ptr_null(b.data);
+    ck_assert_uint_eq(b.len, 0);
+    ck_assert_uint_eq(b.seen, 0);
+    pyexec_body_prefix_clear(&b);
+    free(body);
+}
+END_TEST
+
+START_TEST(test_prefix_exactly_the_limit_is_not_over)
+{
+    const size_t pieces[] = {2500, 2500};
+    char *body = numbered(5001);
+    pyexec_body_prefix_t b;
+
+    pyexec_body_prefix_init(&b, 5000, 5000);
+    offer(&b, body, pieces, 2);
+    ck_assert_uint_eq(b.len, 5000);
+    ck_assert_int_eq(pyexec_body_prefix_over(&b), 0);
+    ck_assert_int_eq(pyexec_body_prefix_add(&b, body + 5000, 1), 0);
+    assert_kept(&b, 5000, 5001, 1);
+    pyexec_body_prefix_clear(&b);
+    free(body);
+}
+END_TEST
+
+START_TEST(test_prefix_grows_as_the_body_comes)
+{
+    size_t pieces[60];
+    char *body = numbered(60000);
+    pyexec_body_prefix_t b;
+
+    for (size_t i = 0; i < 60; i++) {
+        pieces[i] = 1000;
+    }
+    /* no length declared: room for 16 KiB, doubled, never past the
+     * limit */
+    pyexec_body_prefix_init(&b, 50000, 0);
+    offer(&b, body, pieces, 16);
+    ck_assert_uint_eq(b.cap, 16384);
+    offer(&b, body, pieces, 1);
+    ck_assert_uint_eq(b.cap, 32768);
+    pyexec_body_prefix_clear(&b);
+    pyexec_body_prefix_init(&b, 50000, 0);
+    offer(&b, body, pieces, 60);
+    ck_assert_uint_eq(b.cap, 50000);
+    ck_assert_uint_eq(b.len, 50000);
+    pyexec_body_prefix_clear(&b);
+    /* a length that was short of the truth: the buffer grows anyway */
+    pyexec_body_prefix_init(&b, 50000, 100);
+    offer(&b, body, pieces, 3);
+    ck_assert_uint_eq(b.cap, 4096);
+    pyexec_body_prefix_clear(&b);
+    free(body);
+}
+END_TEST
+
+START_TEST(test_prefix_empty_and_tiny)
+{
+    const size_t pieces[] = {0, 4, 0, 20};
+    char *body = numbered(24);
+    pyexec_body_prefix_t b;
+
+    pyexec_body_prefix_init(&b, 5000, 0);
+    ck_assert_int_eq(pyexec_body_prefix_add(&b, body, 0), 0);
+    ck_assert_ptr_null(b.data);
+    ck_assert_int_eq(pyexec_body_prefix_over(&b), 0);
+    pyexec_body_prefix_clear(&b);
+    /* a limit under the smallest first buffer */
+    pyexec_body_prefix_init(&b, 10, 24);
+    offer(&b, body, pieces, 4);
+    ck_assert_uint_eq(b.cap, 10);
+    assert_kept(&b, 10, 24, 1);
+    pyexec_body_prefix_clear(&b);
+    free(body);
+}
+END_TEST
+
 Suite *request_suite(void)
 {
     Suite *s = suite_create("request");
@@ -1050,6 +1185,13 @@ Suite *request_suite(void)
     tcase_add_test(tc, test_parse_id_bad_shape);
     tcase_add_test(tc, test_parse_duplicate_keys);
     tcase_add_test(tc, test_parse_nul_in_code);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("body prefix");
+    tcase_add_test(tc, test_prefix_stops_at_the_limit);
+    tcase_add_test(tc, test_prefix_exactly_the_limit_is_not_over);
+    tcase_add_test(tc, test_prefix_grows_as_the_body_comes);
+    tcase_add_test(tc, test_prefix_empty_and_tiny);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("utf8");
