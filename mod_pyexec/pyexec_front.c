@@ -163,6 +163,11 @@ static int keep_body(request_rec *r, apr_size_t limit,
     }
     /* from now on, mod_proxy's reads start with what was read here */
     ap_add_input_filter(KEPT_BODY_FILTER, k, r, r->connection);
+    /* With an input filter in the way mod_proxy no longer trusts the
+     * Content-Length and spools a body longer than 16 KiB to a
+     * temporary file to count it. Ours gives back the very bytes, held
+     * here already: have it stream them to the backend, chunked. */
+    apr_table_setn(r->subprocess_env, "proxy-sendchunked", "1");
     *whole = seen_eos && !pyexec_body_prefix_over(p);
     *prefix = p;
     return status;
@@ -261,6 +266,9 @@ typedef enum {
 static body_t body_session(request_rec *r, const char **route, int *status)
 {
     const pyexec_conf_t *c = &pyexec_state.conf;
+    apr_size_t limit = pyexec_request_body_max((size_t)c->max_code);
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_off_t declared;
     pyexec_request_t req;
     pyexec_body_prefix_t *prefix;
     int whole;
@@ -271,8 +279,14 @@ static body_t body_session(request_rec *r, const char **route, int *status)
                                               "Content-Type"))) {
         return BODY_UNREAD;
     }
-    *status = keep_body(r, pyexec_request_body_max((size_t)c->max_code),
-                        &prefix, &whole);
+    if (cl && ap_parse_strict_length(&declared, cl)
+        && declared > (apr_off_t)limit) {
+        /* longer than the front reads, by the client's own word: not
+         * read at all, so that mod_proxy streams it as it comes and the
+         * backend refuses it by its length or takes it */
+        return BODY_UNREAD;
+    }
+    *status = keep_body(r, limit, &prefix, &whole);
     if (*status != OK || !whole) {
         return BODY_UNREAD;
     }
