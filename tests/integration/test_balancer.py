@@ -411,9 +411,10 @@ def test_a_body_crossing_the_fronts_limit_in_one_read_arrives_whole(
     body still reaches the backend byte for byte and no child of the
     front dies. (The front once grew its copy to the limit and copied
     everything read into it there, kilobytes past the end: bodies came
-    out spliced, workers crashed.) The client stops short of the limit
-    and then sends the rest at once, so that the front's next read
-    takes two full buffers of it."""
+    out spliced, workers crashed.) The body is chunked, so the front
+    reads it (one with a longer Content-Length it leaves alone), and the
+    client stops short of the limit and then sends the rest at once: the
+    front's next read takes two full buffers of it."""
     rng = random.Random(16)
     host, port = cluster.url.split("//")[1].rsplit(":", 1)
     shape = json.dumps({"code": 's = "%s"\nprint(len(s), sum(map(ord, s)))'})
@@ -426,11 +427,13 @@ def test_a_body_crossing_the_fronts_limit_in_one_read_arrives_whole(
         try:
             conn.putrequest("POST", "/execute")
             conn.putheader("Content-Type", "application/json")
-            conn.putheader("Content-Length", str(len(body)))
+            conn.putheader("Transfer-Encoding", "chunked")
             conn.endheaders()
-            conn.send(body[:FRONT_BODY_MAX - short])
-            time.sleep(0.2)
-            conn.send(body[FRONT_BODY_MAX - short:])
+            for part in (body[:FRONT_BODY_MAX - short],
+                         body[FRONT_BODY_MAX - short:]):
+                conn.send(b"%x\r\n%s\r\n" % (len(part), part))
+                time.sleep(0.2)
+            conn.send(b"0\r\n\r\n")
             r = conn.getresponse()
             answer = r.read().decode()
         finally:
