@@ -219,6 +219,15 @@ class HttpdBase:
         return dict(line.split(": ", 1) for line in text.splitlines()
                     if line.startswith("PyExec"))
 
+    def reported_status(self, timeout=15):
+        """status_auto() once a helper has told the supervisor its sandbox
+        layers (before, PyExecSandbox says none and PyExecSandboxUnavailable
+        unknown: a helper's socket, which wait_spares() sees, exists
+        before the helper is ready)."""
+        return wait_for(lambda: (lambda s: s if s["PyExecSandboxUnavailable"]
+                                 != "unknown" else None)(self.status_auto()),
+                        timeout=timeout)
+
     def supervisor_pid(self, table=None):
         """The httpd parent's child that parents the helpers, or None."""
         table = table if table is not None else process_table()

@@ -284,8 +284,8 @@ def test_every_layer_is_active(request, sandboxed):
     """The layers the container's helpers hold are those this host's own
     helpers hold: all of them, namespaces included, with no capability
     added."""
-    on_host = set(start(request).status_auto()["PyExecSandbox"].split())
-    inside = set(sandboxed.status_auto()["PyExecSandbox"].split())
+    on_host = set(start(request).reported_status()["PyExecSandbox"].split())
+    inside = set(sandboxed.reported_status()["PyExecSandbox"].split())
     assert expected_namespaces(sandboxed) <= inside, inside
     assert inside == on_host - (NAMESPACE_LAYERS
                                 - expected_namespaces(sandboxed)), \
@@ -353,7 +353,7 @@ def test_the_compose_file_runs_with_every_layer(dockerd, image):
         c.wait_ready()
         assert Client(c).run("print(6 * 7)")["stdout"] == "42\n"
         assert expected_namespaces(c) <= \
-            set(c.status_auto()["PyExecSandbox"].split())
+            set(c.reported_status()["PyExecSandbox"].split())
         assert_no_privilege_added(c)
     finally:
         compose("down", "--rmi", "local", check=False, timeout=120)
