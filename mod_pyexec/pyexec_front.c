@@ -99,25 +99,20 @@ static apr_status_t prefix_cleanup(void *prefix)
     return APR_SUCCESS;
 }
 
-/* Read the body into a kept brigade that the filter gives back, until
- * its end or until more than limit bytes came; the first limit bytes,
- * flat, in *prefix (freed with r->pool) to look for the id in. OK, or
- * the status for a body that could not be read (a client too slow, a
- * broken chunk). */
-static int keep_body(request_rec *r, apr_size_t limit,
+/* Read the body (declared: its Content-Length, 0 if none) into a kept
+ * brigade that the filter gives back, until its end or until more than
+ * limit bytes came; the first limit bytes, flat, in *prefix (freed with
+ * r->pool) to look for the id in. OK, or the status for a body that
+ * could not be read (a client too slow, a broken chunk). */
+static int keep_body(request_rec *r, apr_size_t limit, apr_off_t declared,
                      pyexec_body_prefix_t **prefix, int *whole)
 {
     kept_body_t *k = apr_pcalloc(r->pool, sizeof(*k));
     pyexec_body_prefix_t *p = apr_palloc(r->pool, sizeof(*p));
     apr_bucket_brigade *bb = apr_brigade_create(r->pool,
                                                 r->connection->bucket_alloc);
-    const char *cl = apr_table_get(r->headers_in, "Content-Length");
-    apr_off_t declared = 0;
     int seen_eos = 0, status = OK;
 
-    if (!cl || !ap_parse_strict_length(&declared, cl) || declared < 0) {
-        declared = 0;
-    }
     pyexec_body_prefix_init(p, limit, (uint64_t)declared);
     apr_pool_cleanup_register(r->pool, p, prefix_cleanup,
                               apr_pool_cleanup_null);
@@ -268,7 +263,7 @@ static body_t body_session(request_rec *r, const char **route, int *status)
     const pyexec_conf_t *c = &pyexec_state.conf;
     apr_size_t limit = pyexec_request_body_max((size_t)c->max_code);
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
-    apr_off_t declared;
+    apr_off_t declared = 0;
     pyexec_request_t req;
     pyexec_body_prefix_t *prefix;
     int whole;
@@ -279,14 +274,16 @@ static body_t body_session(request_rec *r, const char **route, int *status)
                                               "Content-Type"))) {
         return BODY_UNREAD;
     }
-    if (cl && ap_parse_strict_length(&declared, cl)
-        && declared > (apr_off_t)limit) {
+    if (!cl || !ap_parse_strict_length(&declared, cl) || declared < 0) {
+        declared = 0;   /* none, or one HTTP_IN refuses as we read */
+    }
+    if (declared > (apr_off_t)limit) {
         /* longer than the front reads, by the client's own word: not
          * read at all, so that mod_proxy streams it as it comes and the
          * backend refuses it by its length or takes it */
         return BODY_UNREAD;
     }
-    *status = keep_body(r, limit, &prefix, &whole);
+    *status = keep_body(r, limit, declared, &prefix, &whole);
     if (*status != OK || !whole) {
         return BODY_UNREAD;
     }

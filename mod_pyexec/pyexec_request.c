@@ -263,7 +263,8 @@ int pyexec_body_prefix_add(pyexec_body_prefix_t *b, const char *bytes,
     size_t take = b->len < b->limit ? b->limit - b->len : 0;
 
     take = n < take ? n : take;
-    if (take > 0 && b->len + take > b->cap) {
+    if (b->len + take > b->cap) {
+        /* only with take > 0: len never passes the limit, nor cap */
         size_t cap = b->cap ? b->cap : b->first;
         char *data;
 
